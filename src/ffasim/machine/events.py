@@ -1,0 +1,100 @@
+"""The one interface through which the model reports what the checker must see.
+
+Every lock operation, atomic, world switch, guest-reachable memory access, allocation and
+hypercall boundary calls a method of the machine's ``EventSink``. The default sink does nothing
+(and costs one method call); the checker installs a sink that schedules vCPUs at these points,
+injects faults and runs its monitors (loom's ``branch``, shuttle's ``switch``).
+
+Contract for a scheduling sink:
+
+- ``point(kind, key, write)`` is called *before* the operation it names, and may switch to
+  another vCPU. ``key`` identifies the object (a lock, an atomic, a frame number, ``"spmc"``);
+  two points conflict when their keys are equal and at least one writes.
+- ``block(lock)`` is called when the current context must wait for ``lock``: a scheduling sink
+  disables the context until ``released(lock)`` and returns when it runs again (the caller then
+  retries). A sequential sink raises ``Deadlock``: nothing else can ever release the lock.
+- ``fault(site, choices)`` returns ``None`` to run normally, or one of ``choices`` to inject.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import Deadlock
+
+if TYPE_CHECKING:
+    from .locks import Lockable
+    from .memory import Frame
+
+
+# Kinds of scheduling point.
+LOCK = "lock"
+ATOMIC = "atomic"
+MEM = "mem"
+SMC = "smc"
+GUARDED = "guarded"
+
+
+class EventSink:
+    """Receives the model's events. This base class ignores them and never schedules."""
+
+    # -- scheduling -------------------------------------------------------------------------
+    def point(self, kind: str, key: object, write: bool) -> None:
+        """A scheduling point before an operation on ``key``."""
+
+    def block(self, lock: Lockable) -> None:
+        """The current context cannot take ``lock``; wait until it may retry."""
+        raise Deadlock(
+            f"{lock.machine.current} waits forever for {lock.name} held by {lock.describe_holder()}"
+        )
+
+    def acquired(self, lock: Lockable) -> None:
+        """``lock`` was just taken by the current context."""
+
+    def released(self, lock: Lockable) -> None:
+        """``lock`` was just released by the current context."""
+
+    # -- faults -----------------------------------------------------------------------------
+    def fault(self, site: str, choices: tuple[int, ...]) -> int | None:
+        """Whether to inject a failure at ``site``; ``None`` runs the code as written."""
+        return None
+
+    # -- memory -----------------------------------------------------------------------------
+    def mem_access(self, party: str, frame: Frame, offset: int, size: int, write: bool) -> None:
+        """``party`` read or wrote ``size`` bytes at ``offset`` of ``frame``."""
+
+    def page_alloc(self, frame: Frame) -> None:
+        """``frame`` was just allocated."""
+
+    def page_free(self, frame: Frame) -> None:
+        """``frame`` is about to be freed (its grants are still visible)."""
+
+    def guarded_access(self, field: Any, write: bool) -> None:
+        """A declared shared field was read or written."""
+
+    # -- calls ------------------------------------------------------------------------------
+    def call(self, layer: str, caller: str, args: tuple[int, ...]) -> None:
+        """A call enters ``layer`` (``"hvc"``: guest to hypervisor, ``"smc"``: to the SPMC,
+        ``"sp"``: SPMC to a partition)."""
+
+    def ret(self, layer: str, caller: str, result: tuple[int, ...]) -> None:
+        """The matching call returns ``result``."""
+
+    def log(self, ctx: str, text: str) -> None:
+        """A log line of the modelled software (Xen's printk, the SPMC's dlog)."""
+
+
+class RecordingSink(EventSink):
+    """Keeps calls, returns and log lines in order: what ``ffasim run`` prints."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str, tuple[int, ...] | str]] = []
+
+    def call(self, layer: str, caller: str, args: tuple[int, ...]) -> None:
+        self.events.append(("call", layer, caller, args))
+
+    def ret(self, layer: str, caller: str, result: tuple[int, ...]) -> None:
+        self.events.append(("ret", layer, caller, result))
+
+    def log(self, ctx: str, text: str) -> None:
+        self.events.append(("log", "log", ctx, text))
