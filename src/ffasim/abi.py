@@ -297,7 +297,7 @@ MASK32: Final = 0xFFFFFFFF
 
 
 def regs(*values: int) -> Regs:
-    """An 18-register tuple from ``x0, x1, ...``; missing registers are 0, values masked to 64 bits."""
+    """An 18-register tuple from ``x0, x1, ...``: missing registers 0, values masked to 64 bits."""
     if len(values) > NUM_REGS:
         raise ValueError(f"at most {NUM_REGS} registers, got {len(values)}")
     return tuple(v & MASK64 for v in values) + (0,) * (NUM_REGS - len(values))
@@ -364,7 +364,7 @@ def uuid_from_regs32(w1: int, w2: int, w3: int, w4: int) -> bytes:
 
 
 def uuid_to_regs64(u: str | bytes | _uuid.UUID) -> tuple[int, int]:
-    """x_lo/x_hi of the SMC64 forms (DIRECT_REQ2, PARTITION_INFO_GET_REGS): bytes [0..7], [8..15] LE."""
+    """x_lo/x_hi of the SMC64 forms (DIRECT_REQ2, _GET_REGS): bytes [0..7], [8..15], LE."""
     b = _uuid_bytes(u)
     return int.from_bytes(b[:8], "little"), int.from_bytes(b[8:], "little")
 

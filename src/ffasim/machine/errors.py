@@ -35,7 +35,7 @@ class AccessFault(Exception):
         self.why = why
 
 
-def ASSERT(cond: object, what: str = "") -> None:  # noqa: N802 - Xen's name, on purpose
+def ASSERT(cond: object, what: str = "") -> None:  # Xen's name, on purpose
     """Xen's ``ASSERT``: a false condition panics the hypervisor."""
     if not cond:
         raise HypervisorPanic(f"Assertion '{what}' failed" if what else "Assertion failed")

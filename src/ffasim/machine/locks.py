@@ -73,9 +73,7 @@ def spin_unlock(lock: Spinlock) -> None:
     m = lock.machine
     m.sink.point(LOCK, lock, True)
     if lock.holder != m.current:
-        raise HypervisorPanic(
-            f"{m.current} unlocks {lock.name} held by {lock.describe_holder()}"
-        )
+        raise HypervisorPanic(f"{m.current} unlocks {lock.name} held by {lock.describe_holder()}")
     lock.holder = None
     m.held.remove(lock)
     m.sink.released(lock)
@@ -138,7 +136,9 @@ def write_unlock(lock: RwLock) -> None:
     m = lock.machine
     m.sink.point(LOCK, lock, True)
     if lock.writer != m.current:
-        raise HypervisorPanic(f"{m.current} write-unlocks {lock.name} held by {lock.describe_holder()}")
+        raise HypervisorPanic(
+            f"{m.current} write-unlocks {lock.name} held by {lock.describe_holder()}"
+        )
     lock.writer = None
     m.held.remove(lock)
     m.sink.released(lock)

@@ -67,9 +67,11 @@ class Frame:
 
     def __repr__(self) -> str:
         who = self.owner or "free"
-        extra = f" +{sorted(p for p, n in self.grants.items() if n)}" if any(
-            self.grants.values()
-        ) else ""
+        extra = (
+            f" +{sorted(p for p, n in self.grants.items() if n)}"
+            if any(self.grants.values())
+            else ""
+        )
         return f"<frame 0x{self.mfn:x} {who}{extra}{' ' + self.tag if self.tag else ''}>"
 
 
