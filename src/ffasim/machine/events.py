@@ -83,6 +83,11 @@ class EventSink:
     def log(self, ctx: str, text: str) -> None:
         """A log line of the modelled software (Xen's printk, the SPMC's dlog)."""
 
+    def violation(self, kind: str, message: str) -> None:
+        """A component saw a rule of the protocol broken that it survives but the checker must
+        report: ``kind`` is a finding kind (``"ownership"``, ``"isolation"``, ...). For example
+        the SPMC refusing FFA_RX_RELEASE from a hypervisor that does not own its RX buffer."""
+
 
 class RecordingSink(EventSink):
     """Keeps calls, returns and log lines in order: what ``ffasim run`` prints."""
