@@ -27,6 +27,7 @@ from .locks import spin_unlock as spin_unlock
 from .locks import write_lock as write_lock
 from .locks import write_unlock as write_unlock
 from .machine import Machine as Machine
+from .machine import Thread as Thread
 from .memory import PAGE_SHIFT as PAGE_SHIFT
 from .memory import PAGE_SIZE as PAGE_SIZE
 from .memory import Frame as Frame

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 from .events import EventSink
 from .locks import RwLock, Spinlock
 from .memory import (
@@ -47,3 +50,11 @@ class Machine:
             elif (lock.writer == ctx or ctx in lock.readers) and lock not in out:
                 out.append(lock)
         return out
+
+
+class Thread(NamedTuple):
+    """A body of code that runs as context ``name`` (``"d0v1"``, ``"toolstack"``...): one vCPU's
+    work in a scenario, interleaved with the others by the checker."""
+
+    name: str
+    body: Callable[[], None]
