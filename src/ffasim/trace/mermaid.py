@@ -1,0 +1,91 @@
+"""A trace as a Mermaid ``sequenceDiagram``: what to paste in an issue or a review.
+
+Participants are the contexts (vCPUs such as ``d0v0``, then ``boot``, ``toolstack``, ``sri``...)
+in order of appearance, then ``Xen``, the ``SPMC`` and the partitions it calls. A guest's
+hypercall is an arrow from its vCPU to Xen; an SMC an arrow from Xen (or from the partition that
+issues it) to the SPMC, labelled with the context it runs on; results come back as dashed
+arrows. Lock operations, blocking, injected faults and violations are notes on the context;
+the finding is a red box.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .. import abi
+from ._common import Event, call_regs, call_text
+
+NOTE_KINDS: dict[str, str] = {
+    "lock": "lock",
+    "unlock": "unlock",
+    "block": "waits for",
+    "fault": "fault",
+    "violation": "violation",
+}
+"""Events shown as notes on their context, with the word that introduces them."""
+
+FINDING_COLOUR = "rgb(255, 215, 215)"
+
+
+def _clean(text: str) -> str:
+    """Make ``text`` safe inside a Mermaid message or note (no statement breaks, no markup)."""
+    text = text.replace("#", "#35;").replace(";", ",").replace("\n", " ")
+    return text.replace("<", "#lt;").replace(">", "#gt;").replace("%%", "% %")
+
+
+def _sp_participant(regs: tuple[int, ...]) -> str:
+    """The partition a direct request or framework message targets (``sp8001``)."""
+    return f"sp{abi.ffa_receiver(regs[1]):04x}"
+
+
+def render_mermaid(trace: Sequence[Event]) -> str:
+    """``trace`` as a ``sequenceDiagram``."""
+    contexts: list[str] = []
+    partitions: list[str] = []
+    body: list[str] = []
+    stacks: dict[str, list[tuple[str, str]]] = {}
+
+    def ctx(name: str) -> str:
+        if name not in contexts:
+            contexts.append(name)
+        return name
+
+    for ev in trace:
+        cr = call_regs(ev)
+        if cr is not None:
+            layer, regs = cr
+            stack = stacks.setdefault(ev.thread, [])
+            if ev.kind == "call":
+                if layer == "hvc":
+                    src, dst = ctx(ev.thread), "Xen"
+                    label = call_text(layer, regs)
+                elif layer == "sp":
+                    src, dst = "SPMC", _sp_participant(regs)
+                    if dst not in partitions:
+                        partitions.append(dst)
+                    label = f"[{ev.thread}] {call_text(layer, regs)}"
+                else:  # smc: from Xen, or from the partition that is running
+                    caller = stack[-1][1] if stack and stack[-1][1].startswith("sp") else "Xen"
+                    src, dst = caller, "SPMC"
+                    label = f"[{ev.thread}] {call_text(layer, regs)}"
+                stack.append((src, dst))
+                body.append(f"    {src}->>{dst}: {_clean(label)}")
+            else:
+                src, dst = stack.pop() if stack else ("Xen", "SPMC")
+                label = abi.describe(regs)
+                if src != ev.thread:
+                    label = f"[{ev.thread}] {label}"
+                body.append(f"    {dst}-->>{src}: {_clean(label)}")
+            continue
+        if ev.kind in NOTE_KINDS:
+            body.append(
+                f"    Note over {ctx(ev.thread)}: {NOTE_KINDS[ev.kind]} {_clean(ev.detail)}"
+            )
+        elif ev.kind == "finding":
+            body.append(f"    rect {FINDING_COLOUR}")
+            body.append(f"    Note over {ctx(ev.thread)},Xen: {_clean(ev.detail)}")
+            body.append("    end")
+    head = ["sequenceDiagram"]
+    for name in [*contexts, "Xen", "SPMC", *partitions]:
+        head.append(f"    participant {name}")
+    return "\n".join(head + body) + "\n"
