@@ -1,0 +1,34 @@
+"""The checker's monitors: each judges the events of one execution and reports findings of
+one kind (see :data:`ffasim.check.monitor.FINDING_KINDS`).
+
+``assertion``, ``deadlock`` and ``crash`` come from the scheduler itself (an exception or every
+context blocked); the rest from the monitors here. :func:`default_monitors` builds a fresh set
+for one execution (monitors keep per-execution state, so the explorer calls it every time).
+"""
+
+from __future__ import annotations
+
+from ..monitor import Monitor
+from .double_fetch import DoubleFetchMonitor as DoubleFetchMonitor
+from .isolation import IsolationMonitor as IsolationMonitor
+from .leak import ProblemsMonitor as ProblemsMonitor
+from .lock_leak import LockLeakMonitor as LockLeakMonitor
+from .ownership import OwnershipMonitor as OwnershipMonitor
+from .race import RaceMonitor as RaceMonitor
+from .violations import ViolationMonitor as ViolationMonitor
+
+MONITORS: dict[str, type[Monitor]] = {
+    "lock-leak": LockLeakMonitor,
+    "ownership": OwnershipMonitor,
+    "data-race": RaceMonitor,
+    "double-fetch": DoubleFetchMonitor,
+    "isolation": IsolationMonitor,
+    "leak": ProblemsMonitor,
+    "violation": ViolationMonitor,
+}
+"""Every monitor by the finding kind it reports (``leak`` also reports ``spec``)."""
+
+
+def default_monitors() -> list[Monitor]:
+    """A fresh instance of every monitor, in a fixed order."""
+    return [cls() for cls in MONITORS.values()]

@@ -1,0 +1,186 @@
+"""data-race: two contexts touching the same shared state, at least one writing, with nothing
+ordering them.
+
+Happens-before is tracked with vector clocks (as Go's race detector and FastTrack do): a lock
+release publishes the releasing context's clock into the lock, a later acquire joins it; every
+atomic operation both joins and publishes (sequentially consistent, so atomics never race and
+order what surrounds them). Two accesses race when neither happens before the other.
+
+What is checked:
+
+- declared shared fields (:class:`~ffasim.machine.Guarded`): every read and write. A field with a
+  guard lock that is accessed without it races with any unordered conflicting access; a field
+  without a guard (published once, then read without a lock) races with any unordered write;
+- memory: the accesses of the hypervisor, the SPMC and the partitions to any frame, byte range by
+  byte range. Guests are not judged: their vCPUs owe the hypervisor no locking, and what a guest
+  can do to the hypervisor through racing writes is the double-fetch monitor's business.
+
+Only accesses by the checker's threads count: the single-threaded boot before them and the
+finish step after them are ordered with everything. The race is reported where it is detected
+(the second access), naming both accesses, once per field or frame.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ...machine import Frame
+from ...machine.locks import RwLock, Spinlock
+from ._base import CallTracking, frame_name, is_guest_party, span
+
+VectorClock = dict[str, int]
+
+HISTORY = 64
+"""Accesses kept per frame or field; older ones are forgotten (a bound on memory and time: a
+race is found as soon as both sides are within this window, which short scenarios always are)."""
+
+
+def _join(into: VectorClock, other: VectorClock) -> None:
+    for t, c in other.items():
+        if into.get(t, 0) < c:
+            into[t] = c
+
+
+class Access(NamedTuple):
+    thread: str
+    epoch: int  # the thread's own clock component at the access
+    offset: int
+    size: int
+    write: bool
+    where: str  # "d0v0 in FFA_PARTITION_INFO_GET"
+    party: str
+    locked: bool  # the field's guard was held (fields only)
+
+
+def _held(guard: Spinlock | RwLock, ctx: str, write: bool) -> bool:
+    if isinstance(guard, Spinlock):
+        return guard.holder == ctx
+    return guard.writer == ctx or (not write and ctx in guard.readers)
+
+
+class RaceMonitor(CallTracking):
+    """Vector-clock race detection over guarded fields and shared memory."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clocks: dict[str, VectorClock] = {}
+        self.sync: dict[object, VectorClock] = {}  # lock or atomic -> published clock
+        self.live: set[str] = set()
+        self.frames: dict[int, list[Access]] = {}
+        self.fields: dict[Any, list[Access]] = {}
+        self.reported: set[object] = set()
+
+    # -- happens-before ---------------------------------------------------------------------
+    def on_thread_start(self, thread: str) -> None:
+        self.live.add(thread)
+        self.clocks[thread] = {thread: 1}
+
+    def on_thread_end(self, thread: str) -> None:
+        self.live.discard(thread)
+
+    def _thread(self) -> str | None:
+        t = self.execution.current_thread
+        return t if t in self.live else None
+
+    def _release(self, t: str, key: object) -> None:
+        vc = self.clocks[t]
+        _join(self.sync.setdefault(key, {}), vc)
+        vc[t] += 1
+
+    def acquired(self, lock: object) -> None:
+        t = self._thread()
+        if t is not None and lock in self.sync:
+            _join(self.clocks[t], self.sync[lock])
+
+    def released(self, lock: object) -> None:
+        t = self._thread()
+        if t is not None:
+            self._release(t, lock)
+
+    def on_step(self, thread: str, kind: str, key: object, write: bool) -> None:
+        if kind != "atomic" or thread not in self.live:
+            return
+        if key in self.sync:
+            _join(self.clocks[thread], self.sync[key])
+        self._release(thread, key)
+
+    # -- accesses ---------------------------------------------------------------------------
+    def _check(self, history: list[Access], new: Access, vc: VectorClock) -> Access | None:
+        """The first earlier access of another context that conflicts with ``new``."""
+        end = new.offset + new.size
+        for old in history:
+            if old.thread == new.thread or not (old.write or new.write):
+                continue
+            if old.epoch <= vc.get(old.thread, 0):
+                continue  # ordered before us
+            if old.offset < end and new.offset < old.offset + old.size:
+                return old
+        history.append(new)
+        if len(history) > HISTORY:
+            del history[0]
+        return None
+
+    def guarded_access(self, field: Any, write: bool) -> None:
+        t = self._thread()
+        if t is None:
+            return
+        ctx = self.execution.machine.current
+        guard = getattr(field, "guard", None)
+        locked = guard is not None and _held(guard, ctx, write)
+        vc = self.clocks[t]
+        new = Access(t, vc[t], 0, 1, write, self.where(ctx), "xen", locked)
+        old = self._check(self.fields.setdefault(field, []), new, vc)
+        if old is None or field in self.reported:
+            return
+        self.reported.add(field)
+        name = getattr(field, "name", repr(field))
+        if guard is not None:
+            rule = f"guarded by {guard.name}"
+            unlocked = [a.thread for a in (old, new) if not a.locked]
+            how = f"; {' and '.join(unlocked)} did not hold it" if unlocked else ""
+        else:
+            rule, how = "published once, read without a lock", ""
+        self.report(
+            "data-race",
+            f"{name} ({rule}): {_verb(new)} by {new.where} races with {_verb(old)} by "
+            f"{old.where}{how}",
+            threads=(old.thread, new.thread),
+            calls=_calls(old, new),
+        )
+
+    def mem_access(self, party: str, frame: Frame, offset: int, size: int, write: bool) -> None:
+        if is_guest_party(party):
+            return
+        t = self._thread()
+        if t is None:
+            return
+        ctx = self.execution.machine.current
+        vc = self.clocks[t]
+        new = Access(t, vc[t], offset, size, write, self.where(ctx), party, False)
+        old = self._check(self.frames.setdefault(frame.mfn, []), new, vc)
+        if old is None or ("mfn", frame.mfn) in self.reported:
+            return
+        self.reported.add(("mfn", frame.mfn))
+        lo, hi = max(old.offset, offset), min(old.offset + old.size, offset + size)
+        self.report(
+            "data-race",
+            f"{span(lo, hi - lo)} of {frame_name(frame)}: {new.party} {_verb(new)} by "
+            f"{new.where} races with {old.party} {_verb(old)} by {old.where} (no lock or "
+            f"atomic orders them)",
+            threads=(old.thread, new.thread),
+            calls=_calls(old, new),
+        )
+
+    def page_alloc(self, frame: Frame) -> None:
+        self.frames.pop(frame.mfn, None)
+
+    def page_free(self, frame: Frame) -> None:
+        self.frames.pop(frame.mfn, None)
+
+
+def _verb(a: Access) -> str:
+    return "write" if a.write else "read"
+
+
+def _calls(*accesses: Access) -> tuple[str, ...]:
+    return tuple(a.where.replace(" in ", " ") for a in accesses if " in " in a.where)
