@@ -76,11 +76,18 @@ _unpack_emad16 = EMAD_V1_0.unpack_from
 _unpack_emad32 = EMAD_V1_2.unpack_from
 _unpack_tx10 = TRANSACTION_V1_0.unpack_from
 _unpack_tx11 = TRANSACTION_V1_1.unpack_from
+_pack_composite = COMPOSITE.pack_into
+_pack_constituent = CONSTITUENT.pack_into
+_pack_emad16 = EMAD_V1_0.pack_into
+_pack_emad32 = EMAD_V1_2.pack_into
+_pack_tx10 = TRANSACTION_V1_0.pack_into
+_pack_tx11 = TRANSACTION_V1_1.pack_into
 
 _Buffer = bytes | bytearray | memoryview
+_new = object.__new__
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Constituent:
     """One address range: a 4 KiB-aligned base address and a count of 4 KiB pages."""
 
@@ -88,7 +95,7 @@ class Constituent:
     page_count: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Composite:
     """A composite memory region: the total page count and the address ranges that make it."""
 
@@ -152,17 +159,24 @@ def _decode_composite(buf: _Buffer, off: int, end: int, strict: bool) -> Composi
     cons = []
     pages = 0
     c_off = off + 16
+    new = _new
+    cls = Constituent
     for _ in range(count):
         address, page_count, res = _unpack_constituent(buf, c_off)
-        if strict:
-            if address & 0xFFF:
-                raise invalid(
-                    f"address 0x{address:x} is not 4 KiB aligned", c_off, "constituent.address"
-                )
+        if strict and (address & 0xFFF or res):
             if res:
                 raise invalid("reserved field is not zero", c_off + 12, "constituent.reserved")
+            raise invalid(
+                f"address 0x{address:x} is not 4 KiB aligned", c_off, "constituent.address"
+            )
         pages += page_count
-        cons.append(Constituent(address, page_count))
+        # The hot path builds the frozen objects without their __init__ (which pays for a
+        # frozen-instance setattr per field); the result is indistinguishable.
+        c = new(cls)
+        d = c.__dict__
+        d["address"] = address
+        d["page_count"] = page_count
+        cons.append(c)
         c_off += 16
     if strict and pages != total:
         raise invalid(
@@ -170,10 +184,14 @@ def _decode_composite(buf: _Buffer, off: int, end: int, strict: bool) -> Composi
             off,
             "total_page_count",
         )
-    return Composite(total, tuple(cons))
+    comp = new(Composite)
+    d = comp.__dict__
+    d["total_page_count"] = total
+    d["constituents"] = tuple(cons)
+    return comp
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MemAccess:
     """One endpoint memory access descriptor (EMAD): who gets access, with what permissions.
 
@@ -195,7 +213,7 @@ def _emad_size_for(minor: int) -> int:
     return 32 if minor >= 2 else 16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MemTransaction:
     """A memory transaction descriptor: SHARE/LEND/DONATE, RETRIEVE_REQ or RETRIEVE_RESP.
 
@@ -267,18 +285,28 @@ class MemTransaction:
         Writes what it is given, valid or not, so that tests can build malformed descriptors;
         only values that do not fit their field raise (``struct.error``).
         """
-        minor = check_version(version)
-        eoff, esz, coff = self.layout(version)
+        minor = version & 0xFFFF if version >> 16 == 1 else check_version(version)
+        receivers = self.receivers
+        n = len(receivers)
+        esz: int = 16
+        eoff: int = _V1_0_HEADER
+        if minor:
+            esz = self.emad_size if self.emad_size is not None else (32 if minor >= 2 else 16)
+            eoff = self.emad_offset if self.emad_offset is not None else _V1_1_HEADER
+        coff = eoff + n * esz
         comp = self.composite
-        size = coff + (comp.size if comp is not None else 0)
-        out = bytearray(size)
-        n = len(self.receivers)
+        if comp is None:
+            out = bytearray(max(coff, _V1_1_HEADER if minor else _V1_0_HEADER))
+            fill = 0
+        else:
+            out = bytearray(max(coff, _V1_1_HEADER) + 16 + 16 * len(comp.constituents))
+            fill = coff
         if minor == 0:
-            TRANSACTION_V1_0.pack_into(
+            _pack_tx10(
                 out, 0, self.sender, self.attributes, 0, self.flags, self.handle, self.tag, 0, n
             )
         else:
-            TRANSACTION_V1_1.pack_into(
+            _pack_tx11(
                 out,
                 0,
                 self.sender,
@@ -293,28 +321,31 @@ class MemTransaction:
                 0,
             )
         off = eoff
-        fill = coff if comp is not None else 0
         if esz == 32:
-            pack32 = EMAD_V1_2.pack_into
-            for m in self.receivers:
-                pack32(
+            for m in receivers:
+                _pack_emad32(
                     out,
                     off,
                     m.receiver,
                     m.permissions,
                     m.flags,
                     m.composite_offset or fill,
-                    bytes(m.impdef),
+                    m.impdef,
                     0,
                 )
                 off += 32
         else:
-            pack16 = EMAD_V1_0.pack_into
-            for m in self.receivers:
-                pack16(out, off, m.receiver, m.permissions, m.flags, m.composite_offset or fill, 0)
+            for m in receivers:
+                _pack_emad16(
+                    out, off, m.receiver, m.permissions, m.flags, m.composite_offset or fill, 0
+                )
                 off += esz
         if comp is not None:
-            comp.encode_into(out, coff)
+            _pack_composite(out, coff, comp.total_page_count, len(comp.constituents), 0)
+            off = coff + 16
+            for c in comp.constituents:
+                _pack_constituent(out, off, c.address, c.page_count, 0)
+                off += 16
         return bytes(out)
 
     # -- decode ------------------------------------------------------------------------------
@@ -345,7 +376,7 @@ class MemTransaction:
             end = length
         else:
             raise invalid(f"length {length} exceeds the {n}-byte buffer", 0, "length")
-        minor = check_version(version)
+        minor = version & 0xFFFF if version >> 16 == 1 else check_version(version)
         if minor == 0:
             if end < _V1_0_HEADER:
                 raise invalid(f"{end} bytes is shorter than the 32-byte v1.0 header", 0, "header")
@@ -402,7 +433,7 @@ class MemTransaction:
             )
 
         receivers = []
-        seen = set()
+        seen: list[int] = []
         coff = 0
         off = eoff
         for i in range(count):
@@ -429,10 +460,17 @@ class MemTransaction:
                     off + 4,
                     "composite_offset",
                 )
-            if ep in seen:
+            if i and ep in seen:
                 raise invalid(f"receiver 0x{ep:04x} is listed twice", off, "receiver")
-            seen.add(ep)
-            receivers.append(MemAccess(ep, perm, eflags, c, impdef))
+            seen.append(ep)
+            m = _new(MemAccess)
+            d = m.__dict__
+            d["receiver"] = ep
+            d["permissions"] = perm
+            d["flags"] = eflags
+            d["composite_offset"] = c
+            d["impdef"] = impdef
+            receivers.append(m)
             off += esz
 
         composite = None
@@ -450,17 +488,18 @@ class MemTransaction:
                     "composite_offset",
                 )
             composite = _decode_composite(buf, coff, end, True)
-        return cls(
-            sender,
-            attr,
-            flags,
-            handle,
-            tag,
-            tuple(receivers),
-            composite,
-            emad_size,
-            emad_offset,
-        )
+        t = _new(cls)
+        d = t.__dict__
+        d["sender"] = sender
+        d["attributes"] = attr
+        d["flags"] = flags
+        d["handle"] = handle
+        d["tag"] = tag
+        d["receivers"] = tuple(receivers)
+        d["composite"] = composite
+        d["emad_size"] = emad_size
+        d["emad_offset"] = emad_offset
+        return t
 
 
 def retrieve_request(
@@ -494,7 +533,7 @@ def hyp_retrieve_request(handle: int) -> bytes:
     return bytes(out)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Relinquish:
     """The FFA_MEM_RELINQUISH descriptor (§3.8): handle, flags, the endpoints giving it back."""
 
