@@ -1,0 +1,140 @@
+"""The trace renderers on a hand-written trace: text listing, JSON round trip, Mermaid, Chrome."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from ffasim import abi
+from ffasim.trace import (
+    FORMATS,
+    from_json,
+    render,
+    render_chrome,
+    render_json,
+    render_mermaid,
+    render_text,
+)
+
+
+@dataclass(frozen=True)
+class Ev:
+    step: int
+    thread: str
+    kind: str
+    detail: str
+    data: tuple[Any, ...] = ()
+
+
+PIG = abi.regs(abi.FFA_PARTITION_INFO_GET)
+TRACE = [
+    Ev(0, "d0v0", "thread-start", "d0v0"),
+    Ev(1, "d0v0", "call", "hvc", ("hvc", PIG)),
+    Ev(2, "d0v0", "lock", "ffa_spmc_rx_lock"),
+    Ev(3, "d0v0", "call", "smc", ("smc", PIG)),
+    Ev(4, "d0v0", "ret", "smc", ("smc", abi.success(3, 24))),
+    Ev(5, "d1v0", "call", "hvc", ("hvc", PIG)),
+    Ev(6, "d1v0", "mem", "xen reads 0x80000"),
+    Ev(7, "d1v0", "finding", "assertion: Assertion '!spin_is_locked(&lock)' failed; boom"),
+]
+
+
+def test_text_lists_each_event_with_calls_named_and_nested() -> None:
+    out = render_text(TRACE)
+    lines = out.splitlines()
+    assert lines[1] == "     1  d0v0     call        hvc FFA_PARTITION_INFO_GET"
+    assert lines[2] == "     2  d0v0     lock          ffa_spmc_rx_lock"
+    assert lines[4] == "     4  d0v0     ret           smc -> FFA_SUCCESS_32(w2=0x3, w3=0x18)"
+    assert lines[-1].startswith("     7  d1v0     finding       !! assertion: Assertion")
+    assert "xen reads" not in out  # memory accesses are hidden by default
+    assert "xen reads" in render_text(TRACE, show_mem=True)
+
+
+def test_text_projection_keeps_one_context_and_the_finding() -> None:
+    out = render_text(TRACE, threads={"d0v0"})
+    assert "d1v0     call" not in out
+    assert "!! assertion" in out
+    assert render_text([]) == ""
+
+
+def test_json_is_valid_and_round_trips_to_the_same_listing() -> None:
+    doc = json.loads(render_json(TRACE))
+    assert doc["format"] == "ffasim-trace"
+    assert doc["events"][1]["text"] == "hvc FFA_PARTITION_INFO_GET"
+    assert doc["events"][1]["regs"][0] == abi.FFA_PARTITION_INFO_GET
+    back = from_json(render_json(TRACE))
+    assert render_text(back) == render_text(TRACE)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", r"^not a JSON trace: "),
+        ('{"format": "x"}', r'^not an ffasim trace \(expected "format": "ffasim-trace"\)$'),
+        ('{"format": "ffasim-trace", "events": [{}]}', r"^event 0 of the trace lacks "),
+    ],
+)
+def test_json_load_rejects_other_documents_in_one_line(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        from_json(text)
+
+
+def test_mermaid_is_a_sequence_diagram_with_calls_returns_notes_and_finding() -> None:
+    out = render_mermaid(TRACE)
+    lines = out.splitlines()
+    assert lines[0] == "sequenceDiagram"
+    assert lines[1:5] == [
+        "    participant d0v0",
+        "    participant d1v0",
+        "    participant Xen",
+        "    participant SPMC",
+    ]
+    assert "    d0v0->>Xen: FFA_PARTITION_INFO_GET" in lines
+    assert "    Note over d0v0: lock ffa_spmc_rx_lock" in lines
+    assert "    Xen->>SPMC: [d0v0] FFA_PARTITION_INFO_GET" in lines
+    assert "    SPMC-->>Xen: [d0v0] FFA_SUCCESS_32(w2=0x3, w3=0x18)" in lines
+    i = lines.index("    rect rgb(255, 215, 215)")
+    assert lines[i + 1].startswith("    Note over d1v0,Xen: assertion: Assertion")
+    assert ";" not in lines[i + 1]  # a semicolon would end the Mermaid statement
+    assert lines[i + 2] == "    end"
+
+
+def test_mermaid_partition_call_gets_its_own_participant() -> None:
+    req = abi.regs(abi.FFA_MSG_SEND_DIRECT_REQ_32, abi.pack_target(1, 0x8001))
+    trace = [
+        Ev(1, "d0v0", "call", "", ("sp", req)),
+        Ev(2, "d0v0", "ret", "", ("sp", abi.regs(abi.FFA_MSG_SEND_DIRECT_RESP_32))),
+    ]
+    out = render_mermaid(trace)
+    assert "participant sp8001" in out
+    assert "SPMC->>sp8001: [d0v0] FFA_MSG_SEND_DIRECT_REQ_32(w1=0x18001)" in out
+    assert "sp8001-->>SPMC: [d0v0] FFA_MSG_SEND_DIRECT_RESP_32" in out
+
+
+def test_chrome_trace_has_tracks_slices_and_instants() -> None:
+    doc = json.loads(render_chrome(TRACE))
+    events = doc["traceEvents"]
+    for e in events:
+        assert {"ph", "ts", "pid", "tid"} <= e.keys()
+    names = {e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert {"d0v0", "d1v0", "ffa_spmc_rx_lock"} <= names
+    slices = {e["name"]: e for e in events if e["ph"] == "X" and e["pid"] == 1}
+    smc = slices["smc FFA_PARTITION_INFO_GET"]
+    assert (smc["ts"], smc["dur"]) == (3, 2)
+    assert smc["args"]["result"] == "smc -> FFA_SUCCESS_32(w2=0x3, w3=0x18)"
+    hvc = slices["hvc FFA_PARTITION_INFO_GET"]
+    assert hvc["args"]["result"] == "(never returned)"
+    held = [e for e in events if e["ph"] == "X" and e["pid"] == 2]
+    assert [e["name"] for e in held] == ["d0v0 (never released)"]
+    instants = [e for e in events if e["ph"] == "i"]
+    assert any(e["name"].startswith("assertion:") and e["s"] == "g" for e in instants)
+
+
+def test_render_dispatches_on_format_and_rejects_unknown() -> None:
+    assert set(FORMATS) == {"text", "json", "mermaid", "chrome"}
+    assert render(TRACE, "mermaid") == render_mermaid(TRACE)
+    with pytest.raises(ValueError, match=r"^unknown trace format 'svg' \(expected one of: "):
+        render(TRACE, "svg")
