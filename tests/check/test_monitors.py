@@ -14,9 +14,9 @@ from ffasim.check.monitor import Finding, Monitor
 from ffasim.check.monitors import (
     DoubleFetchMonitor,
     IsolationMonitor,
+    LeakMonitor,
     LockLeakMonitor,
     OwnershipMonitor,
-    ProblemsMonitor,
     RaceMonitor,
     ViolationMonitor,
     default_monitors,
@@ -446,7 +446,7 @@ def test_ownership_vm_rx_write_judged_only_after_rx_acquire() -> None:
     assert "VM 0x1's RX buffer while the SPMC holds it FULL" in h.findings[0].message
 
 
-# -- violations, leaks, spec ------------------------------------------------------------------
+# -- violations, leaks ------------------------------------------------------------------
 
 
 def test_violation_of_other_kinds_keeps_its_kind() -> None:
@@ -459,26 +459,8 @@ def test_violation_of_other_kinds_keeps_its_kind() -> None:
     ]
 
 
-def test_problems_map_to_leak_and_spec_findings() -> None:
-    h = Harness(ProblemsMonitor())
-    h.problems = ["leak: 2 pages of d0 still referenced", "d1: FFA_VERSION answered 0x10001"]
-    h.finish()
-    assert [(f.kind, f.message) for f in h.findings] == [
-        ("leak", "2 pages of d0 still referenced"),
-        ("spec", "d1: FFA_VERSION answered 0x10001"),
-    ]
-
-
-def test_problems_spec_lines_are_not_reported_when_a_fault_was_injected() -> None:
-    h = Harness(ProblemsMonitor())
-    h.problems = ["leak: handle 0x1 left", "d0: PARTITION_INFO_GET failed"]
-    h.faults = [(3, "smc:FFA_PARTITION_INFO_GET", -6)]
-    h.finish()
-    assert [(f.kind, f.message) for f in h.findings] == [("leak", "handle 0x1 left")]
-
-
-def test_problems_lock_held_at_the_end_is_a_leak() -> None:
-    h = Harness(ProblemsMonitor())
+def test_leak_lock_held_at_the_end_is_reported() -> None:
+    h = Harness(LeakMonitor())
     lock = h.machine.spinlock("ffa_ctx_list_rwlock")
     with h.thread("timer"):
         spin_lock(lock)
@@ -498,7 +480,7 @@ def test_default_monitors_are_fresh_instances_of_every_monitor() -> None:
         "RaceMonitor",
         "DoubleFetchMonitor",
         "IsolationMonitor",
-        "ProblemsMonitor",
+        "LeakMonitor",
     }
 
 
@@ -513,3 +495,14 @@ def test_monitors_are_silent_on_a_clean_sequential_run(make: Callable[[], Monito
         spin_unlock(lock)
     h.end("d0v0")
     assert h.findings == []
+
+
+def test_leak_free_frame_still_granted_is_reported() -> None:
+    h = Harness(LeakMonitor())
+    tx = xen_frame(h, "ffa_spmc_tx")
+    grant(tx, "spmc")
+    h.machine.heap.free_page(tx)
+    h.finish()
+    assert [f.message for f in h.findings] == [
+        f"frame 0x{tx.mfn:x} (free) is free but still mapped by spmc"
+    ]

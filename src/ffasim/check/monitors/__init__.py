@@ -2,7 +2,8 @@
 one kind (see :data:`ffasim.check.monitor.FINDING_KINDS`).
 
 ``assertion``, ``deadlock`` and ``crash`` come from the scheduler itself (an exception or every
-context blocked); the rest from the monitors here. :func:`default_monitors` builds a fresh set
+context blocked), and the finish step's problem lines become ``leak`` and ``spec`` findings
+there too; the rest comes from the monitors here. :func:`default_monitors` builds a fresh set
 for one execution (monitors keep per-execution state, so the explorer calls it every time).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from ..monitor import Monitor
 from .double_fetch import DoubleFetchMonitor as DoubleFetchMonitor
 from .isolation import IsolationMonitor as IsolationMonitor
-from .leak import ProblemsMonitor as ProblemsMonitor
+from .leak import LeakMonitor as LeakMonitor
 from .lock_leak import LockLeakMonitor as LockLeakMonitor
 from .ownership import OwnershipMonitor as OwnershipMonitor
 from .race import RaceMonitor as RaceMonitor
@@ -23,10 +24,10 @@ MONITORS: dict[str, type[Monitor]] = {
     "data-race": RaceMonitor,
     "double-fetch": DoubleFetchMonitor,
     "isolation": IsolationMonitor,
-    "leak": ProblemsMonitor,
+    "leak": LeakMonitor,
     "violation": ViolationMonitor,
 }
-"""Every monitor by the finding kind it reports (``leak`` also reports ``spec``)."""
+"""Every monitor by the finding kind it reports."""
 
 
 def default_monitors() -> list[Monitor]:

@@ -1,15 +1,15 @@
-"""leak and spec: what the scenario's finish step (teardown and oracle) says is wrong, plus the
-checker's own end-of-execution checks.
+"""leak: what is left behind at the end of an execution, beyond what the scenario's finish step
+reports.
 
-The finish step returns problem lines: ``"leak: ..."`` for pages, references, handles or share
-states left after teardown, anything else for a guest-visible result its oracle rejects. When
-the execution injected a fault, results legitimately change (an SPMC answering DENIED makes the
-guest see DENIED), so spec lines are not reported then; leaks still are, since a failure path
-must clean up as well as a success path.
+The finish step (teardown and oracle) returns problem lines, which the execution itself turns
+into ``leak`` findings (``"leak: ..."``) and ``spec`` findings (the rest); the runner drops the
+spec lines of executions that injected a fault, since an injected SPMC error legitimately
+changes what guests see (see :func:`ffasim.check.runner.scenario_program`). This monitor adds
+the checks that need no oracle, after the finish step ran:
 
-The monitor's own checks at the end: locks still held by anyone (a leak of a lock that no
-hypercall return exposed, e.g. taken by the teardown timer), and frames still granted to a party
-while free (a mapping that outlived its page).
+- a lock still held by anyone (a leak no hypercall return exposed: taken by the teardown timer,
+  the toolstack or the SRI tasklet);
+- a frame that is free but still granted to a party (a mapping that outlived its page).
 """
 
 from __future__ import annotations
@@ -17,25 +17,19 @@ from __future__ import annotations
 from ._base import CallTracking, frame_name
 
 LEAK_PREFIX = "leak: "
+"""How the finish step's leak lines start (the rest are spec lines)."""
 
 
-class ProblemsMonitor(CallTracking):
-    """Turns the finish step's problem lines into leak and spec findings."""
+class LeakMonitor(CallTracking):
+    """End-of-execution checks for locks and mappings left behind."""
 
     def on_finish(self) -> None:
-        ex = self.execution
-        for line in list(getattr(ex, "problems", None) or ()):
-            if line.startswith(LEAK_PREFIX):
-                self.report("leak", line[len(LEAK_PREFIX) :])
-            elif not getattr(ex, "faults", None):
-                self.report("spec", line)
-        m = ex.machine
-        held = [lock for lock in m.held]
-        if held:
+        m = self.execution.machine
+        if m.held:
             self.report(
                 "leak",
                 "locks still held at the end: "
-                + ", ".join(f"{lock.name} by {lock.describe_holder()}" for lock in held),
+                + ", ".join(f"{lock.name} by {lock.describe_holder()}" for lock in m.held),
             )
         for mfn in sorted(m.mem.frames):
             f = m.mem.frames[mfn]

@@ -1,0 +1,329 @@
+"""Check a scenario end to end, and replay a saved schedule: what ``ffasim check`` and
+``ffasim replay`` run.
+
+:func:`check_scenario` loads a scenario, explores its interleavings (and injected faults) with
+a strategy and the default monitors, minimises each finding toward fewer preemptions and fewer
+steps, and saves its schedule to a new file under ``out_dir``. :func:`replay_file` runs a saved
+schedule again, decision for decision, and returns the execution with its trace.
+
+Everything a user can get wrong (a scenario name, a variant, a fault spec, a strategy, a
+schedule file) raises :class:`CheckError` (or the scenario's ``ScenarioError``, the schedule's
+``ScheduleError``), whose ``str()`` is one line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..machine import Machine, Thread
+from .faults import FaultPlan, FaultSpecError, parse_faults
+from .monitor import Finding
+from .monitors import default_monitors
+from .monitors.leak import LEAK_PREFIX
+from .schedule import Schedule
+
+STRATEGIES: tuple[str, ...] = ("dfs", "pct", "random")
+"""Strategy names ``--strategy`` accepts."""
+
+DEFAULT_BUDGET = 2000
+"""Executions per check when no budget is given: enough to exhaust the built-in two-vCPU
+scenarios under DPOR, small enough to answer in seconds."""
+
+DEFAULT_OUT_DIR = "ffasim-findings"
+
+PCT_DEPTH = 3
+"""PCT's bug depth d: finds every bug that needs at most d-1 ordering constraints with
+probability at least 1/(n*k^(d-1)) per execution."""
+
+
+class CheckError(ValueError):
+    """Bad input to a check or a replay; ``str()`` is one line for the user."""
+
+
+Program = Callable[[Machine], tuple[list[Thread], Callable[[], list[str]] | None]]
+
+
+@dataclass
+class FoundIssue:
+    """One finding of a check, with the minimised execution that shows it and its schedule."""
+
+    finding: Finding
+    result: Any  # ExecutionResult (minimised)
+    schedule: Schedule
+    path: Path | None
+
+    @property
+    def replay_command(self) -> str:
+        return f"ffasim replay {self.path}" if self.path is not None else ""
+
+    def to_json(self) -> dict[str, Any]:
+        f = self.finding
+        return {
+            "kind": f.kind,
+            "message": f.message,
+            "threads": list(f.threads),
+            "calls": list(f.calls),
+            "step": f.step,
+            "schedule": str(self.path) if self.path is not None else None,
+            "replay": self.replay_command,
+            "preemptions": getattr(self.result, "preemptions", None),
+            "steps": getattr(self.result, "steps", None),
+            "faults": [list(x) for x in getattr(self.result, "faults", [])],
+        }
+
+
+@dataclass
+class CheckReport:
+    """What a check did and found."""
+
+    scenario: str
+    variant: str
+    strategy: str
+    seed: int
+    faults: tuple[str, ...]
+    max_faults: int
+    budget: int | None
+    executions: int = 0
+    exhausted: bool = False
+    elapsed: float = 0.0
+    steps: int = 0
+    issues: list[FoundIssue] = field(default_factory=list)
+
+    @property
+    def found(self) -> bool:
+        return bool(self.issues)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "variant": self.variant,
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "faults": list(self.faults),
+            "max_faults": self.max_faults,
+            "budget": self.budget,
+            "executions": self.executions,
+            "exhausted": self.exhausted,
+            "elapsed": round(self.elapsed, 3),
+            "steps": self.steps,
+            "findings": [i.to_json() for i in self.issues],
+        }
+
+
+# -- building blocks --------------------------------------------------------------------------
+
+
+def load_scenario(spec: str) -> Any:
+    """The scenario named by ``spec`` (built-in name, .toml or .py path)."""
+    from ..scenario import load
+
+    return load(spec)
+
+
+def variant_names() -> list[str]:
+    """The mediator variants (``reference``, ``seed-v1``...)."""
+    from ..xen import variants
+
+    return list(variants.names())
+
+
+def resolve_variant(scenario: Any, variant: str | None) -> str:
+    """``variant`` (or the scenario's own, or ``reference``), checked against the known ones."""
+    name = variant or getattr(scenario, "variant", None) or "reference"
+    names = variant_names()
+    if name not in names:
+        raise CheckError(f"unknown variant '{name}' (known: {', '.join(names)})")
+    return name
+
+
+def scenario_program(scenario: Any, variant: str) -> Program:
+    """The checker's program for ``scenario`` under ``variant``: build the system on the
+    execution's machine, hand over the threads and the finish step (teardown and oracle).
+
+    When the execution injected a fault, the finish step's spec lines (guest-visible results
+    the oracle rejects) are dropped: an SPMC made to answer DENIED legitimately makes a guest
+    see DENIED. Its leak lines stay, since a failure path must clean up like any other.
+    """
+
+    def program(machine: Machine) -> tuple[list[Thread], Callable[[], list[str]] | None]:
+        inst = scenario.instantiate(variant, machine=machine)
+        # The ownership monitor reads the SPMC's mailbox states through the machine.
+        machine.system = inst.system  # type: ignore[attr-defined]
+
+        def finish() -> list[str]:
+            lines = list(inst.finish())
+            if getattr(machine.sink, "injected", None):
+                lines = [ln for ln in lines if ln.startswith(LEAK_PREFIX)]
+            return lines
+
+        return list(inst.threads), finish
+
+    return program
+
+
+def make_strategy(
+    name: str, *, seed: int = 0, preemption_bound: int | None = None, depth: int = PCT_DEPTH
+) -> Any:
+    """A fresh strategy by name: ``dfs`` (DPOR, optional preemption bound), ``pct``, ``random``."""
+    from . import strategies
+
+    # The explorer enforces the budget; the strategies' own execution caps are lifted.
+    if name == "dfs":
+        return strategies.DFSStrategy(preemption_bound=preemption_bound)
+    if name == "pct":
+        return strategies.PCTStrategy(seed=seed, depth=depth, executions=None)
+    if name == "random":
+        return strategies.RandomStrategy(seed=seed, executions=None)
+    raise CheckError(f"unknown strategy '{name}' (expected one of: {', '.join(STRATEGIES)})")
+
+
+def fault_plan(specs: Sequence[str] | None) -> FaultPlan | None:
+    try:
+        return parse_faults(list(specs) if specs else None)
+    except FaultSpecError as e:
+        raise CheckError(str(e)) from None
+
+
+def _scenario_ref(spec: str) -> str:
+    """How a schedule names its scenario: a built-in name as is, a file by absolute path (so
+    that ``ffasim replay`` works from any directory)."""
+    p = Path(spec)
+    if p.suffix in (".toml", ".py") and p.is_file():
+        return str(p.resolve())
+    return spec
+
+
+def _stem(scenario: str, variant: str, kind: str) -> str:
+    base = Path(scenario).stem if scenario.endswith((".toml", ".py")) else scenario
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{base}-{variant}-{kind}")
+    return safe
+
+
+def _same_kind(result: Any, kind: str) -> Finding | None:
+    for f in getattr(result, "findings", []):
+        if f.kind == kind:
+            return f
+    return None
+
+
+# -- the two entry points ---------------------------------------------------------------------
+
+
+def check_scenario(
+    scenario_spec: str = "default",
+    *,
+    variant: str | None = None,
+    strategy: str = "dfs",
+    budget: int | None = DEFAULT_BUDGET,
+    seed: int = 0,
+    faults: Sequence[str] | None = None,
+    max_faults: int = 1,
+    preemption_bound: int | None = None,
+    time_limit: float | None = None,
+    out_dir: str | os.PathLike[str] | None = DEFAULT_OUT_DIR,
+    progress: bool = False,
+    stop_on_first: bool = True,
+    minimise_findings: bool = True,
+) -> CheckReport:
+    """Explore ``scenario_spec`` under ``variant`` and report what the monitors find.
+
+    Each finding is minimised (fewer preemptions, then fewer steps and faults, same kind) and
+    its schedule saved under ``out_dir`` (``None``: not saved). Raises :class:`CheckError`,
+    ``ScenarioError`` for bad input; a finding is a result, not an exception.
+    """
+    from .explore import explore, minimise
+
+    if budget is not None and budget < 1:
+        raise CheckError(f"--budget must be at least 1, not {budget}")
+    if max_faults < 0:
+        raise CheckError(f"--max-faults must be 0 or more, not {max_faults}")
+    if preemption_bound is not None and preemption_bound < 0:
+        raise CheckError(f"--preemption-bound must be 0 or more, not {preemption_bound}")
+    if time_limit is not None and time_limit <= 0:
+        raise CheckError(f"--time-limit must be positive, not {time_limit}")
+    plan = fault_plan(faults)
+    strat = make_strategy(strategy, seed=seed, preemption_bound=preemption_bound)
+    scenario = load_scenario(scenario_spec)
+    var = resolve_variant(scenario, variant)
+    program = scenario_program(scenario, var)
+    specs = plan.specs if plan is not None else ()
+
+    explored = explore(
+        program,
+        strat,
+        monitors_factory=default_monitors,
+        budget=budget,
+        time_limit=time_limit,
+        stop_on_first=stop_on_first,
+        faults=plan,
+        max_faults=max_faults,
+        progress=progress,
+    )
+    report = CheckReport(
+        scenario=getattr(scenario, "name", scenario_spec),
+        variant=var,
+        strategy=strategy,
+        seed=seed,
+        faults=tuple(specs),
+        max_faults=max_faults,
+        budget=budget,
+        executions=explored.executions,
+        exhausted=explored.exhausted,
+        elapsed=explored.elapsed,
+        steps=explored.steps,
+    )
+    for finding, result in explored.findings:
+        shown, best = finding, result
+        if minimise_findings:
+            smaller = minimise(
+                program, result, default_monitors, faults=plan, max_faults=max_faults
+            )
+            again = _same_kind(smaller, finding.kind)
+            if again is not None:
+                shown, best = again, smaller
+        schedule = Schedule(
+            decisions=list(best.decisions),
+            scenario=_scenario_ref(scenario_spec),
+            variant=var,
+            strategy=strategy,
+            seed=seed,
+            faults=list(specs),
+            max_faults=max_faults,
+            finding=shown.summary(),
+        )
+        path = None
+        if out_dir is not None:
+            path = schedule.save_new(out_dir, _stem(report.scenario, var, shown.kind))
+        report.issues.append(FoundIssue(shown, best, schedule, path))
+    return report
+
+
+def replay_schedule(schedule: Schedule) -> Any:
+    """Run ``schedule`` again; the :class:`ExecutionResult`. ``ReplayDivergence`` when the
+    execution leaves the schedule."""
+    from .scheduler import Execution
+    from .strategies import ReplayStrategy
+
+    if not schedule.scenario:
+        raise CheckError("the schedule names no scenario")
+    scenario = load_scenario(schedule.scenario)
+    var = resolve_variant(scenario, schedule.variant or None)
+    plan = fault_plan(schedule.faults)
+    ex = Execution(
+        scenario_program(scenario, var),
+        ReplayStrategy(schedule.decisions),
+        default_monitors(),
+        faults=plan,
+        max_faults=schedule.max_faults,
+    )
+    return ex.run()
+
+
+def replay_file(path: str | os.PathLike[str]) -> tuple[Any, list[Any]]:
+    """Replay the schedule saved at ``path``: ``(ExecutionResult, trace)``."""
+    result = replay_schedule(Schedule.load(path))
+    return result, list(result.trace)
