@@ -1,0 +1,337 @@
+"""Exploration loop, replay and minimisation: the checker's engine room.
+
+:func:`explore` runs executions under a strategy until it is exhausted, the budget of
+executions or the time limit is spent, or (``stop_on_first``) a new finding appears. It keeps
+the first execution for each distinct finding (kind and message, with numbers masked) and
+replays it with the trace on, so exploration itself runs without one. :func:`replay` runs a
+decision list exactly; :func:`minimise` shortens a failing schedule toward fewer preemptions,
+then fewer faults and steps, keeping a finding of the same kind.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .monitor import Finding, Monitor
+from .schedule import FAULT, THREAD, Decision
+from .scheduler import Execution, ExecutionResult, FaultFilter, Program
+from .strategies.base import Strategy
+from .strategies.replay import ReplayStrategy
+
+MonitorsFactory = Callable[[], list[Monitor]]
+
+
+@dataclass
+class ExploreReport:
+    """What an exploration did and found."""
+
+    executions: int = 0
+    """Executions run (pruned ones included)."""
+    findings: list[tuple[Finding, ExecutionResult]] = field(default_factory=list)
+    """The first execution of each distinct finding, replayed with its trace."""
+    exhausted: bool = False
+    """The strategy explored everything it would (exhaustive strategies: no schedule left)."""
+    elapsed: float = 0.0
+    """Wall-clock seconds."""
+    steps: int = 0
+    """Scheduling steps over all executions."""
+    pruned: int = 0
+    """Executions abandoned as redundant by the strategy (DPOR sleep sets)."""
+    max_preemptions: int = 0
+    """The most preemptions any execution made."""
+
+    @property
+    def found(self) -> bool:
+        return bool(self.findings)
+
+    @property
+    def rate(self) -> float:
+        """Executions per second."""
+        return self.executions / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def finding_key(f: Finding) -> tuple[str, str]:
+    """What makes two findings "the same": their kind and message with numbers masked (frame
+    numbers, addresses, steps and line numbers vary between schedules of one bug)."""
+    return f.kind, re.sub(r"0x[0-9a-fA-F]+|\d+", "#", f.message)
+
+
+def run_execution(
+    program: Program,
+    strategy: Strategy,
+    monitors: Sequence[Monitor] = (),
+    *,
+    faults: FaultFilter | None = None,
+    max_faults: int = 1,
+    max_steps: int = 200_000,
+    record_trace: bool = True,
+) -> ExecutionResult:
+    """One execution of ``program`` under ``strategy`` (whose ``new_execution`` was called)."""
+    ex = Execution(
+        program,
+        strategy,
+        monitors,
+        faults=faults,
+        max_faults=max_faults,
+        max_steps=max_steps,
+        record_trace=record_trace,
+    )
+    return ex.run()
+
+
+def replay(
+    program: Program,
+    decisions: Sequence[Decision],
+    *,
+    monitors_factory: MonitorsFactory = list,
+    faults: FaultFilter | None = None,
+    max_faults: int = 1,
+    max_steps: int = 200_000,
+    record_trace: bool = True,
+    strict: bool = True,
+) -> ExecutionResult:
+    """Run ``program`` following ``decisions``. Strict (the default): raise
+    :class:`~ffasim.check.schedule.ReplayDivergence` as soon as the execution leaves them or
+    ends with some unused. Lenient: take what fits, default the rest (no preemption, no fault).
+    """
+    strategy = ReplayStrategy(decisions, strict=strict)
+    strategy.new_execution()
+    result = run_execution(
+        program,
+        strategy,
+        monitors_factory(),
+        faults=faults,
+        max_faults=max_faults,
+        max_steps=max_steps,
+        record_trace=record_trace,
+    )
+    if strict:
+        strategy.check_complete()
+    return result
+
+
+def explore(
+    program: Program,
+    strategy: Strategy,
+    *,
+    monitors_factory: MonitorsFactory,
+    budget: int | None = None,
+    time_limit: float | None = None,
+    stop_on_first: bool = True,
+    faults: FaultFilter | None = None,
+    max_faults: int = 1,
+    max_steps: int = 200_000,
+    progress: bool = False,
+) -> ExploreReport:
+    """Explore ``program`` under ``strategy``.
+
+    ``budget`` caps the executions and ``time_limit`` the seconds (checked between
+    executions); ``stop_on_first`` stops at the first finding. Everything but the elapsed time
+    and how far a time limit lets the search go is deterministic.
+    """
+    report = ExploreReport()
+    seen: set[tuple[str, str]] = set()
+    start = time.monotonic()
+    bar = _Progress(budget) if progress else None
+    try:
+        while budget is None or report.executions < budget:
+            if time_limit is not None and time.monotonic() - start >= time_limit:
+                break
+            if not strategy.new_execution():
+                report.exhausted = True
+                break
+            result = run_execution(
+                program,
+                strategy,
+                monitors_factory(),
+                faults=faults,
+                max_faults=max_faults,
+                max_steps=max_steps,
+                record_trace=False,
+            )
+            strategy.end_execution(result)
+            report.executions += 1
+            report.steps += result.steps
+            report.pruned += result.pruned
+            report.max_preemptions = max(report.max_preemptions, result.preemptions)
+            new = False
+            for f in result.findings:
+                key = finding_key(f)
+                if key in seen:
+                    continue
+                seen.add(key)
+                new = True
+                report.findings.append(
+                    _with_trace(program, f, result, monitors_factory, faults, max_faults, max_steps)
+                )
+            if bar is not None:
+                bar.update(report, time.monotonic() - start)
+            if new and stop_on_first:
+                break
+    finally:
+        report.elapsed = time.monotonic() - start
+        if bar is not None:
+            bar.close(report)
+    return report
+
+
+def _with_trace(
+    program: Program,
+    f: Finding,
+    result: ExecutionResult,
+    monitors_factory: MonitorsFactory,
+    faults: FaultFilter | None,
+    max_faults: int,
+    max_steps: int,
+) -> tuple[Finding, ExecutionResult]:
+    """Replay a failing execution with the trace on; the replayed finding carries its step."""
+    again = replay(
+        program,
+        result.decisions,
+        monitors_factory=monitors_factory,
+        faults=faults,
+        max_faults=max_faults,
+        max_steps=max_steps,
+        record_trace=True,
+    )
+    key = finding_key(f)
+    for g in again.findings:
+        if finding_key(g) == key:
+            return g, again
+    # The replay did not reproduce it: the program is not deterministic. Keep the original.
+    return f, result
+
+
+def _cost(result: ExecutionResult) -> tuple[int, int, int]:
+    return result.preemptions, len(result.faults), result.steps
+
+
+def minimise(
+    program: Program,
+    result: ExecutionResult,
+    monitors_factory: MonitorsFactory,
+    *,
+    faults: FaultFilter | None = None,
+    max_faults: int = 1,
+    max_steps: int = 200_000,
+    kind: str | None = None,
+    max_attempts: int = 400,
+) -> ExecutionResult:
+    """A schedule with a finding of the same kind as ``result``'s first (or ``kind``) and
+    fewer preemptions, then fewer faults, then fewer steps, if one is found.
+
+    Greedy and deterministic (delta debugging over decisions, as shuttle and loom users do by
+    hand): each pass tries, on the current best decision list, turning one preemption into
+    "keep running the current thread", dropping one injected fault, and cutting the list
+    short, and replays the candidate leniently (decisions that no longer fit take the
+    default). A candidate is kept when it still finds ``kind`` and costs less; passes repeat
+    until none improves or ``max_attempts`` replays were spent. The result is an exact
+    execution: its own decisions replay strictly.
+    """
+    if not result.findings and kind is None:
+        return result
+    want = kind or result.findings[0].kind
+    best = result
+    attempts = 0
+
+    def attempt(decisions: list[Decision]) -> ExecutionResult | None:
+        nonlocal attempts
+        attempts += 1
+        r = replay(
+            program,
+            decisions,
+            monitors_factory=monitors_factory,
+            faults=faults,
+            max_faults=max_faults,
+            max_steps=max_steps,
+            record_trace=False,
+            strict=False,
+        )
+        if any(f.kind == want for f in r.findings) and _cost(r) < _cost(best):
+            return r
+        return None
+
+    improved = True
+    while improved and attempts < max_attempts:
+        improved = False
+        decs = best.decisions
+        candidates: list[list[Decision]] = []
+        for i in reversed(range(len(decs))):
+            d = decs[i]
+            if d.kind == THREAD and d.preemption:
+                keep = Decision(THREAD, d.current, d.alternatives, d.site, d.current)
+                candidates.append([*decs[:i], keep, *decs[i + 1 :]])
+        for i, d in enumerate(decs):
+            if d.kind == FAULT and d.chosen != 0:
+                none = Decision(FAULT, 0, d.alternatives, d.site, d.current)
+                candidates.append([*decs[:i], none, *decs[i + 1 :]])
+        n = len(decs)
+        cut = n // 2
+        while cut >= 1:
+            candidates.append(list(decs[: n - cut]))
+            cut //= 2
+        for cand in candidates:
+            if attempts >= max_attempts:
+                break
+            r = attempt(cand)
+            if r is not None:
+                best = r
+                improved = True
+                break
+    if best is result:
+        return result
+    # Re-run the winner exactly, with its trace, for the report.
+    return replay(
+        program,
+        best.decisions,
+        monitors_factory=monitors_factory,
+        faults=faults,
+        max_faults=max_faults,
+        max_steps=max_steps,
+        record_trace=True,
+    )
+
+
+class _Progress:
+    """A rich progress bar: executions (of the budget), findings, executions per second."""
+
+    def __init__(self, budget: int | None) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        columns = [SpinnerColumn(), TextColumn("[bold]exploring")]
+        if budget is not None:
+            columns += [BarColumn(), MofNCompleteColumn()]
+        else:
+            columns += [TextColumn("{task.completed} executions")]
+        columns += [
+            TextColumn("{task.fields[findings]} findings"),
+            TextColumn("{task.fields[rate]:.0f}/s"),
+            TimeElapsedColumn(),
+        ]
+        self._progress = Progress(*columns, transient=True)
+        self._task = self._progress.add_task("explore", total=budget, findings=0, rate=0.0)
+        self._progress.start()
+        self._last = 0.0
+
+    def update(self, report: ExploreReport, elapsed: float) -> None:
+        if elapsed - self._last < 0.1:
+            return
+        self._last = elapsed
+        rate = report.executions / elapsed if elapsed > 0 else 0.0
+        self._progress.update(
+            self._task, completed=report.executions, findings=len(report.findings), rate=rate
+        )
+
+    def close(self, report: ExploreReport) -> None:
+        self._progress.update(self._task, completed=report.executions)
+        self._progress.stop()

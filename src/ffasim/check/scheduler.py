@@ -1,0 +1,670 @@
+"""The controlled scheduler: runs a program's threads as greenlets and decides who runs next.
+
+Design note
+-----------
+An :class:`Execution` is the machine's :class:`~ffasim.machine.events.EventSink`. The model
+calls ``point(kind, key, write)`` before every operation another thread could observe (lock
+operations, atomics, guarded fields, world switches into the SPMC) and the execution adds one
+before every access to physical memory; between two points a thread only touches its own
+state. So an execution is a sequence of *steps*: a step is one thread's operation at a point
+plus the local code up to its next point, and a schedule only has to say which thread takes
+each step. Steps are what the partial-order reduction reasons about: two steps conflict when
+they name the same key and one of them writes.
+
+Every thread body runs in its own greenlet. Switching is decentralised: the running greenlet
+asks the strategy at its own point and, only when another thread is chosen, switches straight
+to that thread's greenlet (one switch, no round trip through a central loop; none at all when
+the strategy keeps the current thread). A greenlet that ends returns to the main greenlet,
+which starts the next chosen thread. Each greenlet saves ``machine.current`` when it suspends
+and restores it when it resumes, since a thread body may change it (``vm.smc`` runs as the
+vCPU's context).
+
+Before the first decision every thread is *primed*: run up to its first point, in order. The
+code before a thread's first point is local, so this loses no interleaving and saves one
+decision per thread.
+
+A thread that waits for a held lock (``block``) is disabled until the lock is released; it then
+retries the acquisition as a step of its own (``(lock, lock, write)``), which the release
+happens-before (a "wake" edge the reduction must not try to reverse). When no live thread is
+runnable and some wait, the execution reports a ``deadlock`` with the waits-for chain.
+
+Only points with more than one runnable thread are decisions, and every fault site the fault
+filter allows is one (option 0 = no fault). The list of decisions determines the execution
+bit for bit: nothing here depends on dict order of unordered data, ``id()``, hashing of
+objects into choices or the wall clock.
+
+A panic (``HypervisorPanic``, ``FirmwarePanic``) becomes a finding of kind ``assertion``, a
+``Deadlock`` exception ``deadlock``, an ``AccessFault`` escaping the model ``isolation`` and
+any other exception ``crash``; each stops the execution, as the real system would be dead.
+Exceptions raised by the checker itself (strategies, monitors, replay divergence) are not
+findings: they propagate out of :meth:`Execution.run`.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from greenlet import GreenletExit, getcurrent, greenlet  # type: ignore[import-untyped]
+
+from .. import abi
+from ..machine import (
+    AccessFault,
+    Deadlock,
+    EventSink,
+    FirmwarePanic,
+    Frame,
+    HypervisorPanic,
+    Machine,
+    Thread,
+)
+from ..machine.events import LOCK, MEM
+from .monitor import FINDING_KINDS, Finding, Monitor
+from .schedule import FAULT, THREAD, Decision
+
+if TYPE_CHECKING:
+    from ..machine.locks import Lockable
+    from .strategies.base import Strategy
+
+Program = Callable[[Machine], "tuple[list[Thread], Callable[[], list[str]] | None]"]
+"""Builds a system on a fresh machine (in context ``"boot"``) and returns the threads to
+interleave and an optional finish step (run in context ``"toolstack"`` after every thread
+ended; it returns problem lines: ``"leak: ..."`` becomes a ``leak`` finding, anything else a
+``spec`` finding)."""
+
+FaultFilter = Callable[[str], "tuple[int, ...] | None"]
+"""For a fault site (``"smc:FFA_PARTITION_INFO_GET"``), the choices that may be injected
+there, or ``None``: never inject there."""
+
+Op = tuple[str, object, bool]
+"""A pending operation: ``(kind, key, write)`` of a scheduling point."""
+
+StepEvent = tuple[str, str, object, bool]
+"""One executed step: ``(thread, kind, key, write)``."""
+
+# Phases of an execution.
+_BOOT, _PRIMING, _RUNNING, _FINISH, _DEAD = range(5)
+
+# States of a thread.
+_RUNNABLE, _BLOCKED, _DONE = range(3)
+
+_CHECK_DIR = "/ffasim/check/"
+
+
+@dataclass(frozen=True)
+class TraceEvent:
+    """One event of an execution's trace.
+
+    ``kind`` is one of ``"thread-start"``, ``"thread-end"``, ``"switch"``, ``"call"``,
+    ``"ret"`` (``data = (layer, regs)``), ``"lock"``, ``"unlock"``, ``"block"``, ``"wake"``,
+    ``"fault"`` (``data = (site, code)``), ``"log"``, ``"violation"`` (``data = (kind,)``),
+    ``"alloc"``, ``"free"``, ``"mem"`` (``data = (party, mfn, offset, size, write)``; only for
+    frames granted to another party, or all of them when ``Execution.trace_memory`` is set),
+    ``"finding"`` (``data = (kind,)``). ``step`` is the scheduling step it happened in.
+    """
+
+    step: int
+    thread: str
+    kind: str
+    detail: str
+    data: tuple[Any, ...] = ()
+
+
+@dataclass
+class ExecutionResult:
+    """What one execution did and found."""
+
+    decisions: list[Decision]
+    findings: list[Finding]
+    trace: list[TraceEvent]
+    steps: int
+    preemptions: int
+    faults: list[tuple[int, str, int]]
+    """Injected faults: ``(step, site, code)``."""
+    problems: list[str]
+    """What the program's finish step returned (also turned into findings)."""
+    pruned: bool = False
+    """The strategy abandoned the execution as redundant (a sleep-set-blocked DPOR branch)."""
+    events: list[StepEvent] = field(default_factory=list)
+    """Every step of the threads, in order (what DPOR analyses)."""
+    wake_edges: dict[int, int] = field(default_factory=dict)
+    """``j -> i``: step ``j`` is a lock retry enabled by the release in step ``i``."""
+    threads: tuple[str, ...] = ()
+    """The program's threads, in order."""
+
+    @property
+    def found(self) -> bool:
+        return bool(self.findings)
+
+
+class _Abandon(Exception):
+    """Internal: unwinds a boot/finish phase that the strategy or a finding stopped."""
+
+
+class Execution(EventSink):
+    """One run of a program under a strategy; the machine's event sink.
+
+    ``monitors`` see every event; ``faults`` says where faults may be injected (``None``:
+    nowhere) and ``max_faults`` how many per execution; ``max_steps`` stops a livelock;
+    ``record_trace=False`` skips the trace (for fast exploration: the explorer replays a
+    failing schedule with the trace on). ``stop_on_finding`` stops the threads at the next
+    scheduling point after a monitor reported a finding.
+    """
+
+    def __init__(
+        self,
+        program: Program,
+        strategy: Strategy,
+        monitors: Sequence[Monitor] = (),
+        *,
+        faults: FaultFilter | None = None,
+        max_faults: int = 1,
+        max_steps: int = 200_000,
+        record_trace: bool = True,
+        stop_on_finding: bool = True,
+    ) -> None:
+        self.program = program
+        self.strategy = strategy
+        self.monitors: list[Monitor] = list(monitors)
+        self.faults_filter = faults
+        self.max_faults = max_faults
+        self.max_steps = max_steps
+        self.record_trace = record_trace
+        self.stop_on_finding = stop_on_finding
+        self.trace_memory = False
+        """Set by a monitor that wants every memory access in the trace."""
+
+        self.machine = Machine(sink=self)
+        self.current_thread = "boot"
+        self.step = 0
+        self.trace: list[TraceEvent] = []
+        self.findings: list[Finding] = []
+        self.decisions: list[Decision] = []
+        self.injected: list[tuple[int, str, int]] = []
+        self.preemptions = 0
+        self.problems: list[str] = []
+        self.events: list[StepEvent] = []
+        self.wake_edges: dict[int, int] = {}
+        self.pending: dict[str, Op] = {}
+        """The operation each suspended thread performs when it next runs."""
+
+        self._phase = _BOOT
+        self._ran = False
+        self._stop = False
+        self._pruned = False
+        self._internal: BaseException | None = None
+        self._order: tuple[str, ...] = ()
+        self._state: dict[str, int] = {}
+        self._runnable: tuple[str, ...] = ()
+        self._greenlets: dict[str, greenlet] = {}
+        self._main: greenlet | None = None
+        self._next: str | None = None
+        self._waiting: dict[str, Lockable] = {}
+        self._waiters: dict[Lockable, list[str]] = {}
+        self._woken_by: dict[str, int] = {}
+        self._calls: dict[str, list[str]] = {}
+
+    # -- the run --------------------------------------------------------------------------------
+    def run(self) -> ExecutionResult:
+        """Run the program once; return what happened. Raises what the checker itself raised
+        (a strategy's ``ReplayDivergence``, a monitor's bug), never what the model raised."""
+        if self._ran:
+            raise RuntimeError("an Execution runs once; create a new one")
+        self._ran = True
+        begin = getattr(self.strategy, "begin", None)
+        if begin is not None:
+            begin(self)
+        for m in self.monitors:
+            m.attach(self)
+        self._main = getcurrent()
+
+        # Boot: the program builds its system, single-threaded (only fault decisions).
+        self.machine.current = self.current_thread = "boot"
+        built = self._guarded_call(lambda: self.program(self.machine))
+        if built is not None and not self._stop:
+            threads, finish = built
+            self._start_threads(threads)
+            if not self._stop:
+                self._run_finish(finish)
+        self._kill_all()
+        if self._internal is not None:
+            raise self._internal
+        return ExecutionResult(
+            decisions=self.decisions,
+            findings=self.findings,
+            trace=self.trace,
+            steps=self.step,
+            preemptions=self.preemptions,
+            faults=self.injected,
+            problems=self.problems,
+            pruned=self._pruned,
+            events=self.events,
+            wake_edges=self.wake_edges,
+            threads=self._order,
+        )
+
+    def _guarded_call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` in the main greenlet (boot or finish), turning model exceptions into
+        findings."""
+        try:
+            return fn()
+        except _Abandon:
+            return None
+        except Exception as e:
+            self._exception_finding(self.current_thread, e)
+            return None
+
+    def _start_threads(self, threads: list[Thread]) -> None:
+        names = [t.name for t in threads]
+        if len(set(names)) != len(names):
+            raise ValueError(f"program returned duplicate thread names: {names}")
+        self._order = tuple(names)
+        for t in threads:
+            self._state[t.name] = _RUNNABLE
+            self._calls[t.name] = []
+            self._greenlets[t.name] = greenlet(self._thread_main_factory(t), parent=self._main)
+        self._refresh_runnable()
+        # Prime every thread: run it to its first point, in order.
+        self._phase = _PRIMING
+        for t in threads:
+            self._greenlets[t.name].switch()
+            if self._stop:
+                return
+        self._phase = _RUNNING
+        self.current_thread = ""
+        self._next = self._pick(None)
+        while self._next is not None and not self._stop:
+            name = self._next
+            self._next = None
+            self._greenlets[name].switch()
+
+    def _thread_main_factory(self, t: Thread) -> Callable[[], None]:
+        def main() -> None:
+            name = t.name
+            self.current_thread = name
+            self.machine.current = name
+            self._trace(name, "thread-start", name)
+            try:
+                for m in self.monitors:
+                    m.on_thread_start(name)
+                t.body()
+            except GreenletExit:
+                return
+            except Exception as e:
+                if self._phase != _DEAD:
+                    self._exception_finding(name, e)
+                return
+            self.current_thread = name
+            self._state[name] = _DONE
+            self._refresh_runnable()
+            self._trace(name, "thread-end", name)
+            for m in self.monitors:
+                m.on_thread_end(name)
+            if self._phase == _RUNNING and not self._stop:
+                self._next = self._pick(None)
+
+        return main
+
+    def _run_finish(self, finish: Callable[[], list[str]] | None) -> None:
+        self._phase = _FINISH
+        self.machine.current = self.current_thread = "toolstack"
+        problems: list[str] | None = []
+        if finish is not None:
+            problems = self._guarded_call(finish)
+        if problems is None:
+            return  # finish crashed or was stopped
+        self.problems = list(problems)
+        for line in self.problems:
+            if line.startswith("leak: "):
+                self.add_finding("leak", line[len("leak: ") :])
+            else:
+                self.add_finding("spec", line)
+        for m in self.monitors:
+            m.on_finish()
+
+    def _kill_all(self) -> None:
+        self._phase = _DEAD
+        for name in self._order:
+            g = self._greenlets[name]
+            if not g.dead:
+                g.throw(GreenletExit)
+
+    # -- choosing -------------------------------------------------------------------------------
+    def _refresh_runnable(self) -> None:
+        st = self._state
+        self._runnable = tuple(t for t in self._order if st[t] == _RUNNABLE)
+
+    def _pick(self, current: str | None) -> str | None:
+        """The next thread to run when ``current`` cannot continue (``None``), or a decision
+        at ``current``'s point. ``None`` when nothing can run (deadlock or all done)."""
+        runnable = self._runnable
+        if not runnable:
+            if any(s == _BLOCKED for s in self._state.values()):
+                self._report_deadlock()
+            return None
+        if len(runnable) == 1:
+            return runnable[0]
+        try:
+            chosen = self.strategy.next_thread(runnable, current)
+        except BaseException as e:
+            self._internal = e
+            self._abandon()
+            raise AssertionError("unreachable") from None
+        if chosen is None:
+            self._pruned = True
+            self._abandon()
+            return None
+        if chosen not in runnable:
+            self._internal = RuntimeError(
+                f"strategy chose {chosen!r}, not one of the runnable threads {runnable}"
+            )
+            self._abandon()
+        self.decisions.append(Decision(THREAD, chosen, runnable, "", current or ""))
+        return chosen
+
+    def _abandon(self) -> None:
+        """Stop the execution now: back to the main greenlet for good."""
+        self._stop = True
+        if self._phase in (_BOOT, _FINISH) or getcurrent() is self._main:
+            raise _Abandon()
+        assert self._main is not None
+        self._main.switch()
+        raise GreenletExit  # only reached if the main greenlet switches back, which it never does
+
+    def _switch_to(self, target: str) -> None:
+        """Suspend the running thread and run ``target``; returns when this thread resumes."""
+        me = self.current_thread
+        saved = self.machine.current
+        if self.record_trace:
+            self.trace.append(TraceEvent(self.step, target, "switch", f"{me} -> {target}"))
+        self._greenlets[target].switch()
+        self.current_thread = me
+        self.machine.current = saved
+
+    def _do_step(self, me: str) -> None:
+        """The resumed thread ``me`` performs its pending operation: one step."""
+        op = self.pending[me]
+        j = len(self.events)
+        self.events.append((me, op[0], op[1], op[2]))
+        if me in self._woken_by:
+            self.wake_edges[j] = self._woken_by.pop(me)
+        self._count_step(me, op)
+
+    def _count_step(self, thread: str, op: Op) -> None:
+        self.step += 1
+        for m in self.monitors:
+            m.on_step(thread, op[0], op[1], op[2])
+        if self.step > self.max_steps:
+            self.add_finding(
+                "deadlock",
+                f"livelock: no end after {self.max_steps} steps (max_steps)",
+                force_stop=True,
+            )
+        if self._stop:
+            self._abandon()
+
+    # -- EventSink: scheduling ------------------------------------------------------------------
+    def point(self, kind: str, key: object, write: bool) -> None:
+        phase = self._phase
+        if phase == _RUNNING:
+            me = self.current_thread
+            if self._stop:
+                self._abandon()
+            self.pending[me] = (kind, key, write)
+            if len(self._runnable) > 1:
+                chosen = self._pick(me)
+                if chosen != me:
+                    assert chosen is not None
+                    self.preemptions += 1
+                    self._switch_to(chosen)
+            self._do_step(me)
+        elif phase == _PRIMING:
+            me = self.current_thread
+            saved = self.machine.current
+            self.pending[me] = (kind, key, write)
+            assert self._main is not None
+            self._main.switch()
+            self.current_thread = me
+            self.machine.current = saved
+            self._do_step(me)
+        elif phase != _DEAD:
+            if self._stop:
+                self._abandon()
+            self._count_step(self.current_thread, (kind, key, write))
+
+    def block(self, lock: Lockable) -> None:
+        if self._phase != _RUNNING:
+            if self._phase == _DEAD:
+                raise GreenletExit
+            raise Deadlock(
+                f"{self.machine.current} waits forever for {lock.name} "
+                f"held by {lock.describe_holder()}"
+            )
+        me = self.current_thread
+        self._state[me] = _BLOCKED
+        self._waiting[me] = lock
+        self._waiters.setdefault(lock, []).append(me)
+        self._refresh_runnable()
+        self._trace(me, "block", f"waits for {lock.name} held by {lock.describe_holder()}")
+        chosen = self._pick(None)
+        if chosen is None:  # deadlock: reported; the execution is over
+            self._abandon()
+        assert chosen is not None
+        self._switch_to(chosen)
+        self._do_step(me)
+
+    def acquired(self, lock: Lockable) -> None:
+        if self.record_trace:
+            self._trace(self.current_thread, "lock", lock.name)
+        for m in self.monitors:
+            m.acquired(lock)
+
+    def released(self, lock: Lockable) -> None:
+        if self.record_trace:
+            self._trace(self.current_thread, "unlock", lock.name)
+        waiters = self._waiters.pop(lock, None)
+        if waiters:
+            i = len(self.events) - 1
+            for w in waiters:
+                self._state[w] = _RUNNABLE
+                del self._waiting[w]
+                self.pending[w] = (LOCK, lock, True)
+                self._woken_by[w] = i
+                self._trace(w, "wake", f"{lock.name} released by {self.current_thread}")
+            self._refresh_runnable()
+        for m in self.monitors:
+            m.released(lock)
+
+    # -- EventSink: faults ----------------------------------------------------------------------
+    def fault(self, site: str, choices: tuple[int, ...]) -> int | None:
+        ff = self.faults_filter
+        if ff is None or self._phase == _DEAD or len(self.injected) >= self.max_faults:
+            return None
+        allowed = ff(site)
+        if not allowed:
+            return None
+        allowed = tuple(c for c in allowed if c in choices)
+        if not allowed:
+            return None
+        options: tuple[int, ...] = (0, *allowed)
+        try:
+            idx = self.strategy.next_choice(FAULT, site, len(options))
+        except BaseException as e:
+            self._internal = e
+            self._abandon()
+            raise AssertionError("unreachable") from None
+        if not 0 <= idx < len(options):
+            self._internal = RuntimeError(f"strategy chose option {idx} of {len(options)}")
+            self._abandon()
+        self.decisions.append(Decision(FAULT, idx, options, site, self.current_thread))
+        if idx == 0:
+            return None
+        code = options[idx]
+        self.injected.append((self.step, site, code))
+        if self.record_trace:
+            what = abi.error_name(code) if code < 0 else str(code)
+            self._trace(self.current_thread, "fault", f"{site} fails: {what}", (site, code))
+        return code
+
+    # -- EventSink: observation -----------------------------------------------------------------
+    def mem_access(self, party: str, frame: Frame, offset: int, size: int, write: bool) -> None:
+        if self._phase in (_RUNNING, _PRIMING):
+            self.point(MEM, frame.mfn, write)
+        if self.record_trace and (self.trace_memory or any(frame.grants.values())):
+            self._trace(
+                self.current_thread,
+                "mem",
+                f"{party} {'writes' if write else 'reads'} 0x{frame.pa + offset:x}+{size}",
+                (party, frame.mfn, offset, size, write),
+            )
+        for m in self.monitors:
+            m.mem_access(party, frame, offset, size, write)
+
+    def page_alloc(self, frame: Frame) -> None:
+        if self.record_trace:
+            self._trace(self.current_thread, "alloc", repr(frame), (frame.mfn,))
+        for m in self.monitors:
+            m.page_alloc(frame)
+
+    def page_free(self, frame: Frame) -> None:
+        if self.record_trace:
+            self._trace(self.current_thread, "free", repr(frame), (frame.mfn,))
+        for m in self.monitors:
+            m.page_free(frame)
+
+    def guarded_access(self, field: Any, write: bool) -> None:
+        for m in self.monitors:
+            m.guarded_access(field, write)
+
+    def call(self, layer: str, caller: str, args: tuple[int, ...]) -> None:
+        stack = self._calls.get(self.current_thread)
+        if stack is not None:
+            stack.append(abi.name(args[0]))
+        if self.record_trace:
+            self._trace(self.current_thread, "call", caller, (layer, tuple(args)))
+        for m in self.monitors:
+            m.call(layer, caller, args)
+
+    def ret(self, layer: str, caller: str, result: tuple[int, ...]) -> None:
+        stack = self._calls.get(self.current_thread)
+        if stack:
+            stack.pop()
+        if self.record_trace:
+            self._trace(self.current_thread, "ret", caller, (layer, tuple(result)))
+        for m in self.monitors:
+            m.ret(layer, caller, result)
+
+    def log(self, ctx: str, text: str) -> None:
+        if self.record_trace:
+            self._trace(self.current_thread, "log", f"{ctx}: {text}")
+        for m in self.monitors:
+            m.log(ctx, text)
+
+    def violation(self, kind: str, message: str) -> None:
+        if self.record_trace:
+            self._trace(self.current_thread, "violation", f"{kind}: {message}", (kind,))
+        for m in self.monitors:
+            m.violation(kind, message)
+
+    # -- findings -------------------------------------------------------------------------------
+    def calls_of(self, thread: str) -> tuple[str, ...]:
+        """The FF-A calls ``thread`` is inside now, outermost first (``"FFA_MEM_SHARE_64"``)."""
+        return tuple(self._calls.get(thread, ()))
+
+    def add_finding(
+        self,
+        kind: str,
+        message: str,
+        threads: tuple[str, ...] = (),
+        calls: tuple[str, ...] = (),
+        *,
+        force_stop: bool = False,
+    ) -> Finding:
+        """Record a finding (what :meth:`Monitor.report` calls). Without ``threads`` the
+        current thread is named, and without ``calls`` the outermost calls of those threads."""
+        if kind not in FINDING_KINDS:
+            raise ValueError(f"unknown finding kind {kind!r}")
+        if not threads and self.current_thread:
+            threads = (self.current_thread,)
+        if not calls:
+            calls = tuple(f"{t} {self._calls[t][0]}" for t in threads if self._calls.get(t))
+        step = -1
+        if self.record_trace:
+            step = len(self.trace)
+            self.trace.append(
+                TraceEvent(self.step, self.current_thread, "finding", f"{kind}: {message}", (kind,))
+            )
+        f = Finding(kind, message, threads, calls, step)
+        self.findings.append(f)
+        if force_stop or (self.stop_on_finding and self._phase in (_RUNNING, _PRIMING)):
+            self._stop = True
+        return f
+
+    def _exception_finding(self, thread: str, e: BaseException) -> None:
+        if self._internal is not None:
+            return
+        if _raised_by_checker(e):
+            self._internal = e
+            self._stop = True
+            return
+        where = _model_frames(e)
+        at = f" (at {where})" if where else ""
+        if isinstance(e, (HypervisorPanic, FirmwarePanic)):
+            kind, text = "assertion", f"{type(e).__name__}: {e}"
+        elif isinstance(e, Deadlock):
+            kind, text = "deadlock", str(e)
+        elif isinstance(e, AccessFault):
+            kind, text = "isolation", str(e)
+        else:
+            kind, text = "crash", f"{type(e).__name__}: {e}"
+        saved = self.current_thread
+        self.current_thread = thread
+        self.add_finding(kind, text + at, force_stop=True)
+        self.current_thread = saved
+
+    def _report_deadlock(self) -> None:
+        waits = []
+        involved: list[str] = []
+        for t in self._order:
+            lock = self._waiting.get(t)
+            if lock is None:
+                continue
+            holder = lock.describe_holder()
+            ended = [h for h in self._order if h in holder and self._state[h] == _DONE]
+            note = " (ended)" if ended else ""
+            waits.append(f"{t} waits for {lock.name} held by {holder}{note}")
+            for h in [t, *(h for h in self._order if h in holder)]:
+                if h not in involved:
+                    involved.append(h)
+        calls = tuple(f"{t} {self._calls[t][0]}" for t in involved if self._calls.get(t))
+        self.add_finding("deadlock", "; ".join(waits), tuple(involved), calls, force_stop=True)
+
+    def _trace(self, thread: str, kind: str, detail: str, data: tuple[Any, ...] = ()) -> None:
+        if self.record_trace:
+            self.trace.append(TraceEvent(self.step, thread, kind, detail, data))
+
+
+def _raised_by_checker(e: BaseException) -> bool:
+    tb = e.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    return last is not None and _CHECK_DIR in last.tb_frame.f_code.co_filename.replace("\\", "/")
+
+
+def _model_frames(e: BaseException, count: int = 3) -> str:
+    """The innermost frames of the model (not the checker, not the ASSERT helper), innermost
+    first: ``xen/ffa_rxtx.py:123 ffa_rx_acquire <- ...``."""
+    frames = []
+    for fs in traceback.extract_tb(e.__traceback__):
+        fn = fs.filename.replace("\\", "/")
+        if _CHECK_DIR in fn or fn.endswith("/machine/errors.py") or "/greenlet/" in fn:
+            continue
+        m = re.search(r"/ffasim/(.*)$", fn)
+        short = m.group(1) if m else fn.rsplit("/", 1)[-1]
+        frames.append(f"{short}:{fs.lineno} {fs.name}")
+    return " <- ".join(reversed(frames[-count:]))

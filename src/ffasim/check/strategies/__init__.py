@@ -1,0 +1,8 @@
+"""Search strategies: exhaustive DFS (with DPOR and a preemption bound), PCT, random, replay."""
+
+from .base import BaseStrategy as BaseStrategy
+from .base import Strategy as Strategy
+from .dfs import DFSStrategy as DFSStrategy
+from .pct import PCTStrategy as PCTStrategy
+from .random import RandomStrategy as RandomStrategy
+from .replay import ReplayStrategy as ReplayStrategy
