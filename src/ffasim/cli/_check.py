@@ -1,1 +1,246 @@
-"""Placeholder, replaced by the module that owns this command."""
+"""``ffasim check`` and ``ffasim replay``: explore a scenario's interleavings and faults, and
+reproduce a saved finding.
+
+Exit status: 0 nothing found, 1 something found (``replay``: the replayed execution shows a
+finding), 2 bad usage, a bad scenario, fault spec or schedule file, or a replay that diverged.
+Errors are one line on stderr (``error: ...``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from . import app
+
+FORMATS = ("text", "json", "mermaid", "chrome")
+
+
+def _fail(message: str, as_json: bool = False) -> NoReturn:
+    if as_json:
+        typer.echo(json.dumps({"error": message}))
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions whose message is meant for the user (one line), from every layer we call."""
+    from ..check.faults import FaultSpecError
+    from ..check.runner import CheckError
+    from ..check.schedule import ReplayDivergence, ScheduleError
+    from ..scenario import ScenarioError
+
+    return (CheckError, FaultSpecError, ScenarioError, ScheduleError, ReplayDivergence)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0]
+
+
+def _list_all() -> None:
+    from ..scenario import builtin_scenarios
+    from ..xen import variants
+
+    typer.echo("Built-in scenarios:")
+    scenarios = builtin_scenarios()
+    width = max([len(n) for n in scenarios] + [8])
+    for name, sc in scenarios.items():
+        desc = (getattr(sc, "description", "") or "").strip().splitlines()
+        typer.echo(f"  {name:<{width}}  {desc[0] if desc else ''}")
+    typer.echo("Variants:")
+    names = list(variants.names())
+    width = max([len(n) for n in names] + [8])
+    for name in names:
+        desc = (variants.describe(name) or "").strip().splitlines()
+        typer.echo(f"  {name:<{width}}  {desc[0] if desc else ''}")
+
+
+def _render_report(report: Any) -> str:
+    faults = f", faults {' '.join(report.faults)}" if report.faults else ""
+    head = (
+        f"ffasim check: {report.scenario} on {report.variant}, {report.strategy}"
+        f"{'' if report.strategy == 'dfs' else f' (seed {report.seed})'}{faults}: "
+    )
+    runs = f"{report.executions} execution{'s' if report.executions != 1 else ''}"
+    scope = "exhaustive" if report.exhausted else "budget reached, not exhaustive"
+    if not report.issues:
+        if not report.exhausted and report.executions == 0:
+            scope = "nothing explored"
+        return head + f"nothing found in {runs} ({scope}, {report.elapsed:.2f} s)\n"
+    n = len(report.issues)
+    lines = [head + f"{n} finding{'s' if n != 1 else ''} in {runs} ({report.elapsed:.2f} s)"]
+    for issue in report.issues:
+        f = issue.finding
+        r = issue.result
+        lines.append("")
+        lines.append(f"{f.kind}: {f.message}")
+        if f.threads:
+            lines.append(f"  contexts: {', '.join(f.threads)}")
+        if f.calls:
+            lines.append(f"  calls:    {', '.join(f.calls)}")
+        faults_done = getattr(r, "faults", [])
+        if faults_done:
+            lines.append(
+                "  faults:   "
+                + ", ".join(
+                    f"{site} -> {_code(code)} (step {step})" for step, site, code in faults_done
+                )
+            )
+        lines.append(
+            f"  schedule: {issue.path} ({getattr(r, 'preemptions', 0)} preemptions, "
+            f"{getattr(r, 'steps', 0)} steps)"
+        )
+        lines.append(f"  replay:   {issue.replay_command}")
+    return "\n".join(lines) + "\n"
+
+
+def _code(code: int) -> str:
+    from .. import abi
+
+    return abi.error_name(code) if code < 0 else "forced"
+
+
+@app.command()
+def check(
+    scenario: Annotated[
+        str,
+        typer.Argument(help="A built-in scenario name (see --list), or a .toml or .py file."),
+    ] = "default",
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            "--variant", help="Mediator variant (default: the scenario's, else reference)."
+        ),
+    ] = None,
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="dfs (exhaustive, DPOR), pct or random.")
+    ] = "dfs",
+    budget: Annotated[
+        int | None,
+        typer.Option("--budget", help="Most executions to run (default 2000).", show_default=False),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of pct and random.")] = 0,
+    faults: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--faults",
+            help="Inject faults: all, smc[:NAME[:CODES]], alloc[:NAME], helper[:NAME] "
+            "(repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    max_faults: Annotated[
+        int, typer.Option("--max-faults", help="Most faults injected per execution.")
+    ] = 1,
+    preemption_bound: Annotated[
+        int | None,
+        typer.Option("--preemption-bound", help="dfs: most preemptions per execution."),
+    ] = None,
+    time_limit: Annotated[
+        float | None, typer.Option("--time-limit", help="Stop exploring after S seconds.")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Where schedule files of findings are written.")
+    ] = Path("ffasim-findings"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON report.")] = False,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List built-in scenarios and variants, then exit.")
+    ] = False,
+    all_findings: Annotated[
+        bool, typer.Option("--all", help="Keep exploring after the first finding.")
+    ] = False,
+) -> None:
+    """Explore a scenario under every interleaving of its vCPUs (and injected faults).
+
+    Each finding is minimised and its schedule saved under --out; replay it with
+    'ffasim replay FILE'. Exit 0: nothing found; 1: found; 2: bad usage or scenario.
+    """
+    if list_:
+        try:
+            _list_all()
+        except _user_errors() as e:
+            _fail(_one_line(e), as_json)
+        return
+    from ..check.runner import DEFAULT_BUDGET, check_scenario
+
+    progress = not as_json and sys.stderr.isatty()
+    try:
+        report = check_scenario(
+            scenario,
+            variant=variant,
+            strategy=strategy,
+            budget=DEFAULT_BUDGET if budget is None else budget,
+            seed=seed,
+            faults=faults or None,
+            max_faults=max_faults,
+            preemption_bound=preemption_bound,
+            time_limit=time_limit,
+            out_dir=out,
+            progress=progress,
+            stop_on_first=not all_findings,
+        )
+    except _user_errors() as e:
+        _fail(_one_line(e), as_json)
+    except OSError as e:
+        _fail(f"cannot write schedule files under {out}: {e.strerror or e}", as_json)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=1))
+    else:
+        typer.echo(_render_report(report), nl=False)
+    raise typer.Exit(1 if report.found else 0)
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="A schedule file written by 'ffasim check'.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="Trace format: text, json, mermaid or chrome.")
+    ] = "text",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the trace to F instead of stdout."),
+    ] = None,
+    context: Annotated[
+        list[str] | None,
+        typer.Option("--context", help="text: only the events of this context (repeatable)."),
+    ] = None,
+) -> None:
+    """Re-run a saved schedule exactly and print its trace.
+
+    Exit 1 when the replayed execution shows a finding (it reproduces), 0 when it does not,
+    2 on a bad file or when the execution leaves the schedule (the model changed).
+    """
+    from ..check.runner import replay_file
+    from ..check.schedule import Schedule
+    from ..trace import render, render_text
+
+    if fmt not in FORMATS:
+        _fail(f"unknown --format '{fmt}' (expected one of: {', '.join(FORMATS)})")
+    try:
+        schedule = Schedule.load(file)
+        result, trace = replay_file(file)
+    except _user_errors() as e:
+        _fail(_one_line(e))
+    text = render_text(trace, threads=context) if fmt == "text" and context else render(trace, fmt)
+    if output is not None:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as e:
+            _fail(f"cannot write {output}: {e.strerror or e}")
+    else:
+        typer.echo(text, nl=False)
+    findings = list(result.findings)
+    for f in findings:
+        typer.echo(f"finding: {f.kind}: {f.message}", err=True)
+    if schedule.finding and not any(f.summary() == schedule.finding for f in findings):
+        typer.echo(
+            f"note: the schedule recorded '{schedule.finding}', the replay "
+            + ("found something else" if findings else "found nothing"),
+            err=True,
+        )
+    raise typer.Exit(1 if findings else 0)
