@@ -1,0 +1,112 @@
+"""Scenarios: VMs, partitions, sequential setup, concurrent threads and their expectations.
+
+A scenario is loaded from a built-in name, a TOML file or a Python file (:func:`load`),
+instantiated into a fresh :class:`ffasim.system.System` (:meth:`Scenario.instantiate`), run by
+``ffasim run`` (threads one after another) or by the checker (threads interleaved), and judged
+by :meth:`Instance.finish`. The TOML format and the Python form are documented in
+``docs/scenarios.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path as _FsPath
+from typing import Any
+
+from ._builtin import BUILTIN_NAMES as BUILTIN_NAMES
+from ._builtin import builtin_scenarios as builtin_scenarios
+from ._errors import ScenarioError as ScenarioError
+from ._model import CallRecord as CallRecord
+from ._model import Instance as Instance
+from ._model import KeyProblem as _KeyProblem
+from ._model import PartitionSpec as PartitionSpec
+from ._model import Scenario as Scenario
+from ._model import SharedRegion as SharedRegion
+from ._model import Step as Step
+from ._model import StepEnv as StepEnv
+from ._model import ThreadSpec as ThreadSpec
+from ._model import VmSpec as VmSpec
+from ._model import build_step as _build_step
+from ._ops import OPS as OPS
+from ._ops import OUTCOMES as OUTCOMES
+from ._python import load_python as load_python
+from ._toml import load_toml as load_toml
+
+
+def load(spec: str) -> Scenario:
+    """The scenario ``spec`` names: a built-in name, a path to a ``.toml`` or a ``.py`` file."""
+    builtins = builtin_scenarios()
+    if spec in builtins:
+        return builtins[spec]
+    suffix = _FsPath(spec).suffix
+    if suffix == ".toml":
+        return load_toml(spec)
+    if suffix == ".py":
+        return load_python(spec)
+    if _FsPath(spec).exists():
+        raise ScenarioError("a scenario file ends in .toml or .py", file=spec)
+    raise ScenarioError(
+        f"unknown scenario {spec!r}: not a built-in ({', '.join(builtins)}) nor a .toml or .py file"
+    )
+
+
+def step(
+    op: str,
+    *,
+    vm: int | None = None,
+    vcpu: int = 0,
+    expect: str | list[str] = "success",
+    **keys: Any,
+) -> Step:
+    """A step for a Python scenario, validated as a TOML step is: ``step("direct_req",
+    dst=0x8001, payload=[1, 2], echo=True)``. ``vm``/``vcpu`` place a guest step of the setup
+    or final phase; ``op="call"`` takes ``call="FFA_ID_GET"``."""
+    table: dict[str, Any] = {("call" if op == "call" else "op"): keys.pop("call", op)}
+    table.update(keys, expect=expect)
+    if vm is not None:
+        table.update(vm=vm, vcpu=vcpu)
+    try:
+        return _build_step(table, placed=vm is not None)
+    except _KeyProblem as e:
+        raise ScenarioError(
+            f"step {op}: {e.key}: {e.message}" if e.key else f"step {op}: {e.message}"
+        ) from None
+
+
+def python_step(
+    fn: Any,
+    label: str = "python",
+    *,
+    vm: int | None = None,
+    vcpu: int = 0,
+    expect: str | list[str] = "success",
+) -> Step:
+    """A step whose body is ``fn(env)`` (an :class:`StepEnv`: ``env.drv`` the vCPU's driver,
+    ``env.vm``, ``env.system``); it succeeds unless ``fn`` raises
+    :class:`~ffasim.guest.FfaCallError`, whose FF-A error becomes the outcome."""
+    outcomes = [expect] if isinstance(expect, str) else list(expect)
+    params: Mapping[str, Any] = {"label": label}
+    return Step("python", params, {}, tuple(outcomes), vm, vcpu, "", fn)
+
+
+__all__ = [
+    "BUILTIN_NAMES",
+    "OPS",
+    "OUTCOMES",
+    "CallRecord",
+    "Instance",
+    "PartitionSpec",
+    "Scenario",
+    "ScenarioError",
+    "SharedRegion",
+    "Step",
+    "StepEnv",
+    "ThreadSpec",
+    "VmSpec",
+    "builtin_scenarios",
+    "load",
+    "load_python",
+    "load_toml",
+    "python_step",
+    "step",
+]

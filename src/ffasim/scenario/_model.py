@@ -1,0 +1,763 @@
+"""Scenarios: what to build (partitions, VMs), sequential setup, concurrent threads, and the
+expectations that judge every answer; and their instances, which run them.
+
+Design note. A scenario is pure data (:class:`Scenario`, :class:`ThreadSpec`, :class:`Step`),
+validated once when it is loaded, so that a bad file fails before anything runs and the checker
+can instantiate it thousands of times cheaply. :meth:`Scenario.instantiate` builds a fresh
+:class:`ffasim.system.System` and runs the setup steps; the :class:`Instance` it returns hands the
+threads to whoever schedules them (``ffasim run`` runs them one after another, the checker
+interleaves them) and :meth:`Instance.finish` tears everything down and gives the verdict.
+
+Expectations must hold under *every* interleaving a correct mediator allows, so a step lists all
+the outcomes it accepts (``expect = ["success", "BUSY"]``). A thread whose VM has been destroyed
+stops: a destroyed domain's vCPUs never run again, so its remaining steps are recorded as
+skipped, not failed. Thread bodies never catch :class:`~ffasim.machine.ModelError` (a panic or a
+deadlock is a finding, not an outcome).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .. import abi
+from ..guest import FfaCallError, FfaDriver, GuestState
+from ..machine import Machine, ModelError, Thread
+from ._errors import ScenarioError
+from ._ops import ANY, GUEST, OPS, OUTCOMES, SUCCESS, Invalid, Param, Refused, Skip, convert
+
+if TYPE_CHECKING:
+    from ..spmc import SecurePartition
+
+Path = tuple[str | int, ...]
+"""Where in a scenario something is: ``("thread", 1, "steps", 0, "dst")``."""
+
+CONTEXTS: tuple[str, ...] = ("toolstack", "sri", "timer")
+"""The non-vCPU contexts a thread may run as."""
+
+# How long finish() drains deferred work: Xen retries VM_DESTROYED once a second; a partition
+# that answers RETRY forever must not hang the run.
+_MAX_TIMER_ROUNDS = 32
+_MAX_TASKLET_ROUNDS = 8
+
+
+# ---------------------------------------------------------------------------------------------
+# The description
+
+
+@dataclass(frozen=True)
+class Step:
+    """One operation (see :data:`ffasim.scenario.OPS`) with its parameters, the value checks of
+    a successful answer, and the outcomes it accepts.
+
+    ``vm``/``vcpu`` say who issues a guest operation in the setup and final phases; a thread's
+    steps run on the thread's own vCPU. ``where`` is ``file:line`` for messages. ``fn`` is the
+    body of a Python step (``op == "python"``): ``fn(env)`` returns a value or raises
+    :class:`~ffasim.guest.FfaCallError`.
+    """
+
+    op: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    checks: Mapping[str, Any] = field(default_factory=dict)
+    expect: tuple[str, ...] = (SUCCESS,)
+    vm: int | None = None
+    vcpu: int = 0
+    where: str = ""
+    fn: Callable[[StepEnv], Any] | None = None
+
+    @property
+    def scope(self) -> str:
+        return GUEST if self.op == "python" else OPS[self.op].scope
+
+    def label(self) -> str:
+        """A short name for output: ``partition_info()``, ``direct_req(0x8001)``."""
+        if self.op == "python":
+            return str(self.params.get("label", "python"))
+        opdef = OPS[self.op]
+        return opdef.label(self.params) if opdef.label else f"{self.op}()"
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    """A VM to create: its vCPU count and RAM size in pages."""
+
+    vcpus: int = 1
+    pages: int = 64
+
+
+@dataclass(frozen=True)
+class ThreadSpec:
+    """A thread: the steps of one vCPU (``vm``, ``vcpu``) or of a non-vCPU ``context``."""
+
+    steps: tuple[Step, ...]
+    vm: int | None = None
+    vcpu: int = 0
+    context: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The context it runs as: ``"d0v1"``, ``"toolstack"``, ``"sri"``, ``"timer"``."""
+        return self.context if self.context is not None else f"d{self.vm}v{self.vcpu}"
+
+
+@dataclass(frozen=True)
+class PartitionSpec:
+    """A secure partition described as data (the TOML ``[[partitions]]`` table).
+
+    ``behaviour``: ``"echo"`` answers a direct request with its payload; ``"memory"`` is the
+    memory service of the default partition 0x8002; ``"none"`` answers zeros. ``vm_created`` /
+    ``vm_destroyed`` are the status it answers to those framework messages (0 or an FF-A error).
+    """
+
+    id: int
+    uuid: str
+    exec_ctx: int = 1
+    properties: int = abi.FFA_PART_PROP_DIRECT_REQ_RECV | abi.FFA_PART_PROP_AARCH64_STATE
+    behaviour: str = "echo"
+    vm_created: int = 0
+    vm_destroyed: int = 0
+
+    def build(self) -> SecurePartition:
+        """A fresh partition (partitions keep state, so each instance gets its own)."""
+        from ..spmc import SecurePartition, default_partitions
+
+        created: list[int] = []
+        destroyed: list[int] = []
+
+        def on_created(vm_id: int) -> int:
+            created.append(vm_id)
+            return self.vm_created
+
+        def on_destroyed(vm_id: int) -> int:
+            destroyed.append(vm_id)
+            return self.vm_destroyed
+
+        if self.behaviour == "memory":
+            handler = next(p for p in default_partitions() if p.id == 0x8002).handler
+        elif self.behaviour == "echo":
+            handler = _echo
+        else:
+            handler = _zeros
+        sp = SecurePartition(
+            id=self.id,
+            uuid=self.uuid,
+            exec_ctx=self.exec_ctx,
+            properties=self.properties,
+            handler=handler,
+            on_vm_created=on_created,
+            on_vm_destroyed=on_destroyed,
+        )
+        sp.vms_created = created  # type: ignore[attr-defined]
+        sp.vms_destroyed = destroyed  # type: ignore[attr-defined]
+        return sp
+
+
+BEHAVIOURS: tuple[str, ...] = ("echo", "memory", "none")
+
+
+def _echo(sp: Any, msg: Any) -> tuple[int, ...]:
+    return tuple(msg.payload)
+
+
+def _zeros(sp: Any, msg: Any) -> tuple[int, ...]:
+    return (0, 0, 0, 0, 0)
+
+
+PartitionsArg = Sequence[PartitionSpec] | Callable[[], "list[SecurePartition]"] | None
+
+
+class Scenario:
+    """A scenario: VMs, partitions, setup steps, threads, final steps; see the module note.
+
+    ``partitions`` is None (the default partitions), a sequence of :class:`PartitionSpec`, or a
+    function returning fresh :class:`~ffasim.spmc.SecurePartition` objects (Python scenarios:
+    each instance needs its own). The constructor validates everything and raises
+    :class:`ScenarioError` naming ``source`` and the rule broken.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        description: str = "",
+        *,
+        variant: str | None = None,
+        vm_to_vm: bool = False,
+        vms: Sequence[VmSpec] = (VmSpec(),),
+        partitions: PartitionsArg = None,
+        setup: Sequence[Step] = (),
+        threads: Sequence[ThreadSpec] = (),
+        final: Sequence[Step] = (),
+        source: str = "<python>",
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.variant = variant
+        self.vm_to_vm = vm_to_vm
+        self.vms = tuple(vms)
+        self.partitions = partitions
+        self.setup = tuple(setup)
+        self.threads = tuple(threads)
+        self.final = tuple(final)
+        self.source = source
+        problems = self.problems()
+        if problems:
+            path, message = problems[0]
+            raise ScenarioError(
+                f"{describe_path(path)}: {message}" if path else message, file=source, path=path
+            )
+
+    def __repr__(self) -> str:
+        return f"<Scenario {self.name}: {len(self.threads)} threads>"
+
+    # -- validation -------------------------------------------------------------------------
+
+    def problems(self) -> list[tuple[Path, str]]:
+        """Every rule the description breaks, each with where (a :data:`Path`)."""
+        out: list[tuple[Path, str]] = []
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", self.name or ""):
+            out.append(
+                (
+                    ("scenario", "name"),
+                    f"must be lower-case letters, digits, '-', '_' or '.', got {self.name!r}",
+                )
+            )
+        if self.variant is not None:
+            known = _variant_names()
+            if known and self.variant not in known:
+                out.append(
+                    (
+                        ("scenario", "variant"),
+                        f"unknown variant {self.variant!r} (known: {', '.join(known)})",
+                    )
+                )
+        if not self.vms:
+            out.append((("vm",), "a scenario needs at least one [[vm]]"))
+        for i, vm in enumerate(self.vms):
+            if not 1 <= vm.vcpus <= 8:
+                out.append((("vm", i, "vcpus"), f"must be 1..8, got {vm.vcpus}"))
+            if not 4 <= vm.pages <= 4096:
+                out.append((("vm", i, "pages"), f"must be 4..4096, got {vm.pages}"))
+        if isinstance(self.partitions, Sequence):
+            seen: set[int] = set()
+            for i, sp in enumerate(self.partitions):
+                if sp.id in seen:
+                    out.append((("partitions", i, "id"), f"0x{sp.id:x} is listed twice"))
+                seen.add(sp.id)
+        names: set[str] = set()
+        shares = {s.params["name"] for s in self._all_steps() if s.op == "share"}
+        for phase, steps in (("setup", self.setup), ("final", self.final)):
+            for j, st in enumerate(steps):
+                out += self._step_problems((phase, j), st, None, shares)
+        for i, th in enumerate(self.threads):
+            here: Path = ("thread", i)
+            if th.context is not None:
+                if th.context not in CONTEXTS:
+                    out.append(
+                        (
+                            (*here, "context"),
+                            f"must be one of {', '.join(CONTEXTS)}, got {th.context!r}",
+                        )
+                    )
+            elif th.vm is None or not 0 <= th.vm < len(self.vms):
+                out.append(
+                    (
+                        (*here, "vm"),
+                        f"names VM {th.vm}, but the scenario has {len(self.vms)} (indices from 0)",
+                    )
+                )
+            elif not 0 <= th.vcpu < self.vms[th.vm].vcpus:
+                out.append(
+                    (
+                        (*here, "vcpu"),
+                        f"names vCPU {th.vcpu}, but VM {th.vm} has {self.vms[th.vm].vcpus}",
+                    )
+                )
+            if th.name in names:
+                out.append((here, f"a second thread runs as {th.name}; merge their steps"))
+            names.add(th.name)
+            if not th.steps:
+                out.append(((*here, "steps"), "a thread needs at least one step"))
+            for j, st in enumerate(th.steps):
+                out += self._step_problems((*here, "steps", j), st, th, shares)
+        return out
+
+    def _all_steps(self) -> list[Step]:
+        return [*self.setup, *(s for t in self.threads for s in t.steps), *self.final]
+
+    def _step_problems(
+        self, here: Path, st: Step, th: ThreadSpec | None, shares: set[str]
+    ) -> list[tuple[Path, str]]:
+        out: list[tuple[Path, str]] = []
+        if st.op != "python" and st.op not in OPS:
+            return [((*here, "op"), f"unknown operation {st.op!r}")]
+        bad = [e for e in st.expect if e not in OUTCOMES]
+        if bad or not st.expect:
+            out.append(
+                (
+                    (*here, "expect"),
+                    f"unknown outcome {bad[0] if bad else '(none)'!r}; "
+                    f'expected "success", "any" or an FF-A error name',
+                )
+            )
+        if st.scope == GUEST:
+            if th is not None and th.context is not None:
+                out.append(
+                    (
+                        (*here, "op"),
+                        f"{st.op} is a guest operation: it needs a vCPU thread, not {th.context}",
+                    )
+                )
+            if th is None:
+                if st.vm is None or not 0 <= st.vm < len(self.vms):
+                    out.append(
+                        (
+                            (*here, "vm"),
+                            f"{st.op} needs vm = the index of one of the {len(self.vms)} VMs",
+                        )
+                    )
+                elif not 0 <= st.vcpu < self.vms[st.vm].vcpus:
+                    out.append(
+                        (
+                            (*here, "vcpu"),
+                            f"names vCPU {st.vcpu}, but VM {st.vm} has {self.vms[st.vm].vcpus}",
+                        )
+                    )
+        else:
+            if th is not None and th.context is None:
+                out.append(
+                    (
+                        (*here, "op"),
+                        f"{st.op} is not a guest operation: run it on a "
+                        f"toolstack, sri or timer thread",
+                    )
+                )
+            if st.vm is not None:
+                out.append(
+                    (
+                        (*here, "vm"),
+                        f"{st.op} does not take vm here; it names its VM in its own parameters",
+                    )
+                )
+        vm_param = st.params.get("vm")
+        if st.op in ("destroy", "sp_notify") and not 0 <= int(vm_param or 0) < len(self.vms):
+            out.append(
+                (
+                    (*here, "vm"),
+                    f"names VM {vm_param}, but the scenario has {len(self.vms)} (indices from 0)",
+                )
+            )
+        for key in ("handle",):
+            if key in st.params and st.params[key] not in shares:
+                out.append(((*here, key), f"no share step names a handle {st.params[key]!r}"))
+        owner = th.vm if th is not None else st.vm
+        if (
+            st.op in ("map", "write", "read", "share")
+            and owner is not None
+            and 0 <= owner < len(self.vms)
+        ):
+            pages = self.vms[owner].pages
+            for key in ("rx_page", "tx_page", "page"):
+                if key in st.params and st.params[key] >= pages:
+                    out.append(
+                        (
+                            (*here, key),
+                            f"page {st.params[key]} is outside VM {owner}'s {pages} pages",
+                        )
+                    )
+            listed = st.params.get("pages")
+            if st.op == "share" and isinstance(listed, tuple) and max(listed) >= pages:
+                out.append(
+                    ((*here, "pages"), f"page {max(listed)} is outside VM {owner}'s {pages} pages")
+                )
+        return out
+
+    # -- running ----------------------------------------------------------------------------
+
+    def build_partitions(self) -> list[SecurePartition]:
+        """Fresh partitions for one instance."""
+        from ..spmc import default_partitions
+
+        if self.partitions is None:
+            return list(default_partitions())
+        if callable(self.partitions):
+            return list(self.partitions())
+        return [spec.build() for spec in self.partitions]
+
+    def instantiate(
+        self, variant: str | None = None, *, machine: Machine | None = None
+    ) -> Instance:
+        """A fresh System with this scenario's partitions and VMs, the setup steps run; the
+        threads are ready and have not started."""
+        from ..system import System
+
+        partitions = self.build_partitions()
+        kwargs: dict[str, Any] = {}
+        if machine is not None:
+            kwargs["machine"] = machine
+        system = System(
+            partitions=partitions,
+            variant=variant or self.variant or "reference",
+            vm_to_vm=self.vm_to_vm,
+            **kwargs,
+        )
+        return Instance(self, system, partitions)
+
+
+def describe_path(path: Path) -> str:
+    """``thread 2, step 1, dst`` for ``("thread", 1, "steps", 0, "dst")`` (1-based, as lines)."""
+    words: list[str] = []
+    i = 0
+    while i < len(path):
+        part = path[i]
+        nxt = path[i + 1] if i + 1 < len(path) else None
+        if isinstance(nxt, int):
+            noun = {"steps": "step", "vm": "vm", "partitions": "partition"}.get(
+                str(part), str(part)
+            )
+            words.append(f"{noun} {nxt + 1}")
+            i += 2
+        else:
+            words.append(str(part))
+            i += 1
+    return ", ".join(words)
+
+
+def _variant_names() -> list[str]:
+    try:
+        from ..xen import variants
+    except ImportError:
+        return []
+    names = getattr(variants, "names", None)
+    return list(names()) if callable(names) else []
+
+
+# ---------------------------------------------------------------------------------------------
+# Building steps from loose keys (the TOML tables and ffasim.scenario.step)
+
+
+_VM_PARAM = Param("vm")
+_VCPU_PARAM = Param("count")
+
+
+class KeyProblem(Exception):
+    """A step table breaks a rule; ``key`` is the offending key (None: the table)."""
+
+    def __init__(self, key: str | None, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+def build_step(table: Mapping[str, Any], *, placed: bool, where: str = "") -> Step:
+    """A :class:`Step` from a table of keys; ``placed``: it may say ``vm``/``vcpu`` (setup and
+    final steps). Raises :class:`KeyProblem`."""
+    keys = dict(table)
+    if "op" in keys and "call" in keys:
+        raise KeyProblem("call", 'a step has either op = "..." or call = "FFA_..." , not both')
+    if "call" in keys:
+        op = "call"
+        keys["fid"] = keys.pop("call")
+    elif "op" in keys:
+        op = keys.pop("op")
+        if not isinstance(op, str) or op not in OPS or op == "call":
+            raise KeyProblem("op", f"unknown operation {op!r} (known: {', '.join(OPS)})")
+    else:
+        raise KeyProblem(None, 'a step needs op = "..." (or call = "FFA_...")')
+    opdef = OPS[op]
+    expect = keys.pop("expect", SUCCESS)
+    if isinstance(expect, str):
+        expect = [expect]
+    if not isinstance(expect, list) or not expect:
+        raise KeyProblem(
+            "expect", 'must be an outcome or an array of outcomes, e.g. ["success", "BUSY"]'
+        )
+    for e in expect:
+        if e not in OUTCOMES:
+            raise KeyProblem(
+                "expect",
+                f'unknown outcome {e!r}; expected "success", "any" '
+                f"or an FF-A error name ({', '.join(OUTCOMES[2:])})",
+            )
+    if ANY in expect and len(expect) > 1:
+        raise KeyProblem("expect", '"any" accepts every outcome; list nothing else with it')
+    # A guest step of the setup or final phase names the vCPU that issues it; system steps
+    # that concern a VM (destroy, sp_notify) take vm as their own parameter.
+    vm: int | None = None
+    vcpu = 0
+    placed_keys: tuple[str, ...] = ("vm", "vcpu") if placed and opdef.scope == GUEST else ()
+    for key, param in (("vm", _VM_PARAM), ("vcpu", _VCPU_PARAM)):
+        if key in placed_keys and key in keys:
+            try:
+                value = convert(param, keys.pop(key))
+            except Invalid as e:
+                raise KeyProblem(key, str(e)) from None
+            if key == "vm":
+                vm = value
+            else:
+                vcpu = value
+    params: dict[str, Any] = {}
+    checks: dict[str, Any] = {}
+    names = {*opdef.params, *opdef.checks, "expect", *placed_keys}
+    if op == "call":
+        names = (names - {"fid"}) | {"call"}
+    allowed = ", ".join(sorted(names))
+    for key, value in keys.items():
+        shown = "call" if key == "fid" and op == "call" else key
+        if key in opdef.params:
+            try:
+                params[key] = convert(opdef.params[key], value)
+            except Invalid as e:
+                raise KeyProblem(shown, str(e)) from None
+        elif key in opdef.checks:
+            try:
+                checks[key] = convert(opdef.checks[key], value)
+            except Invalid as e:
+                raise KeyProblem(key, str(e)) from None
+        else:
+            hint = " (a thread's steps run on the thread's vCPU)" if key in ("vm", "vcpu") else ""
+            raise KeyProblem(key, f"{op} has no key {key!r}{hint} (allowed: {allowed})")
+    for key, param in opdef.params.items():
+        if key not in params:
+            if param.required:
+                raise KeyProblem(None, f"{op} needs {key} ({param.doc})")
+            if param.default is not None:
+                params[key] = param.default
+    return Step(op, params, checks, tuple(expect), vm, vcpu, where)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+@dataclass(frozen=True)
+class SharedRegion:
+    """A share a step made: its name, handle, the VM that made it and the RAM pages."""
+
+    name: str
+    handle: int
+    vm: int
+    pages: tuple[int, ...]
+
+
+@dataclass
+class CallRecord:
+    """What one step got.
+
+    ``outcome`` is ``"success"``, an FF-A error name, ``"skipped"``, or a description of an
+    answer that is neither; ``problem`` is None when the step's expectations accept it.
+    """
+
+    thread: str
+    phase: str
+    """``"setup"``, ``"thread"`` or ``"final"``."""
+    index: int
+    op: str
+    label: str
+    outcome: str
+    expected: tuple[str, ...]
+    fid: int | None = None
+    regs: abi.Regs | None = None
+    value: Any = None
+    problem: str | None = None
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    @property
+    def error(self) -> bool:
+        """Whether the step got something other than success (and was not skipped)."""
+        return self.outcome not in (SUCCESS, "skipped")
+
+
+@dataclass
+class StepEnv:
+    """What a running step may use: ``drv`` (guest operations), ``vm``, ``system``."""
+
+    instance: Instance
+    thread: str
+    vm: Any = None
+    drv: FfaDriver = None  # type: ignore[assignment]
+
+    @property
+    def system(self) -> Any:
+        return self.instance.system
+
+
+class Instance:
+    """One built scenario: the System, the threads to run, what each step got."""
+
+    def __init__(self, scenario: Scenario, system: Any, partitions: list[SecurePartition]) -> None:
+        self.scenario = scenario
+        self.system = system
+        self.partitions = partitions
+        self.results: list[CallRecord] = []
+        self.handles: dict[str, SharedRegion] = {}
+        self._verdict: list[str] | None = None
+        self._destroyed: set[int] = set()
+        self._states: dict[int, GuestState] = {}
+        machine = system.machine
+        prev = machine.current
+        machine.current = "toolstack"
+        self._vms = [system.create_vm(vcpus=v.vcpus, pages=v.pages) for v in scenario.vms]
+        machine.current = prev
+        for j, st in enumerate(scenario.setup):
+            self._run_placed(st, "setup", j)
+        self.threads: list[Thread] = [
+            Thread(spec.name, self._body(spec)) for spec in scenario.threads
+        ]
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def vm(self, index: int) -> Any:
+        """The VM handle of the scenario's VM ``index`` (its domid)."""
+        return self._vms[index]
+
+    def partition(self, sp_id: int) -> SecurePartition:
+        for sp in self.partitions:
+            if sp.id == sp_id:
+                return sp
+        raise Refused("NO_SUCH_PARTITION", None, None, f"no partition 0x{sp_id:x}")
+
+    def driver(self, index: int, vcpu: int) -> FfaDriver:
+        """The guest driver of VM ``index`` on ``vcpu`` (one guest state per VM)."""
+        state = self._states.setdefault(index, GuestState())
+        return FfaDriver(self._vms[index], vcpu, state=state)
+
+    def alive(self, index: int) -> bool:
+        return index not in self._destroyed
+
+    def destroy_vm(self, index: int) -> None:
+        """The toolstack destroys VM ``index`` (each at most once)."""
+        if index in self._destroyed:
+            return
+        self._destroyed.add(index)
+        self.system.destroy_vm(self._vms[index])
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _body(self, spec: ThreadSpec) -> Callable[[], None]:
+        def body() -> None:
+            for j, st in enumerate(spec.steps):
+                if spec.vm is not None and not self.alive(spec.vm):
+                    self._skip(spec.name, "thread", j, st, f"d{spec.vm} was destroyed")
+                    continue
+                self.run_step(st, spec.name, "thread", j, spec.vm, spec.vcpu)
+
+        return body
+
+    def _run_placed(self, st: Step, phase: str, j: int) -> None:
+        """A setup or final step, run alone: system operations in their own context."""
+        if st.scope == GUEST:
+            assert st.vm is not None
+            name = f"d{st.vm}v{st.vcpu}"
+            if not self.alive(st.vm):
+                self._skip(name, phase, j, st, f"d{st.vm} was destroyed")
+                return
+            self.run_step(st, name, phase, j, st.vm, st.vcpu)
+            return
+        machine = self.system.machine
+        prev = machine.current
+        ctx = {"run_tasklets": "sri", "run_timers": "timer"}.get(st.op, "toolstack")
+        if st.op in ("sp_notify", "sp_check"):
+            ctx = f"sp{st.params['sp']:04x}"
+        machine.current = ctx
+        self.run_step(st, ctx, phase, j, None, 0)
+        machine.current = prev
+
+    def _skip(self, thread: str, phase: str, j: int, st: Step, why: str) -> None:
+        self.results.append(
+            CallRecord(thread, phase, j, st.op, st.label(), "skipped", st.expect, note=why)
+        )
+
+    def run_step(
+        self, st: Step, thread: str, phase: str, j: int, vm: int | None, vcpu: int
+    ) -> CallRecord:
+        """Run one step as ``thread`` and record what it got."""
+        env = StepEnv(self, thread)
+        if vm is not None:
+            env.vm = self._vms[vm]
+            env.drv = self.driver(vm, vcpu)
+        rec = CallRecord(thread, phase, j, st.op, st.label(), SUCCESS, st.expect)
+        try:
+            rec.value = st.fn(env) if st.fn is not None else OPS[st.op].run(env, st.params)
+        except Refused as e:
+            rec.outcome, rec.fid, rec.regs, rec.note = e.outcome, e.fid, e.regs, e.note
+        except FfaCallError as e:  # from a Python step
+            rec.outcome, rec.fid, rec.regs, rec.note = e.error_name, e.fid, e.regs, e.note
+        except Skip as e:
+            rec.outcome, rec.note = "skipped", str(e)
+            self.results.append(rec)
+            return rec
+        except ModelError:
+            raise
+        except Exception as e:
+            if vm is not None and not self.alive(vm):
+                # The toolstack destroyed the domain between two of this step's calls.
+                rec.outcome, rec.note = "skipped", f"d{vm} was destroyed ({e})"
+                self.results.append(rec)
+                return rec
+            raise
+        if env.drv is not None and rec.fid is None and env.drv.last_fid is not None:
+            rec.fid, rec.regs = env.drv.last_fid, env.drv.last
+        rec.problem = self._judge(st, rec, env)
+        self.results.append(rec)
+        return rec
+
+    def _judge(self, st: Step, rec: CallRecord, env: StepEnv) -> str | None:
+        where = f" [{st.where}]" if st.where else ""
+        if ANY not in st.expect and rec.outcome not in st.expect:
+            what = abi.name(rec.fid) if rec.fid is not None else rec.label
+            if rec.outcome == SUCCESS:
+                got = "succeeded"
+            elif rec.regs is not None and rec.outcome in OUTCOMES:
+                got = f"returned {abi.describe(rec.regs)}"
+            else:
+                got = f"got {rec.outcome}"
+            note = f" ({rec.note})" if rec.note else ""
+            return (
+                f"{rec.thread}: {rec.label}: {what} {got}{note}, expected "
+                f"{_expected(st.expect)}{where}"
+            )
+        if rec.outcome == SUCCESS and st.checks and st.op != "python":
+            verify = OPS[st.op].verify
+            bad = verify(env, st.params, st.checks, rec.value) if verify else None
+            if bad:
+                return f"{rec.thread}: {rec.label}: {bad}{where}"
+        return None
+
+    # -- the end ----------------------------------------------------------------------------
+
+    def finish(self) -> list[str]:
+        """Run the final steps, destroy the remaining VMs, drain timers and tasklets; return
+        every rejected result and every leak (``"leak: ..."``). ``[]``: all good."""
+        if self._verdict is not None:
+            return list(self._verdict)
+        for j, st in enumerate(self.scenario.final):
+            self._run_placed(st, "final", j)
+        machine = self.system.machine
+        prev = machine.current
+        machine.current = "toolstack"
+        for index in range(len(self._vms)):
+            self.destroy_vm(index)
+        machine.current = "timer"
+        for _ in range(_MAX_TIMER_ROUNDS):
+            if not self.system.run_timers(advance=1.0):
+                break
+        machine.current = "sri"
+        for _ in range(_MAX_TASKLET_ROUNDS):
+            if not self.system.run_tasklets():
+                break
+        machine.current = prev
+        problems = [r.problem for r in self.results if r.problem is not None]
+        problems += [f"leak: {line}" for line in self.system.audit()]
+        self._verdict = problems
+        return list(problems)
+
+
+def _expected(expect: Sequence[str]) -> str:
+    names = ["FFA_SUCCESS" if e == SUCCESS else e for e in expect]
+    return " or ".join(names)
