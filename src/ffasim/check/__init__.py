@@ -15,6 +15,9 @@ The short way in::
         print(issue.finding.summary(), issue.replay_command)
 """
 
+from .explore import ExploreReport as ExploreReport
+from .explore import explore as explore
+from .explore import minimise as minimise
 from .faults import FaultPlan as FaultPlan
 from .faults import FaultSpecError as FaultSpecError
 from .faults import parse_faults as parse_faults

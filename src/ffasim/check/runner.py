@@ -280,7 +280,12 @@ def check_scenario(
         shown, best = finding, result
         if minimise_findings:
             smaller = minimise(
-                program, result, default_monitors, faults=plan, max_faults=max_faults
+                program,
+                result,
+                default_monitors,
+                faults=plan,
+                max_faults=max_faults,
+                kind=finding.kind,
             )
             again = _same_kind(smaller, finding.kind)
             if again is not None:
@@ -305,22 +310,20 @@ def check_scenario(
 def replay_schedule(schedule: Schedule) -> Any:
     """Run ``schedule`` again; the :class:`ExecutionResult`. ``ReplayDivergence`` when the
     execution leaves the schedule."""
-    from .scheduler import Execution
-    from .strategies import ReplayStrategy
+    from .explore import replay
 
     if not schedule.scenario:
         raise CheckError("the schedule names no scenario")
     scenario = load_scenario(schedule.scenario)
     var = resolve_variant(scenario, schedule.variant or None)
     plan = fault_plan(schedule.faults)
-    ex = Execution(
+    return replay(
         scenario_program(scenario, var),
-        ReplayStrategy(schedule.decisions),
-        default_monitors(),
+        schedule.decisions,
+        monitors_factory=default_monitors,
         faults=plan,
         max_faults=schedule.max_faults,
     )
-    return ex.run()
 
 
 def replay_file(path: str | os.PathLike[str]) -> tuple[Any, list[Any]]:
