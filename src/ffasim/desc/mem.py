@@ -260,7 +260,7 @@ class MemTransaction:
             receivers = tuple(
                 m if m.composite_offset else replace(m, composite_offset=coff) for m in receivers
             )
-        if check_version(version) < 2:
+        if esz != 32:  # only 32-byte EMADs carry the implementation-defined value
             receivers = tuple(
                 m if m.impdef == _NIL16 else replace(m, impdef=_NIL16) for m in receivers
             )
