@@ -1,0 +1,375 @@
+"""The public entry point: a machine with an SPMC, Xen's FF-A mediator and guest VMs.
+
+``System()`` boots: it builds the SPMC with its partitions, probes it from Xen (context
+``"boot"``: version, features, Xen's RX/TX pair, partition info, notifications), and is then
+ready for ``create_vm``. A VM handle issues SMCs as one of its vCPUs (``vm.smc``), reads and
+writes its RAM, and sees the virtual interrupts Xen injected.
+
+Domain destruction follows Xen: ``domain_pause`` first (it waits until no vCPU of the domain is
+inside a hypercall; under the checker the toolstack blocks until they leave, in a sequential
+run none can be inside), then the mediator's teardown; the domain is freed when its last
+reference goes (shares outstanding keep it as a zombie until the teardown timer reclaims them).
+Time and deferred work are virtual: ``run_timers`` and ``run_tasklets`` run them on demand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import abi
+from .machine import (
+    P2M,
+    AccessFault,
+    Machine,
+    SmcConduit,
+)
+from .machine.memory import PAGE_SHIFT, PAGE_SIZE
+from .xen import variants
+from .xen.ffa import Ffa
+from .xen.ffa_private import (
+    ARM_SMCCC_NOT_SUPPORTED,
+    Domain,
+    is_std_service_ffa_fid,
+)
+
+if TYPE_CHECKING:
+    from .spmc import SecurePartition, Spmc
+
+GUEST_RAM_BASE = 0x4000_0000
+"""IPA of guest RAM page 0 (Xen's GUEST_RAM0_BASE)."""
+
+
+class DomainCreationError(Exception):
+    """Xen refused to create the domain (``errno`` as Xen's negative code, e.g. -EIO when a
+    partition did not acknowledge VM_CREATED); the domain was torn down again."""
+
+    def __init__(self, domid: int, errno: int) -> None:
+        super().__init__(f"creating domain d{domid} failed: error {errno}")
+        self.domid = domid
+        self.errno = errno
+
+
+class DomainDestroyedError(Exception):
+    """A call through the handle of a domain that was destroyed."""
+
+
+def _smccc_unknown() -> abi.Regs:
+    return abi.regs(ARM_SMCCC_NOT_SUPPORTED)
+
+
+class VM:
+    """A guest domain: ``smc`` as one of its vCPUs, its RAM, its injected virtual IRQs."""
+
+    def __init__(self, system: System, d: Domain, pages: int) -> None:
+        self.system = system
+        self.domain = d
+        self.domid = d.domain_id
+        self.id = d.domain_id + 1
+        self.vcpus = d.max_vcpus
+        self.pages = pages
+        self.party = f"d{d.domain_id}"
+        self._ctx_names = [f"d{d.domain_id}v{i}" for i in range(d.max_vcpus)]
+
+    def __repr__(self) -> str:
+        return f"<VM d{self.domid} id {self.id:#x}>"
+
+    def ctx(self, vcpu: int = 0) -> str:
+        """The context name of vCPU ``vcpu`` ("dNvI")."""
+        return self._ctx_names[vcpu]
+
+    # -- calls ----------------------------------------------------------------------------------
+    def smc(self, fid: int, *args: int, vcpu: int = 0) -> abi.Regs:
+        """Issue an SMC as vCPU ``vcpu``: x0 = ``fid``, x1.. = ``args``; the 18 result registers.
+
+        Routed as Xen's vsmc does: FF-A function numbers go to the mediator, anything else (or
+        a domain without FF-A) gets SMCCC NOT_SUPPORTED in x0."""
+        d = self.domain
+        if d.is_dying:
+            raise DomainDestroyedError(f"{self!r} was destroyed: it cannot issue calls")
+        if not 0 <= vcpu < self.vcpus:
+            raise ValueError(f"{self!r} has no vCPU {vcpu} (it has {self.vcpus})")
+        regs = abi.regs(fid, *args)
+        m = self.system.machine
+        ctx = self._ctx_names[vcpu]
+        prev = m.current
+        m.current = ctx
+        sink = m.sink
+        sink.call("hvc", ctx, regs)
+        d.in_hypercall += 1
+        r = None
+        if is_std_service_ffa_fid(regs[0]):
+            r = self.system.xen.ffa_handle_call(d, regs)
+        if r is None:
+            r = _smccc_unknown()
+        d.in_hypercall -= 1
+        if not d.in_hypercall and d.pause_waiters:
+            sink.released(d.pause_lock)
+        sink.ret("hvc", ctx, r)
+        m.current = prev
+        return r
+
+    # -- memory ---------------------------------------------------------------------------------
+    def ipa(self, n: int) -> int:
+        """IPA of guest RAM page ``n``."""
+        return GUEST_RAM_BASE + n * PAGE_SIZE
+
+    def _translate(self, ipa: int, size: int) -> list[tuple[int, int]]:
+        out = []
+        pos = ipa
+        end = ipa + size
+        while pos < end:
+            pa = self.domain.p2m.translate(pos)
+            if pa is None:
+                raise AccessFault(self.party, pos, size, "no RAM mapped at this IPA")
+            n = min(end - pos, PAGE_SIZE - (pos & (PAGE_SIZE - 1)))
+            out.append((pa, n))
+            pos += n
+        return out
+
+    def write(self, ipa: int, data: bytes | bytearray) -> None:
+        """Write ``data`` into guest RAM at ``ipa`` (as the guest: an event on each page)."""
+        if self.domain.destroyed:
+            raise DomainDestroyedError(f"{self!r} was destroyed")
+        view = memoryview(bytes(data))
+        pos = 0
+        for pa, n in self._translate(ipa, len(view)):
+            self.system.machine.mem.write(pa, view[pos : pos + n], self.party)
+            pos += n
+
+    def read(self, ipa: int, size: int) -> bytes:
+        """``size`` bytes of guest RAM at ``ipa``."""
+        if self.domain.destroyed:
+            raise DomainDestroyedError(f"{self!r} was destroyed")
+        return b"".join(
+            self.system.machine.mem.read(pa, n, self.party) for pa, n in self._translate(ipa, size)
+        )
+
+    # -- virtual interrupts ---------------------------------------------------------------------
+    def pending_virqs(self, vcpu: int = 0) -> list[int]:
+        """The virtual IRQs injected into ``vcpu`` and not yet taken, oldest first."""
+        return list(self.domain.vcpu[vcpu].injected)
+
+    def take_virqs(self, vcpu: int = 0) -> list[int]:
+        """Return and clear the virtual IRQs injected into ``vcpu`` (the guest took them)."""
+        v = self.domain.vcpu[vcpu]
+        out, v.injected = v.injected, []
+        return out
+
+    @property
+    def destroyed(self) -> bool:
+        return self.domain.is_dying
+
+
+class System:
+    """Machine + SPMC + Xen's mediator + VMs: the public API (see design.md).
+
+    ``partitions`` defaults to ``ffasim.default_partitions()``; ``variant`` names a mediator
+    variant (``ffasim.xen.variants.names()``); ``vm_to_vm`` is Xen's ``CONFIG_FFA_VM_TO_VM``;
+    ``machine`` lets the checker pass a machine with its sink installed, so that even the boot
+    probe runs under it.
+    """
+
+    def __init__(
+        self,
+        partitions: Sequence[SecurePartition] | None = None,
+        variant: str = "reference",
+        vm_to_vm: bool = False,
+        *,
+        machine: Machine | None = None,
+        spmc_version: int = abi.FFA_VERSION_1_2,
+    ) -> None:
+        from .spmc import Spmc, default_partitions
+
+        cls = variants.get(variant)
+        self.variant = variant
+        self.machine = machine if machine is not None else Machine()
+        parts = list(partitions) if partitions is not None else default_partitions()
+        self.spmc: Spmc = Spmc(self.machine, parts, spmc_version)
+        self.conduit = SmcConduit(self.machine, self.spmc.entry)
+        self.xen: Ffa = cls(self.machine, self.conduit, vm_to_vm)
+        self.xen.complete_domain_destroy = self._complete_domain_destroy
+        self.vms: list[VM] = []
+        self.domains: dict[int, Domain] = self.xen.domains
+        self.dead_domains: list[Domain] = []
+        self._next_domid = 0
+        self.spmc.on_sri = self.xen.notif_irq_handler
+        m = self.machine
+        prev = m.current
+        m.current = "boot"
+        self.probed = self.xen.ffa_probe()
+        m.current = prev
+
+    def __repr__(self) -> str:
+        return f"<System {self.variant} with {len(self.vms)} VMs>"
+
+    # -- domains ----------------------------------------------------------------------------------
+    def create_vm(self, vcpus: int = 1, pages: int = 64) -> VM:
+        """Create a domain with the next free domid (from 0), ``vcpus`` vCPUs and ``pages`` pages
+        of physically contiguous RAM at IPA 0x40000000, and run Xen's FF-A domain init.
+
+        Raises :class:`DomainCreationError` when the mediator refuses (after tearing down)."""
+        if vcpus < 1 or pages < 1:
+            raise ValueError("a VM needs at least one vCPU and one page of RAM")
+        m = self.machine
+        prev = m.current
+        if prev == "boot":
+            m.current = "toolstack"
+        domid = self._next_domid
+        self._next_domid += 1
+        party = f"d{domid}"
+        frames = m.heap.alloc_contiguous(pages, party, tag=f"{party} RAM")
+        if frames is None:
+            m.current = prev
+            raise MemoryError(f"no room for {pages} pages of RAM for {party}")
+        p2m = P2M(m, party)
+        base_gfn = GUEST_RAM_BASE >> PAGE_SHIFT
+        for n, f in enumerate(frames):
+            p2m.map(base_gfn + n, f)
+        d = Domain(m, domid, vcpus, p2m)
+        d.ram = frames
+        self.domains[domid] = d
+        ret = self.xen.ffa_domain_init(d)
+        if ret:
+            # arch_domain_create failed: Xen still runs the teardown, then frees the domain.
+            self._destroy_domain(d)
+            m.current = prev
+            raise DomainCreationError(domid, ret)
+        vm = VM(self, d, pages)
+        self.vms.append(vm)
+        m.current = prev
+        return vm
+
+    def destroy_vm(self, vm: VM) -> None:
+        """Destroy ``vm``'s domain: pause it, run the mediator's teardown, drop the domain's
+        own reference (it is freed now, or later when its last share is reclaimed)."""
+        d = vm.domain
+        if d.is_dying:
+            raise DomainDestroyedError(f"{vm!r} is already destroyed")
+        m = self.machine
+        prev = m.current
+        if prev == "boot":
+            m.current = "toolstack"
+        self.domain_pause(d)
+        if vm in self.vms:
+            self.vms.remove(vm)
+        self._destroy_domain(d)
+        m.current = prev
+
+    def domain_pause(self, d: Domain) -> None:
+        """Wait until no vCPU of ``d`` is inside a hypercall (Xen's ``domain_pause``)."""
+        d.is_dying = True
+        while d.in_hypercall:
+            d.pause_waiters += 1
+            self.machine.sink.block(d.pause_lock)
+            d.pause_waiters -= 1
+
+    def _destroy_domain(self, d: Domain) -> None:
+        d.is_dying = True
+        self.xen.ffa_domain_teardown(d)
+        self.xen.ffa_relinquish_resources(d)
+        self.xen.put_domain(d)  # the domain's own reference
+
+    def _complete_domain_destroy(self, d: Domain) -> None:
+        """The last reference went: free the ctx and the RAM (frames still referenced by
+        someone, a leaked share, stay allocated: the audit reports them)."""
+        self.xen.ffa_free_domain_ctx(d)
+        d.destroyed = True
+        self.domains.pop(d.domain_id, None)
+        self.dead_domains.append(d)
+        heap = self.machine.heap
+        for f in d.ram:
+            if f.owner == d.party and f.refcount == 0:
+                heap.free_page(f)
+        d.p2m.entries.clear()
+
+    # -- virtual time and deferred work ---------------------------------------------------------
+    def run_timers(self, advance: float = 1.0) -> int:
+        """Advance virtual time by ``advance`` seconds and run Xen's teardown timer while it is
+        due (context ``"timer"``); how many callbacks ran."""
+        xen = self.xen
+        xen.now += advance
+        ran = 0
+        m = self.machine
+        while xen.ffa_teardown_timer is not None and xen.ffa_teardown_timer <= xen.now:
+            xen.ffa_teardown_timer = None
+            prev = m.current
+            m.current = "timer"
+            xen.ffa_teardown_timer_callback()
+            m.current = prev
+            ran += 1
+        return ran
+
+    def run_tasklets(self) -> int:
+        """Run the SRI tasklet if it is scheduled (context ``"sri"``); how many ran."""
+        xen = self.xen
+        if not xen.notif_sri_tasklet_scheduled:
+            return 0
+        xen.notif_sri_tasklet_scheduled = False
+        m = self.machine
+        prev = m.current
+        m.current = "sri"
+        xen.notif_sri_action()
+        m.current = prev
+        return 1
+
+    # -- audit ------------------------------------------------------------------------------------
+    def audit(self) -> list[str]:
+        """What is left behind, one line each (empty when clean): meant for after every VM is
+        destroyed and the timers drained."""
+        xen = self.xen
+        out: list[str] = []
+        own = set()
+        for g in (xen.ffa_spmc_rx, xen.ffa_spmc_tx):
+            if g.value is not None:
+                own.add(g.value.mfn)
+        live_parties = {d.party for d in self.domains.values()}
+        for mfn, f in sorted(self.machine.mem.frames.items()):
+            if f.owner == "xen" and mfn not in own:
+                out.append(f"xen page {mfn:#x} ({f.tag or 'untagged'}) still allocated")
+            elif f.owner is not None and f.owner.startswith("d") and f.owner not in live_parties:
+                if f.refcount:
+                    out.append(
+                        f"page {mfn:#x} of destroyed {f.owner} still referenced "
+                        f"({f.refcount} reference{'s' if f.refcount > 1 else ''})"
+                    )
+                else:
+                    out.append(f"page {mfn:#x} of destroyed {f.owner} still allocated")
+        for d in self.domains.values():
+            if d.is_dying:
+                out.append(f"domain {d.party} is a zombie ({d.refcnt} references left)")
+            ctx = d.tee
+            if ctx is not None and d.is_dying:
+                for shm in ctx.shm_list.value:
+                    out.append(f"{d.party}: share {shm.handle:#x} not reclaimed")
+        for shm in xen.leaked_shms:
+            out.append(
+                f"share {shm.handle:#x} of vm {shm.sender_id:#x} dropped after a permanent "
+                f"reclaim failure ({len(shm.pages)} pages stay referenced)"
+            )
+        for ctx in xen.ffa_teardown_head.value:
+            out.append(f"vm {ctx.ffa_id:#x} still on the teardown list")
+        for ctx in xen.ffa_ctx_head:
+            if ctx.teardown_d.is_dying:
+                out.append(f"vm {ctx.ffa_id:#x} still on the FF-A context list")
+        out += self.spmc.invariant_problems()
+        for lock in self.machine.held:
+            out.append(f"lock {lock.name} still held by {lock.describe_holder()}")
+        return out
+
+    # -- convenience ------------------------------------------------------------------------------
+    def vm(self, vm_id: int) -> VM | None:
+        """The live VM with FF-A ID ``vm_id``."""
+        for vm in self.vms:
+            if vm.id == vm_id:
+                return vm
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """A summary for front ends: variant, negotiated firmware version, partitions."""
+        return {
+            "variant": self.variant,
+            "ffa_fw_version": abi.version_str(self.xen.ffa_fw_version),
+            "partitions": [f"{int.from_bytes(e[:2], 'little'):#06x}" for e in self.xen.sp_list],
+            "vms": [vm.id for vm in self.vms],
+        }
