@@ -1,0 +1,904 @@
+"""Memory sharing: FFA_MEM_SHARE/LEND/DONATE, FRAG_TX/FRAG_RX, RETRIEVE, RELINQUISH, RECLAIM.
+
+Mirrors Hafnium ``src/ffa_memory.c`` (``ffa_memory_send``, ``ffa_memory_region_sanity_check``,
+``ffa_memory_send_validate``, ``ffa_send_check_update``, ``ffa_memory_retrieve``,
+``ffa_memory_relinquish``, ``ffa_memory_reclaim``) and ``api_ffa_mem_*`` in ``src/api.c``,
+as hafnium-spmc.md §4 describes them, checks in their order.
+
+Design note. A transaction's descriptor is kept as the bytes the sender wrote, in the sender's
+own layout (v1.0, v1.1 or v1.2), fragment after fragment; so the offset the SPMC answers in
+FFA_MEM_FRAG_RX is naturally "bytes received so far in the caller's layout". Guest buffers are
+read once per call: each handler copies what it needs out of the TX buffer and validates the
+copy. Page state lives in ``spmc.page_share`` (mfn -> handle of the share covering it) and
+``spmc.donated`` (mfn -> partition that received it for good); partitions reach retrieved
+pages through ``Endpoint.mapped`` and machine grants, which relinquish revokes.
+
+Handles are the index of the first free slot of a 100-entry table (Hafnium
+``share_states[MAX_MEM_SHARES]``): bit 63 clear, reused after reclaim.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
+
+from .. import abi
+from ..machine import Frame, grant, revoke
+from ..machine.memory import MAX_MFN, PAGE_SIZE
+from .mailbox import FULL, Endpoint
+from .spmc import HYP_ID, Handler, Regs, is_vm_id
+
+if TYPE_CHECKING:
+    from .spmc import Spmc
+
+MAX_MEM_SHARES = 100  # share_states[] slots
+MAX_MEM_SHARE_RECIPIENTS = 2  # plat_max_mem_share_recipients
+MAX_FRAGMENTS = 20
+
+INVALID = abi.FFA_RET_INVALID_PARAMETERS
+DENIED = abi.FFA_RET_DENIED
+
+# Layouts (FF-A v1.2 §10.11; hafnium-spmc.md §4.1).
+HDR_V1_0 = struct.Struct("<HBBIQQII")  # sender, attrs, res, flags, handle, tag, res, count
+HDR_V1_1 = struct.Struct("<HHIQQIII12s")  # ... emad size, count, emad offset, reserved
+EMAD_V1_1 = struct.Struct("<HBBIQ")  # receiver, perms, flags, composite offset, reserved
+EMAD_V1_2 = struct.Struct("<HBBI16s8s")  # ... impdef, reserved
+COMPOSITE = struct.Struct("<IIQ")  # total pages, constituent count, reserved
+CONSTITUENT = struct.Struct("<QII")  # address, pages, reserved
+RELINQUISH = struct.Struct("<QII")  # handle, flags, endpoint count
+assert HDR_V1_0.size == 32 and HDR_V1_1.size == 48
+assert EMAD_V1_1.size == 16 and EMAD_V1_2.size == 32
+assert COMPOSITE.size == 16 and CONSTITUENT.size == 16 and RELINQUISH.size == 16
+
+# Memory region attributes.
+ATTR_SHAREABILITY_MASK = 0x3
+ATTR_INNER_SHAREABLE = 0x3
+ATTR_CACHEABILITY_SHIFT = 2
+ATTR_TYPE_SHIFT = 4
+ATTR_TYPE_NOT_SPECIFIED = 0
+ATTR_TYPE_DEVICE = 1
+ATTR_TYPE_NORMAL = 2
+ATTR_CACHE_WRITE_BACK = 3
+ATTR_DEVICE_NGNRNE = 0
+ATTR_NS = abi.FFA_MEM_ATTR_NS
+ATTR_MBZ_MASK = 0xFF80
+# Permissions: bits[1:0] data access, bits[3:2] instruction access.
+DATA_NOT_SPECIFIED, DATA_RO, DATA_RW, DATA_RESERVED = 0, 1, 2, 3
+INSTR_NOT_SPECIFIED, INSTR_NX, INSTR_X, INSTR_RESERVED = 0, 1, 2, 3
+# Transaction flags.
+FLAG_CLEAR = 1 << 0
+FLAG_TIME_SLICE = 1 << 1
+FLAG_CLEAR_RELINQUISH = 1 << 2
+FLAG_TYPE_SHIFT = 3
+FLAG_TYPE_MASK = 0x3 << FLAG_TYPE_SHIFT
+FLAG_HINT_MASK = 0xF << 5
+FLAG_HINT_VALID = 1 << 9
+FLAG_BYPASS_BORROWERS = 1 << 10
+RETRIEVE_FLAGS_MBZ = ~0x7FF & abi.MASK32
+
+KIND_OF_FID = {
+    abi.FFA_MEM_SHARE_32: "share",
+    abi.FFA_MEM_SHARE_64: "share",
+    abi.FFA_MEM_LEND_32: "lend",
+    abi.FFA_MEM_LEND_64: "lend",
+    abi.FFA_MEM_DONATE_32: "donate",
+    abi.FFA_MEM_DONATE_64: "donate",
+}
+TYPE_OF_KIND = {"share": 1, "lend": 2, "donate": 3}
+
+# Retrieval states of a borrower.
+NOT_RETRIEVED, PARTIAL, RETRIEVED = 0, 1, 2
+
+
+class Emad(NamedTuple):
+    receiver: int
+    perms: int
+    flags: int
+    composite_offset: int
+    impdef: bytes
+    reserved: int
+
+
+class Txn(NamedTuple):
+    """A transaction descriptor header and its EMADs, copied out of a buffer."""
+
+    sender: int
+    attributes: int
+    flags: int
+    handle: int
+    tag: int
+    emad_size: int
+    emad_count: int
+    emad_offset: int
+    reserved_ok: bool
+    emads: tuple[Emad, ...]
+
+
+@dataclass(eq=False)
+class Borrower:
+    """One receiver of a transaction, as the sender described it, and its retrieval."""
+
+    id: int
+    perms: int
+    flags: int
+    impdef: bytes
+    state: int = NOT_RETRIEVED
+    granted: int = 0  # permissions given at retrieval
+    clear_on_relinquish: bool = False
+    pending: bytes = b""  # retrieve response not yet delivered
+    delivered: int = 0
+
+
+@dataclass(eq=False)
+class ShareState:
+    """Hafnium ``struct ffa_memory_share_state``: one handle's transaction."""
+
+    handle: int
+    kind: str  # "share", "lend" or "donate"
+    sender: int
+    caller: int  # 0 (the hypervisor) or the sending partition
+    version: int  # layout of ``raw``
+    attributes: int
+    flags: int
+    tag: int
+    borrowers: list[Borrower]
+    total_length: int
+    composite_offset: int
+    raw: bytearray
+    fragments: int = 1
+    complete: bool = False
+    constituents: list[tuple[int, int]] = field(default_factory=list)
+    frames: list[Frame] = field(default_factory=list)
+    total_page_count: int = 0
+    hyp_pending: bytes | None = None  # hypervisor retrieve response not yet delivered
+    hyp_delivered: int = 0
+
+    @property
+    def receivers(self) -> list[int]:
+        return [b.id for b in self.borrowers]
+
+    @property
+    def retrieved(self) -> dict[int, bool]:
+        """Borrower ID -> whether it holds the memory now (retrieved, not relinquished)."""
+        return {b.id: b.state != NOT_RETRIEVED for b in self.borrowers}
+
+    @property
+    def ns(self) -> bool:
+        return is_vm_id(self.sender)
+
+    def borrower(self, ep_id: int) -> Borrower | None:
+        for b in self.borrowers:
+            if b.id == ep_id:
+                return b
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+def _decode(buf: bytes, version: int) -> Txn | int:
+    """Header and EMADs of a transaction descriptor in ``version``'s layout, or an error."""
+    if version < abi.FFA_VERSION_1_1:
+        if len(buf) < HDR_V1_0.size:
+            return INVALID
+        sender, attrs, res8, flags, handle, tag, res32, count = HDR_V1_0.unpack_from(buf)
+        size, offset, reserved_ok = EMAD_V1_1.size, HDR_V1_0.size, not res8 and not res32
+    else:
+        if len(buf) < HDR_V1_1.size:
+            return INVALID
+        sender, attrs, flags, handle, tag, size, count, offset, res = HDR_V1_1.unpack_from(buf)
+        reserved_ok = not any(res)
+    emads: list[Emad] = []
+    if (
+        size in (EMAD_V1_1.size, EMAD_V1_2.size)
+        and count <= MAX_MEM_SHARE_RECIPIENTS
+        and offset + count * size <= len(buf)
+    ):
+        for i in range(count):
+            at = offset + i * size
+            if size == EMAD_V1_1.size:
+                rid, perms, eflags, comp, res64 = EMAD_V1_1.unpack_from(buf, at)
+                emads.append(Emad(rid, perms, eflags, comp, b"", res64))
+            else:
+                rid, perms, eflags, comp, impdef, _res = EMAD_V1_2.unpack_from(buf, at)
+                emads.append(Emad(rid, perms, eflags, comp, impdef, 0))
+    return Txn(sender, attrs, flags, handle, tag, size, count, offset, reserved_ok, tuple(emads))
+
+
+def _sanity_check(txn: Txn, frag_len: int, version: int, retrieve: bool) -> int:
+    """Hafnium ``ffa_memory_region_sanity_check`` (every failure INVALID_PARAMETERS)."""
+    if not txn.reserved_ok:
+        return INVALID
+    if txn.emad_size not in (EMAD_V1_1.size, EMAD_V1_2.size):
+        return INVALID
+    if txn.emad_size == EMAD_V1_2.size and version < abi.FFA_VERSION_1_2:
+        return INVALID
+    if version >= abi.FFA_VERSION_1_1 and txn.emad_offset < HDR_V1_1.size:
+        return INVALID
+    if txn.emad_count == 0 or txn.emad_count > MAX_MEM_SHARE_RECIPIENTS:
+        return INVALID
+    emads_end = txn.emad_offset + txn.emad_count * txn.emad_size
+    if frag_len < emads_end or len(txn.emads) != txn.emad_count:
+        return INVALID
+    first = txn.emads[0].composite_offset
+    if retrieve:
+        if any(e.composite_offset for e in txn.emads):
+            return INVALID
+    elif first == 0 or first < emads_end or first + COMPOSITE.size > frag_len:
+        return INVALID
+    if txn.emad_size == EMAD_V1_1.size and any(e.reserved for e in txn.emads):
+        return INVALID
+    if any(e.composite_offset != first for e in txn.emads):
+        return INVALID
+    return abi.FFA_RET_OK
+
+
+def _data(perms: int) -> int:
+    return perms & 0x3
+
+
+def _instr(perms: int) -> int:
+    return (perms >> 2) & 0x3
+
+
+def _attrs_check(kind: str, count: int, attrs: int) -> int:
+    """The memory-attribute rules of ``ffa_memory_send_validate``."""
+    if attrs & ATTR_NS or attrs & ATTR_MBZ_MASK:
+        return INVALID
+    mtype = (attrs >> ATTR_TYPE_SHIFT) & 0x3
+    if kind == "donate" or (kind == "lend" and count == 1):
+        return INVALID if mtype != ATTR_TYPE_NOT_SPECIFIED else abi.FFA_RET_OK
+    cache = (attrs >> ATTR_CACHEABILITY_SHIFT) & 0x3
+    if mtype == ATTR_TYPE_NORMAL and cache != ATTR_CACHE_WRITE_BACK:
+        return DENIED
+    if mtype == ATTR_TYPE_DEVICE and cache != ATTR_DEVICE_NGNRNE:
+        return DENIED
+    if mtype == 3:
+        return DENIED
+    if attrs & ATTR_SHAREABILITY_MASK != ATTR_INNER_SHAREABLE:
+        return DENIED
+    return abi.FFA_RET_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding (retrieve responses)
+
+
+def encode_txn(
+    version: int,
+    sender: int,
+    attrs: int,
+    flags: int,
+    handle: int,
+    tag: int,
+    emads: list[tuple[int, int, int, bytes]],
+    total_pages: int,
+    constituents: list[tuple[int, int]],
+) -> bytes:
+    """A whole transaction descriptor in ``version``'s layout; ``emads`` are
+    ``(receiver, permissions, flags, impdef)`` and all point at the one composite."""
+    count = len(emads)
+    if version < abi.FFA_VERSION_1_1:
+        size, offset = EMAD_V1_1.size, HDR_V1_0.size
+        head = HDR_V1_0.pack(sender, attrs & 0xFF, 0, flags, handle, tag, 0, count)
+    else:
+        size = EMAD_V1_2.size if version >= abi.FFA_VERSION_1_2 else EMAD_V1_1.size
+        offset = HDR_V1_1.size
+        head = HDR_V1_1.pack(sender, attrs, flags, handle, tag, size, count, offset, bytes(12))
+    comp = offset + count * size
+    parts = [head]
+    for rid, perms, eflags, impdef in emads:
+        if size == EMAD_V1_1.size:
+            parts.append(EMAD_V1_1.pack(rid, perms, eflags, comp, 0))
+        else:
+            parts.append(
+                EMAD_V1_2.pack(rid, perms, eflags, comp, impdef.ljust(16, b"\0"), bytes(8))
+            )
+    parts.append(COMPOSITE.pack(total_pages, len(constituents), 0))
+    parts.extend(CONSTITUENT.pack(a, n, 0) for a, n in constituents)
+    return b"".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Share states and pages
+
+
+def _alloc_handle(spmc: Spmc) -> int | None:
+    shares = spmc._shares
+    for i in range(MAX_MEM_SHARES):
+        if i not in shares:
+            return i
+    return None
+
+
+def _find(spmc: Spmc, handle: int) -> ShareState | None:
+    """The share with SPMC-allocated ``handle`` (bit 63 clear), if any."""
+    if handle & abi.FFA_HANDLE_HYP_FLAG:
+        return None
+    return spmc._shares.get(handle)
+
+
+def _free_share(spmc: Spmc, share: ShareState) -> None:
+    for f in share.frames:
+        if spmc.page_share.get(f.mfn) == share.handle:
+            del spmc.page_share[f.mfn]
+    spmc._shares.pop(share.handle, None)
+
+
+def zero_frames(spmc: Spmc, frames: list[Frame]) -> None:
+    """Clear pages as the SPMC does (it maps them for the duration)."""
+    mem = spmc.machine.mem
+    zero = bytes(PAGE_SIZE)
+    for f in frames:
+        grant(f, "spmc")
+        mem.write(f.pa, zero, "spmc")
+        revoke(f, "spmc")
+
+
+def _sender_frames(spmc: Spmc, share: ShareState) -> list[Frame] | int:
+    """The pages of a complete transaction if its sender may give them, else DENIED."""
+    mem = spmc.machine.mem
+    frames: list[Frame] = []
+    sp_party = None if share.ns else f"sp{share.sender:04x}"
+    mailbox_mfns: set[int] = set()
+    if sp_party is not None:
+        mbox = spmc.endpoints[share.sender].mailbox
+        mailbox_mfns = {f.mfn for f in mbox.rx_frames + mbox.tx_frames}
+    for addr, pages in share.constituents:
+        first = addr // PAGE_SIZE
+        if first + pages > MAX_MFN:
+            return DENIED
+        if sp_party is None and not spmc.ns_range_ok(addr, pages):
+            return DENIED
+        for mfn in range(first, first + pages):
+            if mfn in spmc.ns_excluded or mfn in spmc.page_share or mfn in spmc.donated:
+                return DENIED
+            f = mem.frame(mfn)
+            if sp_party is not None and (
+                f.owner != sp_party or not f.secure or mfn in mailbox_mfns
+            ):
+                return DENIED
+            frames.append(f)
+    return frames
+
+
+def _send_complete(spmc: Spmc, share: ShareState) -> Regs:
+    """Hafnium ``ffa_send_check_update``: validate the constituents, take the pages."""
+    raw = share.raw
+    comp = share.composite_offset
+    total_pages, count, _ = COMPOSITE.unpack_from(raw, comp)
+    consts = [
+        CONSTITUENT.unpack_from(raw, comp + COMPOSITE.size + 16 * i)[:2] for i in range(count)
+    ]
+    error = abi.FFA_RET_OK
+    # Overlap scan; a zero-page constituent ends it early, as in Hafnium.
+    for i, (a, n) in enumerate(consts):
+        if n == 0:
+            break
+        for b, m in consts[i + 1 :]:
+            if m and a < b + m * PAGE_SIZE and b < a + n * PAGE_SIZE:
+                error = INVALID
+                break
+        if error:
+            break
+    if not error and sum(n for _, n in consts) != total_pages:
+        error = INVALID
+    if not error and any(a % PAGE_SIZE for a, _ in consts):
+        error = INVALID
+    if not error and total_pages == 0:
+        error = INVALID
+    if error:
+        _free_share(spmc, share)
+        return spmc.refuse(error, f"memory send 0x{share.handle:x}: bad constituents")
+    share.constituents = consts
+    share.total_page_count = total_pages
+    frames = _sender_frames(spmc, share)
+    if isinstance(frames, int):
+        _free_share(spmc, share)
+        return spmc.refuse(frames, f"memory send 0x{share.handle:x}: pages not the sender's")
+    share.frames = frames
+    for f in frames:
+        spmc.page_share[f.mfn] = share.handle
+    if share.flags & FLAG_CLEAR:
+        zero_frames(spmc, frames)
+    share.complete = True
+    share.raw = bytearray()  # fully parsed; keep no second copy
+    return abi.success(abi.handle_lo(share.handle), abi.handle_hi(share.handle))
+
+
+# ---------------------------------------------------------------------------------------------
+# FFA_MEM_SHARE / LEND / DONATE
+
+
+def ffa_mem_send(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """FFA_MEM_SHARE/LEND/DONATE_32/64: the descriptor is in the caller's TX buffer."""
+    kind = KIND_OF_FID[r[0]]
+    total, frag = r[1] & abi.MASK32, r[2] & abi.MASK32
+    if r[3] or r[4]:
+        return spmc.refuse(INVALID, "memory send: only the TX buffer method")
+    if frag > total:
+        return spmc.refuse(INVALID, "memory send: fragment longer than total")
+    mbox = ep.mailbox
+    if not mbox.mapped:
+        return spmc.refuse(INVALID, "memory send: caller has no TX buffer")
+    version = ep.version
+    if frag > mbox.size or (version < abi.FFA_VERSION_1_1 and frag > PAGE_SIZE):
+        return spmc.refuse(INVALID, "memory send: fragment longer than the TX buffer")
+    buf = spmc.machine.mem.read(mbox.tx, frag, "spmc")  # read once
+    txn = _decode(buf, version)
+    if isinstance(txn, int):
+        return spmc.refuse(txn, "memory send: descriptor shorter than its header")
+    ret = _sanity_check(txn, frag, version, retrieve=False)
+    if ret:
+        return spmc.refuse(ret, "memory send: descriptor fails the sanity check")
+    if version < abi.FFA_VERSION_1_1 and frag + (HDR_V1_1.size - HDR_V1_0.size) > PAGE_SIZE:
+        return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, "memory send: v1.0 descriptor too long")
+    if (kind == "share" and txn.flags & FLAG_CLEAR) or txn.flags & ~(FLAG_CLEAR | FLAG_TIME_SLICE):
+        return spmc.refuse(INVALID, f"memory send: bad flags 0x{txn.flags:x}")
+    if kind == "donate" and txn.emad_count != 1:
+        return spmc.refuse(INVALID, "memory donate: exactly one borrower")
+    for e in txn.emads:
+        if (not is_vm_id(e.receiver) and e.receiver not in spmc.partitions) or e.receiver == ep.id:
+            return spmc.refuse(INVALID, f"memory send: bad receiver 0x{e.receiver:x}")
+    ret = _world_rule(ep, kind, txn)
+    if ret:
+        return spmc.refuse(ret, "memory send: receivers not allowed for this sender")
+    ret = _send_validate(ep, kind, txn, buf, total)
+    if ret:
+        return spmc.refuse(ret, "memory send: descriptor refused")
+    handle = _alloc_handle(spmc)
+    if handle is None:
+        return spmc.refuse(abi.FFA_RET_NO_MEMORY, "memory send: no free share state")
+    comp = txn.emads[0].composite_offset
+    share = ShareState(
+        handle=handle,
+        kind=kind,
+        sender=txn.sender,
+        caller=ep.id,
+        version=version,
+        attributes=txn.attributes,
+        flags=txn.flags,
+        tag=txn.tag,
+        borrowers=[Borrower(e.receiver, e.perms, e.flags, e.impdef) for e in txn.emads],
+        total_length=total,
+        composite_offset=comp,
+        raw=bytearray(buf),
+    )
+    spmc._shares[handle] = share
+    if frag < total:
+        w4 = (txn.sender << 16) if ep.id == HYP_ID else 0
+        return abi.regs(abi.FFA_MEM_FRAG_RX, abi.handle_lo(handle), abi.handle_hi(handle), frag, w4)
+    return _send_complete(spmc, share)
+
+
+def _world_rule(ep: Endpoint, kind: str, txn: Txn) -> int:
+    """Hafnium ``ffa_memory_is_send_valid`` (SPMC): which worlds may borrow."""
+    to_vm = [e for e in txn.emads if is_vm_id(e.receiver)]
+    if not to_vm:
+        return abi.FFA_RET_OK
+    if ep.id != HYP_ID or kind != "share" or txn.emad_count == 1:
+        return DENIED
+    return abi.FFA_RET_OK
+
+
+def _send_validate(ep: Endpoint, kind: str, txn: Txn, buf: bytes, total: int) -> int:
+    """Hafnium ``ffa_memory_send_validate``, in its order."""
+    frag = len(buf)
+    if frag < txn.emad_offset + txn.emad_size + COMPOSITE.size:
+        return INVALID
+    if frag % 16 or total % 16:
+        return INVALID
+    if ep.id == HYP_ID:
+        if not is_vm_id(txn.sender):
+            return DENIED
+    elif txn.sender != ep.id:
+        return DENIED
+    emads_end = txn.emad_offset + txn.emad_count * txn.emad_size
+    if total < emads_end + COMPOSITE.size + CONSTITUENT.size:
+        return INVALID
+    comp = txn.emads[0].composite_offset
+    if comp < emads_end or comp % 16 or comp + COMPOSITE.size > frag:
+        return INVALID
+    _pages, count, _ = COMPOSITE.unpack_from(buf, comp)
+    rest = total - (comp + COMPOSITE.size)
+    if rest % CONSTITUENT.size or rest != CONSTITUENT.size * count:
+        return INVALID
+    if (kind == "share" and txn.flags & FLAG_CLEAR) or txn.flags & ~FLAG_CLEAR:
+        return INVALID
+    seen: set[int] = set()
+    for e in txn.emads:
+        if e.receiver == txn.sender or e.receiver in seen or e.composite_offset != comp:
+            return INVALID
+        seen.add(e.receiver)
+        data, instr = _data(e.perms), _instr(e.perms)
+        if data == DATA_RESERVED or instr == INSTR_RESERVED or instr != INSTR_NOT_SPECIFIED:
+            return INVALID
+        if kind != "donate" and data == DATA_NOT_SPECIFIED:
+            return INVALID
+        if kind == "donate" and data != DATA_NOT_SPECIFIED:
+            return INVALID
+    return _attrs_check(kind, txn.emad_count, txn.attributes)
+
+
+# ---------------------------------------------------------------------------------------------
+# FFA_MEM_FRAG_TX
+
+
+def ffa_mem_frag_tx(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """FFA_MEM_FRAG_TX: the next fragment of a send; the last completes it."""
+    handle = abi.make_handle(r[1], r[2])
+    frag = r[3] & abi.MASK32
+    sender = abi.ffa_sender(r[4])
+    if ep.id != HYP_ID and sender:
+        return spmc.refuse(INVALID, "FRAG_TX: w4 MBZ for partitions")
+    mbox = ep.mailbox
+    if not mbox.mapped:
+        return spmc.refuse(INVALID, "FRAG_TX: caller has no TX buffer")
+    limit = PAGE_SIZE if handle & abi.FFA_HANDLE_HYP_FLAG else mbox.size
+    if frag > limit or frag < 16 or frag % 16:
+        return spmc.refuse(INVALID, f"FRAG_TX: bad fragment length {frag}")
+    data = spmc.machine.mem.read(mbox.tx, frag, "spmc")  # read once
+    share = _find(spmc, handle)
+    if share is None:
+        return spmc.refuse(INVALID, f"FRAG_TX: unknown handle 0x{handle:x}")
+    if (ep.id != HYP_ID and share.sender != ep.id) or (ep.id == HYP_ID and share.caller != HYP_ID):
+        return spmc.refuse(INVALID, "FRAG_TX: caller is not the sender")
+    if ep.id == HYP_ID and sender != share.sender:
+        return spmc.refuse(INVALID, "FRAG_TX: w4 does not name the sender")
+    if share.complete:
+        return spmc.refuse(INVALID, "FRAG_TX: transaction already complete")
+    if share.fragments >= MAX_FRAGMENTS:
+        _free_share(spmc, share)
+        return spmc.refuse(abi.FFA_RET_NO_MEMORY, "FRAG_TX: too many fragments, discarded")
+    if any(is_vm_id(b.id) for b in share.borrowers):
+        return spmc.refuse(INVALID, "FRAG_TX: fragmented share with a VM borrower")
+    if len(share.raw) + frag > share.total_length:
+        _free_share(spmc, share)
+        return spmc.refuse(INVALID, "FRAG_TX: fragments exceed the total length, discarded")
+    share.raw += data
+    share.fragments += 1
+    if len(share.raw) < share.total_length:
+        w4 = (share.sender << 16) if ep.id == HYP_ID else 0
+        return abi.regs(
+            abi.FFA_MEM_FRAG_RX, r[1] & abi.MASK32, r[2] & abi.MASK32, len(share.raw), w4
+        )
+    return _send_complete(spmc, share)
+
+
+# ---------------------------------------------------------------------------------------------
+# FFA_MEM_RETRIEVE_REQ and FFA_MEM_FRAG_RX
+
+
+def _deliver(spmc: Spmc, ep: Endpoint, data: bytes, offset: int) -> int:
+    """Write the fragment of ``data`` starting at ``offset`` that fits in the caller's RX
+    (whole constituents only after the head); mark the RX FULL; return its length."""
+    mbox = ep.mailbox
+    room = mbox.size
+    n = len(data) - offset
+    if n > room:
+        n = room - (room % CONSTITUENT.size) if offset else room
+    if offset == 0 and n < len(data):
+        # First fragment: cut at a constituent boundary past the composite header.
+        head = _response_head_len(data)
+        n = head + ((room - head) // CONSTITUENT.size) * CONSTITUENT.size
+    spmc.machine.mem.write(mbox.rx, data[offset : offset + n], "spmc")
+    mbox.state = FULL
+    mbox.recv_func = abi.FFA_MEM_RETRIEVE_RESP
+    return n
+
+
+def _response_head_len(data: bytes) -> int:
+    """Bytes before the first constituent of an encoded response (whatever its layout)."""
+    # The EMAD area ends where the composite starts; every EMAD points there.
+    size, count, offset = HDR_V1_1.unpack_from(data)[5:8]
+    if size in (EMAD_V1_1.size, EMAD_V1_2.size) and offset == HDR_V1_1.size:
+        return offset + count * size + COMPOSITE.size
+    count = HDR_V1_0.unpack_from(data)[7]
+    return HDR_V1_0.size + count * EMAD_V1_1.size + COMPOSITE.size
+
+
+def _hyp_retrieve(spmc: Spmc, ep: Endpoint, txn: Txn) -> Regs:
+    """The hypervisor retrieve request: the whole transaction, every EMAD."""
+    if (
+        txn.sender
+        or txn.attributes
+        or txn.flags
+        or txn.tag
+        or txn.emad_size
+        or txn.emad_count
+        or (ep.version >= abi.FFA_VERSION_1_1 and txn.emad_offset)
+        or not txn.reserved_ok
+        or ep.id != HYP_ID
+    ):
+        return spmc.refuse(INVALID, "hypervisor retrieve request: fields MBZ")
+    share = _find(spmc, txn.handle)
+    if share is None or not share.complete:
+        return spmc.refuse(INVALID, f"hypervisor retrieve: unknown handle 0x{txn.handle:x}")
+    if share.hyp_pending is not None:
+        return spmc.refuse(DENIED, "hypervisor retrieve already in progress")
+    data = encode_txn(
+        ep.version,
+        share.sender,
+        share.attributes,
+        share.flags | (TYPE_OF_KIND[share.kind] << FLAG_TYPE_SHIFT),
+        share.handle,
+        share.tag,
+        [(b.id, b.perms, b.flags, b.impdef) for b in share.borrowers],
+        share.total_page_count,
+        share.constituents,
+    )
+    n = _deliver(spmc, ep, data, 0)
+    if n < len(data):
+        share.hyp_pending = data
+        share.hyp_delivered = n
+    return abi.regs(abi.FFA_MEM_RETRIEVE_RESP, len(data), n)
+
+
+def ffa_mem_retrieve_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """FFA_MEM_RETRIEVE_REQ_32/64: a borrower (or the hypervisor) asks for a transaction."""
+    total, frag = r[1] & abi.MASK32, r[2] & abi.MASK32
+    if r[3] or r[4]:
+        return spmc.refuse(INVALID, "retrieve: only the TX buffer method")
+    mbox = ep.mailbox
+    if frag != total or total > mbox.size or not mbox.mapped:
+        return spmc.refuse(INVALID, "retrieve: bad length or no TX buffer")
+    buf = spmc.machine.mem.read(mbox.tx, total, "spmc")  # read once
+    if mbox.busy():
+        return spmc.refuse(abi.FFA_RET_BUSY, f"retrieve: RX of 0x{ep.id:x} is busy")
+    version = ep.version
+    txn = _decode(buf, version)
+    if isinstance(txn, int):
+        return spmc.refuse(txn, "retrieve: request shorter than its header")
+    if txn.emad_count == 0:
+        return _hyp_retrieve(spmc, ep, txn)
+    ret = _sanity_check(txn, total, version, retrieve=True)
+    if ret:
+        return spmc.refuse(ret, "retrieve: request fails the sanity check")
+    share = _find(spmc, txn.handle)
+    if share is None:
+        return spmc.refuse(INVALID, f"retrieve: unknown handle 0x{txn.handle:x}")
+    if not share.complete:
+        return spmc.refuse(INVALID, f"retrieve: 0x{txn.handle:x} is still being sent")
+    if total != txn.emad_offset + txn.emad_count * txn.emad_size:
+        return spmc.refuse(INVALID, "retrieve: length does not match the EMADs")
+    if txn.sender != share.sender:
+        return spmc.refuse(DENIED, "retrieve: wrong sender")
+    nw_borrowers = [e for e in txn.emads if is_vm_id(e.receiver)]
+    if ep.id == HYP_ID and len(nw_borrowers) > 1:
+        return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, "retrieve: several VM borrowers at once")
+    ttype = (txn.flags & FLAG_TYPE_MASK) >> FLAG_TYPE_SHIFT
+    if ttype and ttype != TYPE_OF_KIND[share.kind]:
+        return spmc.refuse(INVALID, "retrieve: wrong transaction type")
+    if txn.tag != share.tag:
+        return spmc.refuse(INVALID, "retrieve: wrong tag")
+    me = nw_borrowers[0].receiver if ep.id == HYP_ID and nw_borrowers else ep.id
+    borrower = share.borrower(me) if (ep.id != HYP_ID or nw_borrowers) else None
+    if borrower is None:
+        return spmc.refuse(INVALID, f"retrieve: 0x{me:x} is not a borrower")
+    flags = txn.flags
+    if flags & FLAG_HINT_VALID or flags & FLAG_HINT_MASK or flags & RETRIEVE_FLAGS_MBZ:
+        return spmc.refuse(INVALID, f"retrieve: bad flags 0x{flags:x}")
+    if share.kind == "share" and flags & (FLAG_CLEAR | FLAG_CLEAR_RELINQUISH):
+        return spmc.refuse(INVALID, "retrieve: clear flags on a share")
+    if flags & FLAG_CLEAR and not share.flags & FLAG_CLEAR:
+        return spmc.refuse(DENIED, "retrieve: clear asked but the sender did not clear")
+    if txn.attributes & ATTR_NS:
+        return spmc.refuse(INVALID, "retrieve: NS bit set in the request")
+    mtype = (txn.attributes >> ATTR_TYPE_SHIFT) & 0x3
+    if mtype != ATTR_TYPE_NOT_SPECIFIED:
+        cache = (txn.attributes >> ATTR_CACHEABILITY_SHIFT) & 0x3
+        ok = (mtype == ATTR_TYPE_NORMAL and cache == ATTR_CACHE_WRITE_BACK) or (
+            mtype == ATTR_TYPE_DEVICE and cache == ATTR_DEVICE_NGNRNE
+        )
+        if not ok or txn.attributes & ATTR_SHAREABILITY_MASK != ATTR_INNER_SHAREABLE:
+            return spmc.refuse(DENIED, "retrieve: memory type not allowed")
+    # The EMAD list.
+    bypass = flags & FLAG_BYPASS_BORROWERS
+    if not bypass and txn.emad_count != len(share.borrowers):
+        return spmc.refuse(INVALID, "retrieve: borrower count differs from the transaction")
+    if bypass and (txn.emad_count != 1 or len(share.borrowers) < 2):
+        return spmc.refuse(INVALID, "retrieve: bad borrower-check bypass")
+    granted = 0
+    found_me = False
+    for e in txn.emads:
+        b = share.borrower(e.receiver)
+        if b is None:
+            return spmc.refuse(DENIED, f"retrieve: 0x{e.receiver:x} is not a borrower")
+        want_d, want_i = _data(e.perms), _instr(e.perms)
+        have_d = _data(b.perms)
+        if want_d == DATA_RESERVED or (want_d == DATA_RW and have_d != DATA_RW):
+            return spmc.refuse(DENIED, "retrieve: more data access than granted")
+        single = len(share.borrowers) == 1
+        if share.kind == "share" and want_i != INSTR_NOT_SPECIFIED:
+            return spmc.refuse(INVALID, "retrieve: instruction access on a share")
+        if share.kind == "lend" and not single and want_i != INSTR_NOT_SPECIFIED:
+            return spmc.refuse(INVALID, "retrieve: instruction access on a shared lend")
+        if share.kind != "share" and single and want_i == INSTR_NOT_SPECIFIED:
+            return spmc.refuse(INVALID, "retrieve: instruction access not specified")
+        if want_i == INSTR_X and share.ns:
+            return spmc.refuse(INVALID, "retrieve: executable NS memory")
+        if want_i == INSTR_RESERVED:
+            return spmc.refuse(INVALID, "retrieve: reserved instruction access")
+        if have_d == DATA_RO and flags & (FLAG_CLEAR | FLAG_CLEAR_RELINQUISH):
+            return spmc.refuse(DENIED, "retrieve: read-only borrower asks to clear")
+        if e.impdef and b.impdef and e.impdef != b.impdef:
+            return spmc.refuse(INVALID, "retrieve: implementation-defined value differs")
+        if e.receiver == me:
+            found_me = True
+            data_access = want_d or have_d
+            instr = INSTR_NX if share.kind == "share" else (want_i or INSTR_NX)
+            granted = data_access | (instr << 2)
+    if not found_me:
+        return spmc.refuse(INVALID, "retrieve: the caller's own EMAD is missing")
+    if borrower.state != NOT_RETRIEVED:
+        return spmc.refuse(DENIED, f"retrieve: 0x{me:x} already retrieved 0x{share.handle:x}")
+
+    # Map the pages for a partition borrower; the hypervisor maps a VM's itself.
+    borrower.granted = granted
+    borrower.clear_on_relinquish = bool(flags & FLAG_CLEAR_RELINQUISH)
+    if not is_vm_id(me):
+        target = spmc.endpoints[me]
+        party = target.party
+        writable = _data(granted) == DATA_RW
+        for f in share.frames:
+            grant(f, party)
+            target.mapped[f.mfn] = writable
+    resp_flags = (share.flags & FLAG_CLEAR) | (TYPE_OF_KIND[share.kind] << FLAG_TYPE_SHIFT)
+    attrs = share.attributes | (ATTR_NS if share.ns and version >= abi.FFA_VERSION_1_1 else 0)
+    data = encode_txn(
+        version,
+        share.sender,
+        attrs,
+        resp_flags,
+        share.handle,
+        share.tag,
+        [(me, granted, 0, borrower.impdef)],
+        share.total_page_count,
+        share.constituents,
+    )
+    n = _deliver(spmc, ep, data, 0)
+    if n < len(data):
+        borrower.state = PARTIAL
+        borrower.pending = data
+        borrower.delivered = n
+    else:
+        _retrieved(spmc, share, borrower)
+    return abi.regs(abi.FFA_MEM_RETRIEVE_RESP, len(data), n)
+
+
+def _retrieved(spmc: Spmc, share: ShareState, borrower: Borrower) -> None:
+    """A borrower has the whole response; a donation is then final."""
+    borrower.state = RETRIEVED
+    borrower.pending = b""
+    if share.kind == "donate":
+        for f in share.frames:
+            spmc.donated[f.mfn] = borrower.id
+        _free_share(spmc, share)
+
+
+def ffa_mem_frag_rx(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """FFA_MEM_FRAG_RX: the next fragment of a retrieve response."""
+    handle = abi.make_handle(r[1], r[2])
+    offset = r[3] & abi.MASK32
+    sender = abi.ffa_sender(r[4])
+    if ep.id != HYP_ID and sender:
+        return spmc.refuse(INVALID, "FRAG_RX: w4 MBZ for partitions")
+    if ep.mailbox.busy():
+        return spmc.refuse(abi.FFA_RET_BUSY, f"FRAG_RX: RX of 0x{ep.id:x} is busy")
+    share = _find(spmc, handle)
+    if share is None or not share.complete:
+        return spmc.refuse(INVALID, f"FRAG_RX: unknown handle 0x{handle:x}")
+    borrower: Borrower | None = None
+    if ep.id == HYP_ID and share.hyp_pending is not None:
+        if sender != share.sender:
+            return spmc.refuse(INVALID, "FRAG_RX: w4 does not name the sender")
+        data, done = share.hyp_pending, share.hyp_delivered
+    else:
+        if ep.id == HYP_ID:
+            borrower = next(
+                (b for b in share.borrowers if is_vm_id(b.id) and b.state == PARTIAL), None
+            )
+        else:
+            borrower = share.borrower(ep.id)
+        if borrower is None or borrower.state != PARTIAL:
+            return spmc.refuse(INVALID, "FRAG_RX: no partial retrieval outstanding")
+        data, done = borrower.pending, borrower.delivered
+    if offset != done:
+        return spmc.refuse(INVALID, f"FRAG_RX: offset {offset} is not {done}")
+    n = _deliver(spmc, ep, data, done)
+    done += n
+    if borrower is None:
+        share.hyp_delivered = done
+        if done >= len(data):
+            share.hyp_pending = None
+            share.hyp_delivered = 0
+    else:
+        borrower.delivered = done
+        if done >= len(data):
+            _retrieved(spmc, share, borrower)
+    w4 = (share.sender << 16) if ep.id == HYP_ID else 0
+    return abi.regs(abi.FFA_MEM_FRAG_TX, r[1] & abi.MASK32, r[2] & abi.MASK32, n, w4)
+
+
+# ---------------------------------------------------------------------------------------------
+# FFA_MEM_RELINQUISH and FFA_MEM_RECLAIM
+
+
+def ffa_mem_relinquish(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """FFA_MEM_RELINQUISH: a borrower gives retrieved memory back (descriptor in TX)."""
+    mbox = ep.mailbox
+    if not mbox.mapped:
+        return spmc.refuse(INVALID, "relinquish: caller has no TX buffer")
+    buf = spmc.machine.mem.read(mbox.tx, RELINQUISH.size + 2, "spmc")  # read once
+    handle, flags, count = RELINQUISH.unpack_from(buf)
+    if count != 1:
+        return spmc.refuse(INVALID, "relinquish: exactly one endpoint")
+    endpoint = int.from_bytes(buf[16:18], "little")
+    if ep.id != HYP_ID and endpoint != ep.id:
+        return spmc.refuse(INVALID, "relinquish: a partition names another endpoint")
+    if ep.id == HYP_ID and not is_vm_id(endpoint):
+        return spmc.refuse(INVALID, "relinquish: the hypervisor names a partition")
+    if flags & ~(FLAG_CLEAR | FLAG_TIME_SLICE):
+        return spmc.refuse(INVALID, f"relinquish: bad flags 0x{flags:x}")
+    share = _find(spmc, handle)
+    if share is None or not share.complete:
+        return spmc.refuse(INVALID, f"relinquish: unknown handle 0x{handle:x}")
+    borrower = share.borrower(endpoint)
+    if borrower is None:
+        return spmc.refuse(INVALID, f"relinquish: 0x{endpoint:x} is not a borrower")
+    if borrower.state != RETRIEVED:
+        return spmc.refuse(INVALID, f"relinquish: 0x{endpoint:x} has not retrieved")
+    others_gone = all(b.state == NOT_RETRIEVED for b in share.borrowers if b is not borrower)
+    clear = bool(flags & FLAG_CLEAR) or borrower.clear_on_relinquish
+    if flags & FLAG_CLEAR and others_gone:
+        if share.kind == "share":
+            return spmc.refuse(INVALID, "relinquish: clear on a share")
+        if _data(borrower.granted) == DATA_RO:
+            return spmc.refuse(DENIED, "relinquish: read-only borrower asks to clear")
+    if not is_vm_id(endpoint):
+        target = spmc.endpoints[endpoint]
+        for f in share.frames:
+            revoke(f, target.party)
+            target.mapped.pop(f.mfn, None)
+    borrower.state = NOT_RETRIEVED
+    borrower.granted = 0
+    borrower.clear_on_relinquish = False
+    if clear and others_gone and share.kind != "share":
+        zero_frames(spmc, share.frames)
+    return abi.success()
+
+
+def ffa_mem_reclaim(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """FFA_MEM_RECLAIM: the sender takes its memory back once no borrower holds it."""
+    handle = abi.make_handle(r[1], r[2])
+    flags = r[3] & abi.MASK32
+    if handle & abi.FFA_HANDLE_HYP_FLAG:
+        return spmc.refuse(INVALID, f"reclaim: 0x{handle:x} is not an SPMC handle")
+    share = _find(spmc, handle)
+    if share is None or not share.complete:
+        return spmc.refuse(INVALID, f"reclaim: unknown handle 0x{handle:x}")
+    if ep.id != HYP_ID and share.sender != ep.id:
+        return spmc.refuse(INVALID, "reclaim: caller is not the sender")
+    if ep.id == HYP_ID and not share.ns:
+        return spmc.refuse(INVALID, "reclaim: the hypervisor reclaims a partition's memory")
+    if flags & ~(FLAG_CLEAR | FLAG_TIME_SLICE):
+        return spmc.refuse(INVALID, f"reclaim: bad flags 0x{flags:x}")
+    if any(b.state != NOT_RETRIEVED for b in share.borrowers) or share.hyp_pending is not None:
+        return spmc.refuse(DENIED, f"reclaim: 0x{handle:x} is still borrowed")
+    if flags & FLAG_CLEAR:
+        zero_frames(spmc, share.frames)
+    _free_share(spmc, share)
+    return abi.success()
+
+
+HANDLERS: dict[int, Handler] = {
+    **{fid: ffa_mem_send for fid in KIND_OF_FID},
+    abi.FFA_MEM_FRAG_TX: ffa_mem_frag_tx,
+    abi.FFA_MEM_FRAG_RX: ffa_mem_frag_rx,
+    abi.FFA_MEM_RETRIEVE_REQ_32: ffa_mem_retrieve_req,
+    abi.FFA_MEM_RETRIEVE_REQ_64: ffa_mem_retrieve_req,
+    abi.FFA_MEM_RELINQUISH: ffa_mem_relinquish,
+    abi.FFA_MEM_RECLAIM: ffa_mem_reclaim,
+}

@@ -1,0 +1,253 @@
+"""Messaging: direct requests (32/64, REQ2), VM availability messages, FFA_RUN, FFA_MSG_SEND2.
+
+Mirrors Hafnium ``api_ffa_msg_send_direct_req`` with ``src/ffa/spmc/direct_messaging.c``
+(hafnium-spmc.md §5.4) and ``api_ffa_msg_send2`` / ``src/ffa/spmc/indirect_messaging.c``.
+
+A direct request runs the receiving partition's handler to completion, nested in the caller's
+SMC (the model has no preemption inside a partition). A partition that is already handling a
+request (a request cycle A -> B -> A) is busy: BUSY, as Hafnium answers for a vCPU that
+already has a request.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .. import abi
+from ..machine import FirmwarePanic
+from .mailbox import FULL, Endpoint
+from .partition import DirectMessage
+from .spmc import HYP_ID, Handler, Regs, is_vm_id
+
+if TYPE_CHECKING:
+    from .partition import SecurePartition
+    from .spmc import Spmc
+
+_FRAMEWORK = abi.FFA_MSG_FLAG_FRAMEWORK
+# Indirect message header (FF-A v1.1 Table 15.x; v1.2 adds a reserved word and the UUID):
+# flags, reserved, payload offset, receiver, sender, payload size [, reserved, uuid].
+MSG_HDR_V1_1 = struct.Struct("<IIIHHI")
+MSG_HDR_V1_2_SIZE = 40
+assert MSG_HDR_V1_1.size == 20
+# Framework notification bits set for an RX-full event (hafnium-spmc.md §2.3).
+FRAMEWORK_RX_FULL_SPM = 1 << 0  # the sender is a partition
+FRAMEWORK_RX_FULL_HYP = 1 << 32  # the sender is a VM
+MSG_SEND2_FLAG_DELAY_SRI = 1 << 1
+
+
+def _response_regs(fid: int, sp_id: int, sender: int, payload: Sequence[int]) -> Regs:
+    if fid == abi.FFA_MSG_SEND_DIRECT_REQ2:
+        return abi.regs(
+            abi.FFA_MSG_SEND_DIRECT_RESP2, abi.pack_target(sp_id, sender), 0, 0, *payload
+        )
+    mask = abi.MASK64 if fid == abi.FFA_MSG_SEND_DIRECT_REQ_64 else abi.MASK32
+    resp = (
+        abi.FFA_MSG_SEND_DIRECT_RESP_64
+        if fid == abi.FFA_MSG_SEND_DIRECT_REQ_64
+        else abi.FFA_MSG_SEND_DIRECT_RESP_32
+    )
+    return abi.regs(resp, abi.pack_target(sp_id, sender), 0, *(v & mask for v in payload))
+
+
+def run_partition(spmc: Spmc, sp: SecurePartition, msg: DirectMessage) -> Regs:
+    """Run ``sp``'s handler for ``msg``; turn its result into the partition's answer."""
+    sink = spmc.machine.sink
+    req = abi.regs(msg.fid, abi.pack_target(msg.sender, msg.receiver), 0, *msg.payload)
+    sink.call("sp", sp.party, req)
+    if sp.handler is None:
+        result: Sequence[int] = ()
+    else:
+        result = sp.handler(sp, msg)
+    limit = 14 if msg.fid == abi.FFA_MSG_SEND_DIRECT_REQ2 else 5
+    if (
+        isinstance(result, tuple)
+        and len(result) == abi.NUM_REGS
+        and (result[0] & abi.MASK32) == abi.FFA_ERROR
+    ):
+        out = abi.regs(abi.FFA_ERROR, abi.pack_target(sp.id, msg.sender), result[2] & abi.MASK32)
+    else:
+        try:
+            values = [int(v) for v in result]
+        except (TypeError, ValueError):
+            raise FirmwarePanic(f"{sp!r} handler returned {result!r}, not a payload") from None
+        if len(values) > limit:
+            raise FirmwarePanic(f"{sp!r} handler returned {len(values)} values (at most {limit})")
+        out = _response_regs(msg.fid, sp.id, msg.sender, values)
+    sink.ret("sp", sp.party, out)
+    return out
+
+
+def _vm_availability(
+    spmc: Spmc, ep: Endpoint, fid: int, sender: int, sp_id: int, w2: int, r: Regs
+) -> Regs:
+    """Hafnium ``check_vm_availability_message`` and the partition's framework response."""
+    func = w2 & abi.FFA_MSG_TYPE_MASK
+    if ep.id != HYP_ID or func not in (abi.FFA_MSG_SEND_VM_CREATED, abi.FFA_MSG_SEND_VM_DESTROYED):
+        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, f"framework message 0x{w2:x} refused")
+    sp = spmc.partitions.get(sp_id)
+    bit = (
+        abi.FFA_PART_PROP_NOTIF_CREATED
+        if func == abi.FFA_MSG_SEND_VM_CREATED
+        else abi.FFA_PART_PROP_NOTIF_DESTROYED
+    )
+    if (
+        sp is None
+        or not sp.properties & bit
+        or not sp.properties & abi.FFA_PART_PROP_DIRECT_REQ_RECV
+    ):
+        return spmc.refuse(
+            abi.FFA_RET_INVALID_PARAMETERS, f"0x{sp_id:x} is not subscribed to message {func}"
+        )
+    if sp_id in spmc.sp_busy:
+        return spmc.refuse(abi.FFA_RET_BUSY, f"0x{sp_id:x} is handling a request")
+    vm_id = r[5] & 0xFFFF
+    if (r[5] >> 16) & 0xFFFF or r[6] or r[7]:
+        spmc.log(f"VM availability message to 0x{sp_id:x}: reserved bits set (ignored)")
+    sink = spmc.machine.sink
+    sink.call("sp", sp.party, r)
+    spmc.sp_busy.add(sp_id)
+    hook = sp.on_vm_created if func == abi.FFA_MSG_SEND_VM_CREATED else sp.on_vm_destroyed
+    status = 0 if hook is None else int(hook(vm_id))
+    spmc.sp_busy.discard(sp_id)
+    mask = abi.MASK64 if fid == abi.FFA_MSG_SEND_DIRECT_REQ_64 else abi.MASK32
+    resp = (
+        abi.FFA_MSG_SEND_DIRECT_RESP_64
+        if fid == abi.FFA_MSG_SEND_DIRECT_REQ_64
+        else abi.FFA_MSG_SEND_DIRECT_RESP_32
+    )
+    out = abi.regs(resp, abi.pack_target(sp_id, sender), _FRAMEWORK | (func + 1), status & mask)
+    sink.ret("sp", sp.party, out)
+    return out
+
+
+def ffa_msg_send_direct_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """FFA_MSG_SEND_DIRECT_REQ_32/64 and FFA_MSG_SEND_DIRECT_REQ2."""
+    fid = r[0]
+    sender = abi.ffa_sender(r[1])
+    receiver = abi.ffa_receiver(r[1])
+    req2 = fid == abi.FFA_MSG_SEND_DIRECT_REQ2
+    if ep.id == HYP_ID:
+        if not is_vm_id(sender):
+            return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "direct request: sender not NS")
+    elif sender != ep.id:
+        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "direct request: sender is not caller")
+    if not req2:
+        w2 = r[2] & abi.MASK32
+        if w2 & _FRAMEWORK:
+            return _vm_availability(spmc, ep, fid, sender, receiver, w2, r)
+        if w2:
+            return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "direct request: w2 MBZ")
+    sp = spmc.partitions.get(receiver)
+    if sp is None or receiver == sender:
+        return spmc.refuse(
+            abi.FFA_RET_INVALID_PARAMETERS, f"direct request to 0x{receiver:x}: no such partition"
+        )
+    uuid = b""
+    if req2:
+        uuid = abi.uuid_from_regs64(r[2], r[3])
+        if uuid != abi.NIL_UUID and uuid != sp.uuid_bytes:
+            return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "REQ2: unknown service UUID")
+        if (
+            ep.version < abi.FFA_VERSION_1_2
+            or not sp.properties & abi.FFA_PART_PROP_DIRECT_REQ2_RECV
+        ):
+            return spmc.refuse(abi.FFA_RET_DENIED, f"0x{receiver:x} does not take REQ2")
+    elif not sp.properties & abi.FFA_PART_PROP_DIRECT_REQ_RECV:
+        return spmc.refuse(abi.FFA_RET_DENIED, f"0x{receiver:x} does not take direct requests")
+    if ep.id != HYP_ID:
+        src = spmc.partitions[ep.id]
+        send_bit = abi.FFA_PART_PROP_DIRECT_REQ2_SEND if req2 else abi.FFA_PART_PROP_DIRECT_REQ_SEND
+        if not src.properties & send_bit:
+            return spmc.refuse(abi.FFA_RET_DENIED, f"0x{ep.id:x} may not send direct requests")
+    busy = spmc.sp_busy
+    if receiver in busy:
+        return spmc.refuse(abi.FFA_RET_BUSY, f"0x{receiver:x} is handling a request")
+    payload = tuple(r[4:18]) if req2 else tuple(r[3:8])
+    msg = DirectMessage(sender, receiver, payload, fid, uuid)
+    busy.add(receiver)
+    out = run_partition(spmc, sp, msg)
+    busy.discard(receiver)
+    return out
+
+
+def ffa_msg_send_direct_resp(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """A direct response outside a request: partitions answer by returning from their handler."""
+    return spmc.refuse(abi.FFA_RET_DENIED, "direct response without a pending request")
+
+
+def ffa_run(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """FFA_RUN: give a partition CPU cycles; model partitions are idle, so it answers
+    FFA_MSG_WAIT at once."""
+    if ep.id != HYP_ID:
+        return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, "FFA_RUN from a partition")
+    sp = spmc.partitions.get(abi.ffa_sender(r[1]))
+    vcpu = r[1] & 0xFFFF
+    if sp is None or vcpu >= max(1, sp.exec_ctx):
+        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "FFA_RUN: no such partition vCPU")
+    if sp.id in spmc.sp_busy:
+        return spmc.refuse(abi.FFA_RET_BUSY, f"FFA_RUN: 0x{sp.id:x} is running")
+    return abi.regs(abi.FFA_MSG_WAIT)
+
+
+def ffa_msg_send2(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """FFA_MSG_SEND2: copy the message in the sender's TX into the receiver's RX."""
+    w1 = r[1] & abi.MASK32
+    flags = r[2] & abi.MASK32
+    if ep.id == HYP_ID:
+        sender_id = abi.ffa_sender(w1)
+        src = spmc.vm_find(sender_id) if sender_id else None
+        if src is None:
+            return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_SEND2: unknown sender VM")
+    else:
+        if w1:
+            return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_SEND2: w1 MBZ for partitions")
+        src = ep
+    if flags & ~MSG_SEND2_FLAG_DELAY_SRI:
+        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_SEND2: flags MBZ")
+    if flags and is_vm_id(src.id):
+        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_SEND2: delay SRI from a VM")
+    tx = src.mailbox
+    if not tx.mapped:
+        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_SEND2: sender has no TX buffer")
+    buf = spmc.machine.mem.read(tx.tx, tx.size, "spmc")  # read once
+    _hflags, _res, offset, receiver_id, hsender, size = MSG_HDR_V1_1.unpack_from(buf, 0)
+    hdr_size = MSG_HDR_V1_1.size if src.version < abi.FFA_VERSION_1_2 else MSG_HDR_V1_2_SIZE
+    if offset < hdr_size or offset + size > len(buf):
+        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_SEND2: bad offset or size")
+    if hsender != src.id:
+        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_SEND2: header sender mismatch")
+    dst = spmc.endpoints.get(receiver_id) if receiver_id else None
+    if dst is None or dst.id == src.id or (is_vm_id(dst.id) and is_vm_id(src.id)):
+        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_SEND2: bad receiver")
+    if not is_vm_id(dst.id):
+        if not spmc.partitions[dst.id].properties & abi.FFA_PART_PROP_INDIRECT_MSGS:
+            return spmc.refuse(abi.FFA_RET_DENIED, f"0x{dst.id:x} takes no indirect messages")
+    elif dst.version < abi.FFA_VERSION_1_1:
+        return spmc.refuse(abi.FFA_RET_DENIED, "MSG_SEND2: receiver VM below v1.1")
+    mbox = dst.mailbox
+    if mbox.busy() or offset + size > mbox.size:
+        return spmc.refuse(abi.FFA_RET_BUSY, f"MSG_SEND2: RX of 0x{dst.id:x} is busy")
+    spmc.machine.mem.write(mbox.rx, buf[: offset + size], "spmc")
+    mbox.state = FULL
+    mbox.recv_func = abi.FFA_MSG_SEND2
+    if dst.notif.enabled:
+        dst.notif.pending_framework |= (
+            FRAMEWORK_RX_FULL_HYP if is_vm_id(src.id) else FRAMEWORK_RX_FULL_SPM
+        )
+        dst.notif.info_get_due = True
+        spmc.raise_sri()
+    return abi.success()
+
+
+HANDLERS: dict[int, Handler] = {
+    abi.FFA_MSG_SEND_DIRECT_REQ_32: ffa_msg_send_direct_req,
+    abi.FFA_MSG_SEND_DIRECT_REQ_64: ffa_msg_send_direct_req,
+    abi.FFA_MSG_SEND_DIRECT_REQ2: ffa_msg_send_direct_req,
+    abi.FFA_MSG_SEND_DIRECT_RESP_32: ffa_msg_send_direct_resp,
+    abi.FFA_MSG_SEND_DIRECT_RESP_64: ffa_msg_send_direct_resp,
+    abi.FFA_MSG_SEND_DIRECT_RESP2: ffa_msg_send_direct_resp,
+    abi.FFA_RUN: ffa_run,
+    abi.FFA_MSG_SEND2: ffa_msg_send2,
+}

@@ -1,0 +1,242 @@
+"""Notifications: BITMAP_CREATE/DESTROY, BIND/UNBIND, SET, GET, INFO_GET_64, and the SRI.
+
+Mirrors Hafnium ``api_ffa_notification_*`` with ``src/ffa/spmc/notifications.c``
+(hafnium-spmc.md §5.5). Only global notifications exist (per-vCPU ones are refused, as
+Hafnium refuses them for VMs and partitions). A VM gets a bitmap from the hypervisor
+(BITMAP_CREATE); a partition has one when its properties say it receives notifications.
+
+The schedule-receiver interrupt (SRI) is raised whenever a notification becomes pending (and
+when an indirect message fills an RX buffer): ``spmc.sri_pending`` is set, and ``spmc.on_sri``
+runs once the SMC returns. The "delay SRI" flag is accepted from partitions and has the same
+effect here, since the model returns to the normal world at the end of every call anyway.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import abi
+from .mailbox import Endpoint
+from .spmc import HYP_ID, Handler, Regs, is_vm_id
+
+if TYPE_CHECKING:
+    from .spmc import Spmc
+
+INVALID = abi.FFA_RET_INVALID_PARAMETERS
+FLAG_PER_VCPU = 1 << 0
+FLAG_DELAY_SRI = 1 << 1
+SET_FLAGS_VCPU_SHIFT = 16
+SPMD_LP_MIN = 0xFFC0  # SPMD logical partitions 0xFFC0..0xFFFF
+GET_FLAGS_ALL = 0xF
+# FFA_NOTIFICATION_INFO_GET_64: at most 20 16-bit IDs in x3..x7.
+INFO_GET_MAX_IDS = 20
+
+
+def _bitmap(r: Regs) -> int:
+    return (r[3] & abi.MASK32) | ((r[4] & abi.MASK32) << 32)
+
+
+def ffa_notification_bitmap_create(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """FFA_NOTIFICATION_BITMAP_CREATE: w1 VM ID, w2 vCPU count (hypervisor only)."""
+    vm_id = r[1] & 0xFFFF
+    if ep.id != HYP_ID:
+        return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, "BITMAP_CREATE from a partition")
+    if not is_vm_id(vm_id):
+        return spmc.refuse(INVALID, f"BITMAP_CREATE for partition 0x{vm_id:x}")
+    vm = spmc.vm_find_or_alloc(vm_id)
+    if vm is None:
+        return spmc.refuse(abi.FFA_RET_NO_MEMORY, f"BITMAP_CREATE: no VM slot for 0x{vm_id:x}")
+    if vm.notif.enabled:
+        return spmc.refuse(abi.FFA_RET_DENIED, f"BITMAP_CREATE: 0x{vm_id:x} already has one")
+    vm.notif.enabled = True
+    vm.notif.vcpu_count = r[2] & abi.MASK32
+    return abi.success()
+
+
+def ffa_notification_bitmap_destroy(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """FFA_NOTIFICATION_BITMAP_DESTROY: w1 VM ID (hypervisor only)."""
+    vm_id = r[1] & 0xFFFF
+    if ep.id != HYP_ID:
+        return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, "BITMAP_DESTROY from a partition")
+    if not is_vm_id(vm_id):
+        return spmc.refuse(INVALID, f"BITMAP_DESTROY for partition 0x{vm_id:x}")
+    vm = spmc.vm_find(vm_id)
+    if vm is None or not vm.notif.enabled:
+        return spmc.refuse(abi.FFA_RET_DENIED, f"BITMAP_DESTROY: 0x{vm_id:x} has no bitmap")
+    if vm.notif.any_pending():
+        return spmc.refuse(abi.FFA_RET_DENIED, f"BITMAP_DESTROY: 0x{vm_id:x} has pending bits")
+    vm.notif.enabled = False
+    vm.notif.bindings.clear()
+    vm.notif.info_get_due = False
+    spmc.vm_free_if_unused(vm)
+    return abi.success()
+
+
+def _bind_common(spmc: Spmc, ep: Endpoint, r: Regs, bind: bool) -> Regs:
+    what = "BIND" if bind else "UNBIND"
+    sender = abi.ffa_sender(r[1])
+    receiver_id = abi.ffa_receiver(r[1])
+    flags = r[2] & abi.MASK32 if bind else 0
+    bitmap = _bitmap(r)
+    if flags & FLAG_PER_VCPU:
+        return spmc.refuse(INVALID, f"{what}: per-vCPU notifications are not supported")
+    if flags:
+        return spmc.refuse(INVALID, f"{what}: flags MBZ")
+    if sender == receiver_id or sender >= SPMD_LP_MIN:
+        return spmc.refuse(INVALID, f"{what}: bad sender 0x{sender:x}")
+    if ep.id == HYP_ID:
+        if is_vm_id(sender) or not is_vm_id(receiver_id):
+            return spmc.refuse(INVALID, f"{what}: the hypervisor binds a partition to a VM")
+    elif receiver_id != ep.id:
+        return spmc.refuse(INVALID, f"{what}: a partition binds only its own notifications")
+    if not bitmap:
+        return spmc.refuse(INVALID, f"{what}: empty bitmap")
+    receiver = spmc.endpoints.get(receiver_id)
+    if receiver is None:
+        return spmc.refuse(INVALID, f"{what}: unknown receiver 0x{receiver_id:x}")
+    if not receiver.notif.enabled or receiver.version < abi.FFA_VERSION_1_1:
+        return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, f"{what}: 0x{receiver_id:x} has none")
+    if bind and not is_vm_id(sender) and sender not in spmc.partitions:
+        return spmc.refuse(INVALID, f"BIND: unknown partition 0x{sender:x}")
+    notif = receiver.notif
+    for bit in _bits(bitmap):
+        bound = notif.bindings.get(bit)
+        if (bind and bound is not None and bound != sender) or (not bind and bound != sender):
+            return spmc.refuse(abi.FFA_RET_DENIED, f"{what}: bit {bit} bound otherwise")
+    if bitmap & (notif.pending_sp | notif.pending_vm):
+        return spmc.refuse(abi.FFA_RET_DENIED, f"{what}: bits are pending")
+    for bit in _bits(bitmap):
+        if bind:
+            notif.bindings[bit] = sender
+        else:
+            del notif.bindings[bit]
+    return abi.success()
+
+
+def _bits(bitmap: int) -> list[int]:
+    return [i for i in range(64) if bitmap >> i & 1]
+
+
+def ffa_notification_bind(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """FFA_NOTIFICATION_BIND: let ``sender`` signal bits of ``receiver``."""
+    return _bind_common(spmc, ep, r, bind=True)
+
+
+def ffa_notification_unbind(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """FFA_NOTIFICATION_UNBIND."""
+    return _bind_common(spmc, ep, r, bind=False)
+
+
+def ffa_notification_set(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """FFA_NOTIFICATION_SET: mark bound bits pending and raise the SRI."""
+    sender = abi.ffa_sender(r[1])
+    receiver_id = abi.ffa_receiver(r[1])
+    flags = r[2] & abi.MASK32
+    bitmap = _bitmap(r)
+    if flags & FLAG_PER_VCPU:
+        return spmc.refuse(INVALID, "SET: per-vCPU notifications are not supported")
+    if flags >> SET_FLAGS_VCPU_SHIFT:
+        return spmc.refuse(INVALID, "SET: vCPU ID MBZ")
+    if flags & ~(FLAG_PER_VCPU | FLAG_DELAY_SRI) & 0xFFFF:
+        return spmc.refuse(INVALID, "SET: flags MBZ")
+    if ep.id == HYP_ID:
+        if not is_vm_id(sender) or sender == HYP_ID or is_vm_id(receiver_id):
+            return spmc.refuse(INVALID, "SET: the hypervisor signals a partition for a VM")
+    elif sender != ep.id:
+        return spmc.refuse(INVALID, "SET: a partition signals as itself")
+    if flags & FLAG_DELAY_SRI and is_vm_id(sender):
+        return spmc.refuse(INVALID, "SET: delay-SRI from a VM")
+    if not bitmap:
+        return spmc.refuse(INVALID, "SET: empty bitmap")
+    receiver = spmc.endpoints.get(receiver_id)
+    if receiver is None or receiver_id == sender:
+        return spmc.refuse(INVALID, f"SET: unknown receiver 0x{receiver_id:x}")
+    notif = receiver.notif
+    if not notif.enabled:
+        return spmc.refuse(abi.FFA_RET_DENIED, f"SET: 0x{receiver_id:x} takes no notifications")
+    if any(notif.bindings.get(bit) != sender for bit in _bits(bitmap)):
+        return spmc.refuse(abi.FFA_RET_DENIED, "SET: bits not bound to this sender")
+    if is_vm_id(sender):
+        notif.pending_vm |= bitmap
+    else:
+        notif.pending_sp |= bitmap
+    notif.info_get_due = True
+    spmc.raise_sri()
+    return abi.success()
+
+
+def ffa_notification_get(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """FFA_NOTIFICATION_GET: return and clear the pending bits the flags ask for."""
+    vcpu = abi.ffa_sender(r[1])
+    receiver_id = abi.ffa_receiver(r[1])
+    flags = r[2] & abi.MASK32
+    if flags & ~GET_FLAGS_ALL:
+        return spmc.refuse(INVALID, "GET: flags MBZ")
+    if ep.id == HYP_ID:
+        if not is_vm_id(receiver_id) or flags & (
+            abi.FFA_NOTIF_FLAG_BITMAP_VM | abi.FFA_NOTIF_FLAG_BITMAP_HYP
+        ):
+            return spmc.refuse(INVALID, "GET: the hypervisor gets SP/SPM bits of VMs")
+    elif receiver_id != ep.id:
+        return spmc.refuse(INVALID, "GET: a partition gets only its own bits")
+    receiver = spmc.endpoints.get(receiver_id)
+    if receiver is None or not receiver.notif.enabled:
+        # Hafnium asserts here for an unknown VM; the model answers INVALID_PARAMETERS.
+        return spmc.refuse(INVALID, f"GET: 0x{receiver_id:x} has no notifications")
+    notif = receiver.notif
+    if vcpu >= max(1, notif.vcpu_count):
+        return spmc.refuse(INVALID, f"GET: vCPU {vcpu} out of range")
+    from_sp = from_vm = framework = 0
+    if flags & abi.FFA_NOTIF_FLAG_BITMAP_SP:
+        from_sp, notif.pending_sp = notif.pending_sp, 0
+    if flags & abi.FFA_NOTIF_FLAG_BITMAP_VM:
+        from_vm, notif.pending_vm = notif.pending_vm, 0
+    if flags & abi.FFA_NOTIF_FLAG_BITMAP_SPM:
+        framework |= notif.pending_framework & abi.MASK32
+    if flags & abi.FFA_NOTIF_FLAG_BITMAP_HYP:
+        framework |= notif.pending_framework & (abi.MASK32 << 32)
+    notif.pending_framework &= ~framework
+    return abi.success(
+        from_sp & abi.MASK32,
+        from_sp >> 32,
+        from_vm & abi.MASK32,
+        from_vm >> 32,
+        framework & abi.MASK32,
+        framework >> 32,
+    )
+
+
+def ffa_notification_info_get(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """FFA_NOTIFICATION_INFO_GET_64: IDs of endpoints with newly pending notifications."""
+    if ep.id != HYP_ID:
+        return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, "INFO_GET from a partition")
+    spmc.sri_pending = False
+    due = [
+        e
+        for e in sorted(spmc.endpoints.values(), key=lambda e: (not is_vm_id(e.id), e.id))
+        if e.notif.enabled and e.notif.info_get_due and e.notif.any_pending()
+    ]
+    if not due:
+        return abi.error(abi.FFA_RET_NO_DATA)
+    listed = due[:INFO_GET_MAX_IDS]
+    for e in listed:
+        e.notif.info_get_due = False
+    more = len(due) > len(listed)
+    # One list per endpoint, each of size 1 (the ID alone: global notifications only), so
+    # every 2-bit list-size field is 0.
+    x2 = (1 if more else 0) | (len(listed) << abi.FFA_NOTIF_INFO_GET_ID_COUNT_SHIFT)
+    ids = [0] * 5
+    for i, e in enumerate(listed):
+        ids[i // 4] |= e.id << (16 * (i % 4))
+    return abi.success(x2, *ids, fid=abi.FFA_SUCCESS_64)
+
+
+HANDLERS: dict[int, Handler] = {
+    abi.FFA_NOTIFICATION_BITMAP_CREATE: ffa_notification_bitmap_create,
+    abi.FFA_NOTIFICATION_BITMAP_DESTROY: ffa_notification_bitmap_destroy,
+    abi.FFA_NOTIFICATION_BIND: ffa_notification_bind,
+    abi.FFA_NOTIFICATION_UNBIND: ffa_notification_unbind,
+    abi.FFA_NOTIFICATION_SET: ffa_notification_set,
+    abi.FFA_NOTIFICATION_GET: ffa_notification_get,
+    abi.FFA_NOTIFICATION_INFO_GET_64: ffa_notification_info_get,
+}

@@ -1,0 +1,146 @@
+"""Secure partitions programmable in Python (the public ``SecurePartition`` API).
+
+A partition is an FF-A endpoint in the secure world whose behaviour is a Python function:
+``handler(sp, msg)`` runs when a direct request reaches it and returns the payload of the
+direct response. Inside a handler the partition talks to the SPMC only through
+:meth:`SecurePartition.smc` with real descriptors in its own RX/TX buffers, and touches memory
+only through :meth:`read` / :meth:`write`, which fault (``AccessFault``) outside its own pages
+and the pages it retrieved and has not relinquished.
+
+A handler that raises is a firmware crash: the exception propagates to whoever made the SMC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .. import abi
+from ..machine import AccessFault, Frame
+from ..machine.memory import PAGE_MASK, PAGE_SHIFT
+
+if TYPE_CHECKING:
+    from .spmc import Spmc
+
+# Pages of private memory each partition gets besides its RX/TX pair (its "heap": what it may
+# share, lend or donate to other partitions).
+SP_PRIVATE_PAGES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class DirectMessage:
+    """A direct request as a partition receives it.
+
+    ``payload`` is x3..x7 (5 ints) for FFA_MSG_SEND_DIRECT_REQ_32/64 and x4..x17 (14 ints) for
+    FFA_MSG_SEND_DIRECT_REQ2; ``uuid`` is the 16-byte service UUID of a REQ2 (else empty).
+    """
+
+    sender: int
+    receiver: int
+    payload: tuple[int, ...]
+    fid: int
+    uuid: bytes = b""
+
+
+Handler = Callable[["SecurePartition", DirectMessage], Sequence[int]]
+VmHook = Callable[[int], int]
+
+
+class SecurePartition:
+    """A secure partition: its manifest fields, behaviour, and (once attached) its buffers.
+
+    ``properties`` are the FF-A partition properties the manifest declares (FF-A v1.2 Table
+    6.2); the SPMC reports them masked as Hafnium does. ``on_vm_created`` / ``on_vm_destroyed``
+    are called for the framework messages when ``properties`` bits 6 / 7 subscribe; they return
+    the status word (0 or an FF-A error code).
+
+    Handler results: a sequence of up to 5 ints (up to 14 for REQ2) is the response payload,
+    zero-padded; an 18-register tuple whose x0 is FFA_ERROR (``abi.error(code)``) makes the
+    partition answer FFA_ERROR with that code instead of a direct response.
+    """
+
+    def __init__(
+        self,
+        id: int,
+        uuid: str | bytes,
+        exec_ctx: int = 1,
+        properties: int = abi.FFA_PART_PROP_DIRECT_REQ_RECV | abi.FFA_PART_PROP_AARCH64_STATE,
+        handler: Handler | None = None,
+        on_vm_created: VmHook | None = None,
+        on_vm_destroyed: VmHook | None = None,
+    ) -> None:
+        if not 0x8001 <= id <= 0xFFBF:
+            raise ValueError(f"a secure partition ID is 0x8001..0xffbf, got 0x{id:x}")
+        self.id = id
+        self.uuid = uuid
+        self.uuid_bytes = abi.uuid_bytes(uuid)
+        self.exec_ctx = exec_ctx
+        self.properties = properties
+        self.handler = handler
+        self.on_vm_created = on_vm_created
+        self.on_vm_destroyed = on_vm_destroyed
+        self.party = f"sp{id:04x}"
+        # Set when an Spmc adopts the partition at boot.
+        self.spmc: Spmc | None = None
+        self.rx = 0
+        self.tx = 0
+        self.pages: list[int] = []
+        """Physical addresses of the partition's private pages."""
+
+    def __repr__(self) -> str:
+        return f"<SecurePartition 0x{self.id:04x} {abi.uuid_str(self.uuid_bytes)}>"
+
+    # -- calls into the SPMC ----------------------------------------------------------------
+    def smc(self, fid: int, *args: int) -> abi.Regs:
+        """Call the SPMC as this partition: ``x0 = fid``, ``x1.. = args``; returns x0..x17."""
+        spmc = self._attached()
+        r = abi.regs(fid, *args)
+        sink = spmc.machine.sink
+        sink.call("smc", self.party, r)
+        out = spmc.entry(self.id, r)
+        sink.ret("smc", self.party, out)
+        return out
+
+    # -- memory -----------------------------------------------------------------------------
+    def read(self, addr: int, n: int) -> bytes:
+        """``n`` bytes at ``addr`` (the partition's addresses are physical addresses)."""
+        self._check(addr, n, write=False)
+        return self._attached().machine.mem.read(addr, n, self.party)
+
+    def write(self, addr: int, data: bytes | bytearray) -> None:
+        """Write ``data`` at ``addr``; faults on memory the partition may not write."""
+        self._check(addr, len(data), write=True)
+        self._attached().machine.mem.write(addr, data, self.party)
+
+    def may_access(self, frame: Frame, write: bool) -> bool:
+        """Whether this partition may touch ``frame`` now (its own memory not lent away, or a
+        page it retrieved and has not relinquished; writes need write permission)."""
+        spmc = self._attached()
+        ep = spmc.endpoints[self.id]
+        perm = ep.mapped.get(frame.mfn)
+        if perm is not None:
+            return perm or not write
+        return frame.owner == self.party and frame.secure and spmc.sender_has_access(frame.mfn)
+
+    def _check(self, addr: int, n: int, write: bool) -> None:
+        if n < 0 or addr < 0:
+            raise AccessFault(self.party, addr, n, "negative address or size")
+        if n == 0:
+            return
+        mem = self._attached().machine.mem
+        first = addr >> PAGE_SHIFT
+        last = (addr + n - 1) >> PAGE_SHIFT
+        for mfn in range(first, last + 1):
+            try:
+                frame = mem.frame(mfn)
+            except AccessFault:
+                raise AccessFault(self.party, addr, n, "outside physical memory") from None
+            if not self.may_access(frame, write):
+                why = "read-only mapping" if self.may_access(frame, False) else "not mapped"
+                raise AccessFault(self.party, (mfn << PAGE_SHIFT) | (addr & PAGE_MASK), n, why)
+
+    def _attached(self) -> Spmc:
+        if self.spmc is None:
+            raise RuntimeError(f"{self!r} is not attached to an SPMC")
+        return self.spmc

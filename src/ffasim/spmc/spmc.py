@@ -1,0 +1,391 @@
+"""The SPMC: entry point, dispatcher, endpoint table, FFA_VERSION / FFA_FEATURES / ID calls.
+
+Models Hafnium as SPMC (``src/api.c``, ``src/ffa/spmc/``), v2.14 behaviour (FF-A v1.2) as
+``/work/shared/reference/hafnium-spmc.md`` describes it, check by check and code by code. The
+ABI handlers live one area per module (``rxtx.py``, ``partinfo.py``, ``messaging.py``,
+``memory.py``, ``notifications.py``); this module owns the state they share and the one
+dispatcher that turns their answers into registers.
+
+Locks: one SPMC-wide spinlock, ``spmc.lock``, taken around every top-level call (Hafnium takes
+per-VM locks; one lock is coarser but keeps the checker's view of the secure world simple).
+Calls a partition makes from inside a handler run under the lock the outer call holds and do
+not retake it. The SRI hook runs after the lock is dropped, as an interrupt would.
+
+Untrusted input (registers, buffer contents) gets an FF-A error, never an exception; a Python
+exception escaping here is a firmware crash (or a partition handler's crash) and is a finding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from .. import abi
+from ..machine import Machine, grant, spin_lock, spin_unlock
+from ..machine.memory import NS_DRAM_BASE_MFN, PAGE_SIZE
+from .mailbox import Endpoint, Mailbox, Notifications
+from .partition import SP_PRIVATE_PAGES, SecurePartition
+
+if TYPE_CHECKING:
+    from .memory import ShareState
+
+Regs = abi.Regs
+Handler = Callable[["Spmc", Endpoint, Regs], Regs]
+
+SPMC_ID = 0x8000  # HF_SPMC_VM_ID
+HYP_ID = abi.HYPERVISOR_ID
+# Size of Hafnium's nwd_vms table (src/ffa/spmc/vm.c): VMs the SPMC can track at once. The
+# build default is platform-specific; 16 is ample for scenarios and keeps "table full" testable.
+MAX_NWD_VMS = 16
+# FF-A feature IDs answered to normal-world callers (Hafnium: SRI is SGI 8; NPI/MEI are
+# secure-world interrupts, 5 and 4, reported to partitions only).
+SRI_INTID = 8
+NPI_INTID = 5
+MEI_INTID = 4
+
+
+def is_vm_id(ep: int) -> bool:
+    """Hafnium ``ffa_is_vm_id``: bit 15 clear (the hypervisor, ID 0, included)."""
+    return not ep & 0x8000
+
+
+class Spmc:
+    """The secure partition manager: answers every FF-A call of the hypervisor and partitions.
+
+    ``entry(caller_id, regs)`` is the SMC entry (caller 0: the hypervisor; a partition ID:
+    that partition). Read-only introspection for monitors: :attr:`mailboxes`, :attr:`shares`,
+    :attr:`vms`, :meth:`invariant_problems`.
+    """
+
+    def __init__(
+        self,
+        machine: Machine,
+        partitions: list[SecurePartition] | None = None,
+        version: int = abi.FFA_VERSION_1_2,
+        max_vms: int = MAX_NWD_VMS,
+    ) -> None:
+        from . import memory, messaging, notifications, partinfo, rxtx
+
+        if partitions is None:
+            from .defaults import default_partitions
+
+            partitions = default_partitions()
+        self.machine = machine
+        self.version = version
+        self.max_vms = max_vms
+        self.lock = machine.spinlock("spmc.lock")
+        self.on_sri: Callable[[], None] | None = None
+        """Called (outside the SPMC lock) each time the SPMC raises the schedule-receiver
+        interrupt; the system wires Xen's IRQ handler here."""
+        self.sri_pending = False
+        """True from raising the SRI until the hypervisor's next FFA_NOTIFICATION_INFO_GET."""
+        self._sri_due = False
+        self.partitions: dict[int, SecurePartition] = {}
+        self.endpoints: dict[int, Endpoint] = {}
+        # Memory sharing (memory.py): handle -> state, mfn -> handle of the share covering it,
+        # mfn -> partition that received the page by a completed FFA_MEM_DONATE.
+        self._shares: dict[int, ShareState] = {}
+        self.page_share: dict[int, int] = {}
+        self.donated: dict[int, int] = {}
+        # Normal-world frames mapped as some endpoint's RX/TX: out of the NS memory view.
+        self.ns_excluded: dict[int, int] = {}
+        # Partitions running a handler now (each takes one direct request at a time).
+        self.sp_busy: set[int] = set()
+        self._dispatch: dict[int, Handler] = {}
+        self._dispatch.update(
+            {
+                abi.FFA_VERSION: ffa_version,
+                abi.FFA_FEATURES: ffa_features,
+                abi.FFA_ID_GET: ffa_id_get,
+                abi.FFA_SPM_ID_GET: ffa_spm_id_get,
+            }
+        )
+        for module in (rxtx, partinfo, messaging, memory, notifications):
+            self._dispatch.update(module.HANDLERS)
+
+        hyp_ep = Endpoint(HYP_ID, version, Mailbox(HYP_ID), Notifications(enabled=False))
+        self.endpoints[HYP_ID] = hyp_ep
+        for sp in partitions:
+            self._adopt(sp)
+
+    # -- boot -----------------------------------------------------------------------------
+    def _adopt(self, sp: SecurePartition) -> None:
+        """Load a partition: give it memory and RX/TX buffers, mapped as FFA_RXTX_MAP does."""
+        if sp.id in self.partitions:
+            raise ValueError(f"two partitions with ID 0x{sp.id:04x}")
+        if sp.spmc is not None:
+            raise ValueError(f"{sp!r} already belongs to an SPMC")
+        heap = self.machine.secure_heap
+        frames = [heap.alloc_page(sp.party, tag=f"{sp.party} memory") for _ in range(2)]
+        private = [
+            heap.alloc_page(sp.party, tag=f"{sp.party} memory") for _ in range(SP_PRIVATE_PAGES)
+        ]
+        if any(f is None for f in frames + private):
+            raise MemoryError("secure memory exhausted while loading partitions")
+        notif = Notifications(
+            enabled=bool(sp.properties & abi.FFA_PART_PROP_RECV_NOTIF),
+            vcpu_count=max(1, sp.exec_ctx),
+        )
+        ep = Endpoint(sp.id, self.version, Mailbox(sp.id), notif)
+        rx, tx = frames[0], frames[1]
+        assert rx is not None and tx is not None
+        ep.mailbox.rx_frames = [rx]
+        ep.mailbox.tx_frames = [tx]
+        grant(rx, "spmc")
+        grant(tx, "spmc")
+        self.partitions[sp.id] = sp
+        self.endpoints[sp.id] = ep
+        sp.spmc = self
+        sp.rx = rx.pa
+        sp.tx = tx.pa
+        sp.pages = [f.pa for f in private if f is not None]
+
+    # -- introspection ----------------------------------------------------------------------
+    @property
+    def mailboxes(self) -> dict[int, Mailbox]:
+        """Endpoint ID -> its mailbox (``rx_frames``, ``tx_frames``, ``state``, ``owner``)."""
+        return {i: ep.mailbox for i, ep in self.endpoints.items()}
+
+    @property
+    def shares(self) -> dict[int, ShareState]:
+        """Handle -> memory-share state (a copy of the table; the states are live)."""
+        return dict(self._shares)
+
+    @property
+    def vms(self) -> list[int]:
+        """FF-A IDs of the normal-world VMs the SPMC tracks (its ``nwd_vms`` table)."""
+        return sorted(i for i in self.endpoints if i and is_vm_id(i))
+
+    def invariant_problems(self) -> list[str]:
+        """Inconsistencies in the SPMC's state (empty when consistent); see ``invariants.py``."""
+        from .invariants import invariant_problems
+
+        return invariant_problems(self)
+
+    # -- helpers shared by the ABI modules --------------------------------------------------
+    def log(self, text: str) -> None:
+        self.machine.sink.log("spmc", text)
+
+    def refuse(self, code: int, text: str) -> Regs:
+        """An FFA_ERROR answer, with a log line saying why."""
+        self.machine.sink.log("spmc", f"{abi.error_name(code)}: {text}")
+        return abi.error(code)
+
+    def raise_sri(self) -> None:
+        """Mark the schedule-receiver interrupt pending; the hook runs once the call ends."""
+        self.sri_pending = True
+        self._sri_due = True
+
+    def vm_find(self, vm_id: int) -> Endpoint | None:
+        """The endpoint of normal-world ID ``vm_id`` (0: the hypervisor), if known."""
+        return self.endpoints.get(vm_id) if is_vm_id(vm_id) else None
+
+    def vm_find_or_alloc(self, vm_id: int) -> Endpoint | None:
+        """Hafnium ``ffa_vm_find_locked_create``: a slot for VM ``vm_id``, or None if full."""
+        ep = self.endpoints.get(vm_id)
+        if ep is not None:
+            return ep
+        if len(self.vms) >= self.max_vms:
+            return None
+        hyp = self.endpoints[HYP_ID]
+        ep = Endpoint(vm_id, hyp.version, Mailbox(vm_id), Notifications(enabled=False))
+        self.endpoints[vm_id] = ep
+        return ep
+
+    def vm_free_if_unused(self, ep: Endpoint) -> None:
+        """Hafnium ``ffa_vm_nwd_free``: forget a VM with no mailbox and no notifications."""
+        if ep.id == HYP_ID or not is_vm_id(ep.id):
+            return
+        if not ep.mailbox.mapped and not ep.notif.enabled:
+            del self.endpoints[ep.id]
+
+    def ns_range_ok(self, pa: int, pages: int) -> bool:
+        """Whether ``[pa, pa + pages*4K)`` lies in normal-world DRAM (the SPMC's NS view)."""
+        first = pa // PAGE_SIZE
+        return first >= NS_DRAM_BASE_MFN and first + pages <= (1 << 24) and pages >= 0
+
+    def sender_has_access(self, mfn: int) -> bool:
+        """Whether the owner of ``mfn`` still has it (not lent or donated away)."""
+        if mfn in self.donated:
+            return False
+        handle = self.page_share.get(mfn)
+        if handle is None:
+            return True
+        share = self._shares.get(handle)
+        return share is None or share.kind == "share"
+
+    def endpoint_ids(self) -> Iterable[int]:
+        return self.endpoints.keys()
+
+    # -- the entry point --------------------------------------------------------------------
+    def entry(self, caller_id: int, regs: Regs) -> Regs:
+        """The SMC entry: run the call in ``regs`` for endpoint ``caller_id``; return x0..x17."""
+        ep = (
+            self.endpoints.get(caller_id)
+            if caller_id == HYP_ID or caller_id in self.partitions
+            else None
+        )
+        if ep is None:
+            return abi.error(abi.FFA_RET_NOT_SUPPORTED)
+        r = _normalise(regs)
+        nested = self.lock.holder == self.machine.current and self.lock.holder is not None
+        if nested:
+            return self._call(ep, r)
+        spin_lock(self.lock)
+        out = self._call(ep, r)
+        sri = self._sri_due
+        self._sri_due = False
+        spin_unlock(self.lock)
+        if sri and self.on_sri is not None:
+            self.on_sri()
+        return out
+
+    def _call(self, ep: Endpoint, r: Regs) -> Regs:
+        fid = r[0]
+        if fid != abi.FFA_VERSION:
+            ep.negotiated = True
+        handler = self._dispatch.get(fid)
+        if handler is None:
+            return self.refuse(abi.FFA_RET_NOT_SUPPORTED, f"unknown function {abi.name(fid)}")
+        return handler(self, ep, r)
+
+
+def _normalise(regs: Regs) -> Regs:
+    """18 unsigned 64-bit registers; SMC32 calls see only the low 32 bits of x0..x7."""
+    vals = [int(v) & abi.MASK64 for v in tuple(regs)[: abi.NUM_REGS]]
+    vals += [0] * (abi.NUM_REGS - len(vals))
+    vals[0] &= abi.MASK32
+    if not vals[0] & abi.SMC64_BIT:
+        for i in range(1, 8):
+            vals[i] &= abi.MASK32
+    return tuple(vals)
+
+
+# ---------------------------------------------------------------------------------------------
+# FFA_VERSION, FFA_FEATURES, FFA_ID_GET, FFA_SPM_ID_GET
+
+
+def ffa_version(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """Hafnium ``api_ffa_version``: the compiled version in w0, or NOT_SUPPORTED in w0.
+
+    The requested version becomes the caller's; once the caller made any other call, only
+    the same value is accepted again.
+    """
+    requested = r[1] & abi.MASK32
+    bad = abi.regs(abi.to_u32(abi.FFA_RET_NOT_SUPPORTED))
+    if requested & 0x80000000 or not abi.versions_compatible(requested, spmc.version):
+        spmc.log(f"FFA_VERSION 0x{requested:x} from 0x{ep.id:x} not supported")
+        return bad
+    if ep.negotiated and requested != ep.version:
+        spmc.log(f"FFA_VERSION: 0x{ep.id:x} cannot change version after other FF-A calls")
+        return bad
+    ep.version = requested
+    if ep.id == HYP_ID:
+        # nwd_vms entries take the hypervisor's version (Hafnium ffa_vm_init).
+        for other in spmc.endpoints.values():
+            if other.id and is_vm_id(other.id):
+                other.version = requested
+    return abi.regs(spmc.version)
+
+
+_FEATURES_BOTH: frozenset[int] = frozenset(
+    {
+        abi.FFA_ERROR,
+        abi.FFA_SUCCESS_32,
+        abi.FFA_SUCCESS_64,
+        abi.FFA_INTERRUPT,
+        abi.FFA_VERSION,
+        abi.FFA_FEATURES,
+        abi.FFA_RX_RELEASE,
+        abi.FFA_RXTX_UNMAP,
+        abi.FFA_PARTITION_INFO_GET,
+        abi.FFA_ID_GET,
+        abi.FFA_MSG_WAIT,
+        abi.FFA_RUN,
+        abi.FFA_MEM_DONATE_32,
+        abi.FFA_MEM_DONATE_64,
+        abi.FFA_MEM_LEND_32,
+        abi.FFA_MEM_LEND_64,
+        abi.FFA_MEM_SHARE_32,
+        abi.FFA_MEM_SHARE_64,
+        abi.FFA_MEM_RETRIEVE_RESP,
+        abi.FFA_MEM_RELINQUISH,
+        abi.FFA_MEM_RECLAIM,
+        abi.FFA_MEM_FRAG_RX,
+        abi.FFA_MEM_FRAG_TX,
+        abi.FFA_MSG_SEND_DIRECT_REQ_32,
+        abi.FFA_MSG_SEND_DIRECT_REQ_64,
+        abi.FFA_MSG_SEND_DIRECT_RESP_32,
+        abi.FFA_MSG_SEND_DIRECT_RESP_64,
+        abi.FFA_SPM_ID_GET,
+        abi.FFA_NOTIFICATION_BITMAP_CREATE,
+        abi.FFA_NOTIFICATION_BITMAP_DESTROY,
+        abi.FFA_NOTIFICATION_BIND,
+        abi.FFA_NOTIFICATION_UNBIND,
+        abi.FFA_NOTIFICATION_SET,
+        abi.FFA_NOTIFICATION_GET,
+        abi.FFA_MSG_SEND2,
+        abi.FFA_CONSOLE_LOG_32,
+        abi.FFA_CONSOLE_LOG_64,
+    }
+)
+# FF-A v1.2 interfaces: NOT_SUPPORTED to callers that negotiated an older version.
+_FEATURES_V1_2: frozenset[int] = frozenset(
+    {
+        abi.FFA_PARTITION_INFO_GET_REGS,
+        abi.FFA_MSG_SEND_DIRECT_REQ2,
+        abi.FFA_MSG_SEND_DIRECT_RESP2,
+    }
+)
+_FEATURES_HYP_ONLY: frozenset[int] = frozenset(
+    {abi.FFA_RX_ACQUIRE, abi.FFA_NOTIFICATION_INFO_GET_64}
+)
+_FEATURES_SP_ONLY: frozenset[int] = frozenset({abi.FFA_YIELD})
+
+
+def ffa_features(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """Hafnium ``api_ffa_features``: which ABIs and feature IDs the caller may use."""
+    w1 = r[1] & abi.MASK32
+    w2 = r[2] & abi.MASK32
+    from_nwd = ep.id == HYP_ID
+    unsupported = abi.error(abi.FFA_RET_NOT_SUPPORTED)
+    if not w1 & 0x80000000:
+        # A feature ID: bits [30:8] and w2 MBZ.
+        if w1 & 0x7FFFFF00 or w2:
+            return unsupported
+        if w1 == abi.FFA_FEAT_SCHEDULE_RECV_INTR and from_nwd:
+            return abi.success(SRI_INTID)
+        if w1 == abi.FFA_FEAT_NOTIF_PEND_INTR and not from_nwd:
+            return abi.success(NPI_INTID)
+        if w1 == abi.FFA_FEAT_MANAGED_EXIT_INTR and not from_nwd:
+            return abi.success(MEI_INTID)
+        return unsupported
+    fid = w1
+    if fid == abi.FFA_RXTX_MAP_64:
+        # bits[1:0] = 0: 4 KiB granule; bits[31:16]: max pages, for v1.2+ callers only.
+        max_pages = 1 if ep.version >= abi.FFA_VERSION_1_2 else 0
+        return abi.success(max_pages << 16)
+    if fid in (abi.FFA_MEM_RETRIEVE_REQ_32, abi.FFA_MEM_RETRIEVE_REQ_64):
+        # A v1.1+ caller must say it handles the NS bit (input w2 bit 1).
+        if ep.version >= abi.FFA_VERSION_1_1 and not w2 & 0x2:
+            return unsupported
+        return abi.success(0x6)
+    if fid in _FEATURES_BOTH:
+        return abi.success()
+    if fid in _FEATURES_V1_2:
+        return abi.success() if ep.version >= abi.FFA_VERSION_1_2 else unsupported
+    if fid in _FEATURES_HYP_ONLY:
+        return abi.success() if from_nwd else unsupported
+    if fid in _FEATURES_SP_ONLY:
+        return unsupported if from_nwd else abi.success()
+    return unsupported
+
+
+def ffa_id_get(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """The caller's own ID: 0 for the hypervisor, the partition's ID for a partition."""
+    return abi.success(ep.id)
+
+
+def ffa_spm_id_get(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """The SPMC's ID, 0x8000."""
+    return abi.success(SPMC_ID)
