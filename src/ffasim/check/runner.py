@@ -60,6 +60,11 @@ class FoundIssue:
     def replay_command(self) -> str:
         return f"ffasim replay {self.path}" if self.path is not None else ""
 
+    @property
+    def locks_held(self) -> list[tuple[str, str]]:
+        """``(lock, holder)`` of the locks held when the finding happened."""
+        return locks_held_at(getattr(self.result, "trace", []), self.finding.step)
+
     def to_json(self) -> dict[str, Any]:
         f = self.finding
         return {
@@ -68,6 +73,7 @@ class FoundIssue:
             "threads": list(f.threads),
             "calls": list(f.calls),
             "step": f.step,
+            "locks_held": [list(x) for x in self.locks_held],
             "schedule": str(self.path) if self.path is not None else None,
             "replay": self.replay_command,
             "preemptions": getattr(self.result, "preemptions", None),
@@ -146,11 +152,22 @@ def scenario_program(scenario: Any, variant: str) -> Program:
 
     When the execution injected a fault, the finish step's spec lines (guest-visible results
     the oracle rejects) are dropped: an SPMC made to answer DENIED legitimately makes a guest
-    see DENIED. Its leak lines stay, since a failure path must clean up like any other.
+    see DENIED. Its leak lines stay, since a failure path must clean up like any other. For the
+    same reason a domain whose creation Xen refuses because of an injected fault ends the
+    execution quietly (a refusal is the correct answer), while without a fault it is a crash.
     """
 
     def program(machine: Machine) -> tuple[list[Thread], Callable[[], list[str]] | None]:
-        inst = scenario.instantiate(variant, machine=machine)
+        from ..system import DomainCreationError
+
+        try:
+            inst = scenario.instantiate(variant, machine=machine)
+        except DomainCreationError:
+            if getattr(machine.sink, "injected", None):
+                # Xen refused the domain cleanly because of the injected fault (as it must):
+                # there is no system left to interleave.
+                return [], None
+            raise
         # The ownership monitor reads the SPMC's mailbox states through the machine.
         machine.system = inst.system  # type: ignore[attr-defined]
 
@@ -203,11 +220,32 @@ def _stem(scenario: str, variant: str, kind: str) -> str:
     return safe
 
 
-def _same_kind(result: Any, kind: str) -> Finding | None:
-    for f in getattr(result, "findings", []):
-        if f.kind == kind:
+def _matching(result: Any, finding: Finding) -> Finding | None:
+    """The finding of ``result`` that is ``finding`` (same key), else one of the same kind."""
+    from .explore import finding_key
+
+    found = list(getattr(result, "findings", []))
+    key = finding_key(finding)
+    for f in found:
+        if finding_key(f) == key:
+            return f
+    for f in found:
+        if f.kind == finding.kind:
             return f
     return None
+
+
+def locks_held_at(trace: Sequence[Any], index: int) -> list[tuple[str, str]]:
+    """``(lock, holder)`` for every lock held just before trace event ``index`` (all of the
+    trace when negative): who else was in the way when a finding happened."""
+    held: dict[str, list[str]] = {}
+    end = index if index >= 0 else len(trace)
+    for ev in trace[:end]:
+        if ev.kind == "lock":
+            held.setdefault(ev.detail, []).append(ev.thread)
+        elif ev.kind == "unlock" and ev.thread in held.get(ev.detail, []):
+            held[ev.detail].remove(ev.thread)
+    return [(lock, t) for lock, holders in held.items() for t in holders]
 
 
 # -- the two entry points ---------------------------------------------------------------------
@@ -276,6 +314,9 @@ def check_scenario(
         elapsed=explored.elapsed,
         steps=explored.steps,
     )
+    from .explore import finding_key
+
+    reported: set[tuple[str, str]] = set()
     for finding, result in explored.findings:
         shown, best = finding, result
         if minimise_findings:
@@ -287,9 +328,12 @@ def check_scenario(
                 max_faults=max_faults,
                 kind=finding.kind,
             )
-            again = _same_kind(smaller, finding.kind)
+            again = _matching(smaller, finding)
             if again is not None:
                 shown, best = again, smaller
+        if finding_key(shown) in reported:
+            continue  # two findings that minimise to the same one
+        reported.add(finding_key(shown))
         schedule = Schedule(
             decisions=list(best.decisions),
             scenario=_scenario_ref(scenario_spec),

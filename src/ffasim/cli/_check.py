@@ -83,6 +83,10 @@ def _render_report(report: Any) -> str:
             lines.append(f"  contexts: {', '.join(f.threads)}")
         if f.calls:
             lines.append(f"  calls:    {', '.join(f.calls)}")
+        if issue.locks_held:
+            lines.append(
+                "  held:     " + ", ".join(f"{lock} by {who}" for lock, who in issue.locks_held)
+            )
         faults_done = getattr(r, "faults", [])
         if faults_done:
             lines.append(
@@ -91,8 +95,9 @@ def _render_report(report: Any) -> str:
                     f"{site} -> {_code(code)} (step {step})" for step, site, code in faults_done
                 )
             )
+        pre = getattr(r, "preemptions", 0)
         lines.append(
-            f"  schedule: {issue.path} ({getattr(r, 'preemptions', 0)} preemptions, "
+            f"  schedule: {issue.path} ({pre} preemption{'' if pre == 1 else 's'}, "
             f"{getattr(r, 'steps', 0)} steps)"
         )
         lines.append(f"  replay:   {issue.replay_command}")
