@@ -87,6 +87,36 @@ _Buffer = bytes | bytearray | memoryview
 _new = object.__new__
 
 
+# Permission bytes with reserved bits [7:4] or a reserved access value (0b11) in either field.
+_BAD_PERM: Final = tuple(bool(p & 0xF0 or p & 3 == 3 or p & 12 == 12) for p in range(256))
+
+
+def _v1_1_header_error(
+    attr: int, res0: int, res1: int, esz: int, count: int, eoff: int, minor: int
+) -> None:
+    """Raise the error for the first rule a v1.1+ header breaks (none: it is the bare
+    hypervisor retrieve request, whose EMAD count, size and offset are all 0)."""
+    if attr & MEM_ATTR_MBZ_MASK:
+        raise invalid(
+            f"attribute bits 0x{attr & MEM_ATTR_MBZ_MASK:x} set in MBZ bits [15:7]",
+            2,
+            "attributes",
+        )
+    if res0 or res1:
+        raise invalid("reserved field is not zero", 36 if res0 else 40, "reserved")
+    if not (count or esz or eoff):
+        return
+    if esz != 16 and esz != 32:
+        raise invalid(f"EMAD size {esz} is neither 16 nor 32", 24, "emad_size")
+    if esz == 32 and minor < 2:
+        raise invalid(
+            f"32-byte EMADs need FF-A v1.2, the writer negotiated v1.{minor}", 24, "emad_size"
+        )
+    if eoff < _V1_1_HEADER:
+        raise invalid(f"EMAD offset {eoff} points into the 48-byte header", 32, "emad_offset")
+    raise invalid(f"EMAD offset {eoff} is not 16-byte aligned", 32, "emad_offset")
+
+
 @dataclass(frozen=True)
 class Constituent:
     """One address range: a 4 KiB-aligned base address and a count of 4 KiB pages."""
@@ -395,29 +425,16 @@ class MemTransaction:
             if end < _V1_1_HEADER:
                 raise invalid(f"{end} bytes is shorter than the 48-byte header", 0, "header")
             (sender, attr, flags, handle, tag, esz, count, eoff, res0, res1) = _unpack_tx11(buf, 0)
-            if attr & MEM_ATTR_MBZ_MASK:
-                raise invalid(
-                    f"attribute bits 0x{attr & MEM_ATTR_MBZ_MASK:x} set in MBZ bits [15:7]",
-                    2,
-                    "attributes",
-                )
-            if res0 or res1:
-                raise invalid("reserved field is not zero", 36 if res0 else 40, "reserved")
-            if count or esz or eoff:
-                if esz != 16 and esz != 32:
-                    raise invalid(f"EMAD size {esz} is neither 16 nor 32", 24, "emad_size")
-                if esz == 32 and minor < 2:
-                    raise invalid(
-                        f"32-byte EMADs need FF-A v1.2, the writer negotiated v1.{minor}",
-                        24,
-                        "emad_size",
-                    )
-                if eoff < _V1_1_HEADER:
-                    raise invalid(
-                        f"EMAD offset {eoff} points into the 48-byte header", 32, "emad_offset"
-                    )
-                if eoff & 15:
-                    raise invalid(f"EMAD offset {eoff} is not 16-byte aligned", 32, "emad_offset")
+            # One test on the path every valid descriptor takes; the details only on failure.
+            if (
+                attr & 0xFF80
+                or res0
+                or res1
+                or (esz != 16 and (esz != 32 or minor < 2))
+                or eoff < 48
+                or eoff & 15
+            ):
+                _v1_1_header_error(attr, res0, res1, esz, count, eoff, minor)
             emad_size = esz
             emad_offset = eoff
         if flags & MEM_FLAGS_MBZ_MASK:
@@ -444,13 +461,15 @@ class MemTransaction:
             else:
                 ep, perm, eflags, c, impdef, res = _unpack_emad32(buf, off)
                 res_off = off + 24
-            if perm & 0xF0 or perm & 3 == 3 or perm & 12 == 12:
-                raise invalid(
-                    f"permissions 0x{perm:02x} use reserved bits or values", off + 2, "permissions"
-                )
-            if eflags & MEM_EMAD_FLAGS_MBZ_MASK:
-                raise invalid(f"EMAD flags 0x{eflags:02x} set MBZ bits", off + 3, "emad.flags")
-            if res:
+            if _BAD_PERM[perm] or eflags & 0xFE or res:
+                if _BAD_PERM[perm]:
+                    raise invalid(
+                        f"permissions 0x{perm:02x} use reserved bits or values",
+                        off + 2,
+                        "permissions",
+                    )
+                if eflags & MEM_EMAD_FLAGS_MBZ_MASK:
+                    raise invalid(f"EMAD flags 0x{eflags:02x} set MBZ bits", off + 3, "emad.flags")
                 raise invalid("reserved field is not zero", res_off, "emad.reserved")
             if i == 0:
                 coff = c
