@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .. import abi
 from ..guest import FfaCallError, FfaDriver, GuestState
 from ..machine import Machine, ModelError, Thread
+from ..machine.events import ATOMIC
 from ._errors import ScenarioError
 from ._ops import ANY, GUEST, OPS, OUTCOMES, SUCCESS, Invalid, Param, Refused, Skip, convert
 
@@ -628,20 +629,32 @@ class Instance:
         return FfaDriver(self._vms[index], vcpu, state=state)
 
     def alive(self, index: int) -> bool:
-        return index not in self._destroyed
+        """Whether VM ``index`` may still run: Xen marks a domain dying when the toolstack
+        starts destroying it, and a dying domain's vCPUs never run again."""
+        return not self._vms[index].domain.is_dying
 
     def destroy_vm(self, index: int) -> None:
-        """The toolstack destroys VM ``index`` (each at most once)."""
+        """The toolstack destroys VM ``index`` (each at most once).
+
+        The scheduling point before it pairs with the one each vCPU thread passes before a
+        step (:meth:`_body`): the checker sees that destroying a domain and its vCPU starting
+        a call conflict, and tries both orders."""
         if index in self._destroyed:
             return
         self._destroyed.add(index)
+        self.system.machine.sink.point(ATOMIC, ("domain", self._vms[index].domid), True)
         self.system.destroy_vm(self._vms[index])
 
     # -- steps ------------------------------------------------------------------------------
 
     def _body(self, spec: ThreadSpec) -> Callable[[], None]:
+        sink = self.system.machine.sink
+        key = ("domain", self._vms[spec.vm].domid) if spec.vm is not None else None
+
         def body() -> None:
             for j, st in enumerate(spec.steps):
+                if key is not None:
+                    sink.point(ATOMIC, key, False)  # is the domain still running?
                 if spec.vm is not None and not self.alive(spec.vm):
                     self._skip(spec.name, "thread", j, st, f"d{spec.vm} was destroyed")
                     continue
