@@ -275,7 +275,10 @@ class Execution(EventSink):
                 return
         self._phase = _RUNNING
         self.current_thread = ""
-        self._next = self._pick(None)
+        try:
+            self._next = self._pick(None)
+        except _Abandon:
+            return
         while self._next is not None and not self._stop:
             name = self._next
             self._next = None
@@ -648,12 +651,24 @@ class Execution(EventSink):
 
 
 def _raised_by_checker(e: BaseException) -> bool:
+    """Whether ``e`` came from the checker (a strategy, a monitor, a sink method) rather than
+    from the model: it passed through checker code called *by* the model (or never left the
+    checker). The checker frames that call the program and the thread bodies do not count,
+    nor does the ``Deadlock`` that ``block`` raises outside the threads on purpose."""
+    files = []
     tb = e.__traceback__
-    last = None
     while tb is not None:
-        last = tb
+        files.append(tb.tb_frame.f_code.co_filename.replace("\\", "/"))
         tb = tb.tb_next
-    return last is not None and _CHECK_DIR in last.tb_frame.f_code.co_filename.replace("\\", "/")
+    i = 0
+    while i < len(files) and _CHECK_DIR in files[i]:
+        i += 1
+    if i == len(files):
+        return True
+    inner = [f for f in files[i:] if _CHECK_DIR in f]
+    if not inner:
+        return False
+    return not (isinstance(e, Deadlock) and files[-1].endswith("/check/scheduler.py"))
 
 
 def _model_frames(e: BaseException, count: int = 3) -> str:
