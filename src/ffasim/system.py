@@ -167,7 +167,8 @@ class System:
     ``partitions`` defaults to ``ffasim.default_partitions()``; ``variant`` names a mediator
     variant (``ffasim.xen.variants.names()``); ``vm_to_vm`` is Xen's ``CONFIG_FFA_VM_TO_VM``;
     ``machine`` lets the checker pass a machine with its sink installed, so that even the boot
-    probe runs under it.
+    probe runs under it. ``spmc_version`` is the FF-A version the SPMC implements and
+    ``spmc_max_vms`` the size of its VM table (Hafnium's build-time limit).
     """
 
     def __init__(
@@ -178,6 +179,7 @@ class System:
         *,
         machine: Machine | None = None,
         spmc_version: int = abi.FFA_VERSION_1_2,
+        spmc_max_vms: int | None = None,
     ) -> None:
         from .spmc import Spmc, default_partitions
 
@@ -185,7 +187,10 @@ class System:
         self.variant = variant
         self.machine = machine if machine is not None else Machine()
         parts = list(partitions) if partitions is not None else default_partitions()
-        self.spmc: Spmc = Spmc(self.machine, parts, spmc_version)
+        if spmc_max_vms is None:
+            self.spmc: Spmc = Spmc(self.machine, parts, spmc_version)
+        else:
+            self.spmc = Spmc(self.machine, parts, spmc_version, max_vms=spmc_max_vms)
         self.conduit = SmcConduit(self.machine, self.spmc.entry)
         self.xen: Ffa = cls(self.machine, self.conduit, vm_to_vm)
         self.xen.complete_domain_destroy = self._complete_domain_destroy

@@ -167,8 +167,10 @@ class FfaPartinfo(FfaRxtx):
         self, d: Domain, uuid: bytes, start_index: int, out: bytearray, cap: int, dst_size: int
     ) -> tuple[int, int]:
         """Append VM entries (1.0 layout, zero-padded): the caller first for v1.2 guests, then,
-        with VM-to-VM, every other published VM. ``(ret, count)``; on NO_MEMORY the count is 0,
-        as in Xen (it is only stored on success)."""
+        with VM-to-VM, every other published VM. ``(ret, count)``; on NO_MEMORY the count is
+        the entries that did fit. (HEAD stores the count only on success, so GET_REGS, which
+        tolerates NO_MEMORY as "window full", counts 0 VM entries: it cannot page past five
+        VMs, and answers INVALID_PARAMETERS once only VMs are left. Fixed here.)"""
         curr_ctx = d.tee
         assert curr_ctx is not None
         if not ffa_uuid_is_nil(uuid):
@@ -180,7 +182,7 @@ class FfaPartinfo(FfaRxtx):
                 info = self._vm_info(curr_ctx.ffa_id, curr_ctx.num_vcpus, is_64bit_domain(d))
                 ret = ffa_copy_info(out, cap, info, dst_size)
                 if ret:
-                    return ret, 0
+                    return ret, count
                 count += 1
             idx += 1
         if self.CONFIG_FFA_VM_TO_VM:
@@ -193,7 +195,7 @@ class FfaPartinfo(FfaRxtx):
                     ret = ffa_copy_info(out, cap, info, dst_size)
                     if ret:
                         read_unlock(self.ffa_ctx_list_rwlock)
-                        return ret, 0
+                        return ret, count
                     count += 1
                 idx += 1
             read_unlock(self.ffa_ctx_list_rwlock)
