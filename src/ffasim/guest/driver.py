@@ -376,14 +376,16 @@ class FfaDriver:
         """Read the indirect message in the RX buffer, give the buffer back, and return
         ``(sender, payload)``."""
         rx = self._buffer(self.state.rx_page, "RX")
-        v12 = self.version >= abi.FFA_VERSION_1_2
-        version = abi.FFA_VERSION_1_2 if v12 else abi.FFA_VERSION_1_1
-        head_size = (desc.INDIRECT_MSG_V1_2 if v12 else desc.INDIRECT_MSG_V1_1).size
-        hdr = desc.IndirectMessage.decode(self.vm.read(self.vm.ipa(rx), head_size), version)
-        limit = self.state.page_count * abi.FFA_PAGE_SIZE
-        if hdr.offset < desc.INDIRECT_MSG_V1_1.size or hdr.offset + hdr.size > limit:
-            raise FfaCallError(abi.FFA_MSG_SEND2, self.last, "malformed message in RX buffer")
-        data = self.vm.read(self.vm.ipa(rx) + hdr.offset, hdr.size) if hdr.size else b""
+        version = (
+            abi.FFA_VERSION_1_2 if self.version >= abi.FFA_VERSION_1_2 else abi.FFA_VERSION_1_1
+        )
+        # Read the buffer once, then parse the copy.
+        buf = self.vm.read(self.vm.ipa(rx), self.state.page_count * abi.FFA_PAGE_SIZE)
+        try:
+            hdr = desc.IndirectMessage.decode(buf, version)
+        except desc.DescriptorError as e:
+            raise FfaCallError(abi.FFA_MSG_SEND2, self.last, f"bad message in RX: {e}") from None
+        data = buf[hdr.offset : hdr.offset + hdr.size]
         released = self.rx_release(check=check)
         if released is not None:
             return released
