@@ -28,6 +28,7 @@ DECODERS = {
     "relinquish": desc.Relinquish.decode,
     "msg-v1.1": lambda b: desc.IndirectMessage.decode(b, V11),
     "msg-v1.2": lambda b: desc.IndirectMessage.decode(b, V12),
+    "msg-in-buffer": lambda b: desc.IndirectMessage.decode(b, V12, length=len(b)),
     "partinfo": desc.PartitionInfo.decode,
     "partinfo-v1.0": lambda b: desc.PartitionInfo.decode(b, size=8),
     "partinfo-array": lambda b: desc.decode_partinfo_array(b, len(b) // 20),

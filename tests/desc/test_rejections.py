@@ -316,16 +316,22 @@ def test_msg_offset_inside_header_is_invalid():
     rejects(lambda: desc.IndirectMessage.decode(bad, V12), offset=8, field="offset")
 
 
-def test_msg_size_zero_is_invalid():
+def test_msg_size_zero_is_invalid_in_a_buffer():
     bad = patched(MSG_V1_1, 16, "<I", 0)
-    rejects(lambda: desc.IndirectMessage.decode(bad, V11), offset=16, field="size")
+    rejects(lambda: desc.IndirectMessage.decode(bad, V11, length=24), offset=16, field="size")
 
 
 def test_msg_payload_overrunning_the_buffer_is_invalid():
     bad = patched(MSG_V1_1, 16, "<I", 5)
-    rejects(lambda: desc.IndirectMessage.decode(bad, V11), offset=16, field="size")
+    rejects(lambda: desc.IndirectMessage.decode(bad, V11, length=24), offset=16, field="size")
     bad = patched(MSG_V1_1, 8, "<I", 0xFFFFFFFF)
-    rejects(lambda: desc.IndirectMessage.decode(bad, V11), offset=16, field="size")
+    rejects(lambda: desc.IndirectMessage.decode(bad, V11, length=4096), offset=16, field="size")
+
+
+def test_msg_header_alone_decodes_without_a_buffer_length():
+    # A reader may fetch the header first and the payload after (the guest driver does).
+    m = desc.IndirectMessage.decode(patched(MSG_V1_1, 16, "<I", 4000)[:20], V11)
+    assert (m.offset, m.size) == (20, 4000)
 
 
 def test_msg_in_v1_0_is_not_supported():

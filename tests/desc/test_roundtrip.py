@@ -138,7 +138,8 @@ def test_indirect_message_round_trips(version, flags, sender, receiver, size, ga
     header = m.encode(version)
     assert len(header) == hsize
     buf = header + b"\0" * gap + b"\x77" * size
-    assert desc.IndirectMessage.decode(buf, version) == m
+    assert desc.IndirectMessage.decode(buf, version, length=len(buf)) == m
+    assert desc.IndirectMessage.decode(header, version) == m
 
 
 @SETTINGS

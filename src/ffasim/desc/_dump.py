@@ -130,8 +130,15 @@ def dump_mem(buf: _Buffer, version: int) -> Dump:
     else:
         d.add(2, 2, "attributes", t.attributes, describe_attributes(t.attributes))
     d.add(4, 4, "flags", t.flags, describe_mem_flags(t.flags))
-    hyp = " (allocated by the hypervisor)" if t.handle & abi.FFA_HANDLE_HYP_FLAG else ""
-    d.add(8, 8, "handle", t.handle, "none yet" if not t.handle else f"handle{hyp}")
+    if not t.handle:
+        owner = "none yet (the relayer assigns it)"
+    elif t.handle == abi.FFA_HANDLE_INVALID:
+        owner = "invalid handle"
+    elif t.handle & abi.FFA_HANDLE_HYP_FLAG:
+        owner = "allocated by the hypervisor (bit 63)"
+    else:
+        owner = "allocated by the SPMC"
+    d.add(8, 8, "handle", t.handle, owner)
     d.add(16, 8, "tag", t.tag)
     if minor == 0:
         d.add(24, 4, "reserved", 0)
@@ -224,7 +231,7 @@ def dump_relinquish(buf: _Buffer) -> Dump:
 
 
 def dump_msg(buf: _Buffer, version: int) -> Dump:
-    m = IndirectMessage.decode(buf, version)
+    m = IndirectMessage.decode(buf, version, length=len(buf))
     v12 = version & 0xFFFF >= 2
     d = Dump(
         "msg-v1.2" if v12 else "msg",

@@ -57,18 +57,19 @@ class IndirectMessage:
     def decode(
         cls, buf: bytes | bytearray | memoryview, version: int, *, length: int | None = None
     ) -> IndirectMessage:
-        """Read the header and check that the payload it describes lies in the buffer.
+        """Read the header at the start of ``buf`` (``buf`` may hold the header alone).
 
-        ``length`` is the buffer size (default ``len(buf)``). INVALID_PARAMETERS when: the
-        buffer is shorter than the header; the payload offset is inside the header (as Xen
-        checks: a v1.2 writer needs 40, a v1.1 writer 20); the size is 0; the payload runs past
-        the buffer. The flags and reserved words are "should be zero" and are reported as read.
+        INVALID_PARAMETERS when the buffer is shorter than the header, or the payload offset is
+        inside the header (as Xen checks: a v1.2 writer needs 40, a v1.1 writer 20). Given
+        ``length``, the size of the whole buffer the header heads (an RX/TX buffer), the
+        payload must also be non-empty and lie within it, as Xen requires before it copies a
+        message. The flags and reserved words are "should be zero" and are reported as read.
         A v1.1 header has no UUID: ``uuid`` is the nil UUID.
         """
         hsize = indirect_msg_header_size(version)
-        end = len(buf) if length is None else min(length, len(buf))
-        if end < hsize:
-            raise invalid(f"{end} bytes is shorter than the {hsize}-byte header", 0, "header")
+        n = len(buf)
+        if n < hsize:
+            raise invalid(f"{n} bytes is shorter than the {hsize}-byte header", 0, "header")
         if hsize == INDIRECT_MSG_V1_1.size:
             flags, _res, offset, receiver, sender, size = INDIRECT_MSG_V1_1.unpack_from(buf, 0)
             uuid = _NIL16
@@ -78,10 +79,13 @@ class IndirectMessage:
             )
         if offset < hsize:
             raise invalid(f"payload offset {offset} is inside the {hsize}-byte header", 8, "offset")
-        if size == 0:
-            raise invalid("payload size is 0", 16, "size")
-        if offset > end or size > end - offset:
-            raise invalid(
-                f"payload of {size} bytes at {offset} overruns the {end}-byte buffer", 16, "size"
-            )
+        if length is not None:
+            if size == 0:
+                raise invalid("payload size is 0", 16, "size")
+            if offset > length or size > length - offset:
+                raise invalid(
+                    f"payload of {size} bytes at {offset} overruns the {length}-byte buffer",
+                    16,
+                    "size",
+                )
         return cls(flags, offset, sender, receiver, size, uuid)
