@@ -10,7 +10,7 @@ thread always runs, and the thread that executes the ``i``-th change point drops
 Departures from the paper: ``n`` is not known in advance, so a thread draws its priority when
 it is first seen (uniform in ``[depth, depth + 1)``: distinct with probability 1, and the
 relative order of the threads is a uniform permutation as in the paper); ``k`` is estimated as
-the most steps seen so far (starting at ``steps_estimate``), as Coyote and shuttle do; a change
+the most steps seen so far (``steps_estimate`` until one execution ran), as Coyote does; a change
 point takes effect at the next decision after its step (a step between decisions is the only
 runnable thread's anyway). Faults are sampled with :class:`~.base.FaultSampler`.
 """
@@ -43,7 +43,10 @@ class PCTStrategy(BaseStrategy):
         self.seed = seed
         self.depth = depth
         self.executions = executions
-        self.k = max(1, steps_estimate)
+        self.steps_estimate = max(1, steps_estimate)
+        self.k = self.steps_estimate
+        """Steps per execution: the guess until an execution ran, then the most seen."""
+        self._observed = 0
         self.index = -1
         self._rng = derive_rng(seed, 0, "pct")
         self._faults = FaultSampler()
@@ -87,4 +90,5 @@ class PCTStrategy(BaseStrategy):
         return self._faults.choose(n)
 
     def end_execution(self, result: ExecutionResult) -> None:
-        self.k = max(self.k, len(result.events))
+        self._observed = max(self._observed, len(result.events))
+        self.k = max(1, self._observed)
