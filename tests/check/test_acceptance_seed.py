@@ -1,0 +1,85 @@
+"""Issue #5's acceptance on the seed: what `ffasim check` must find on seed-v1, and that the
+reference variant is clean on every built-in scenario under the exhaustive strategy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ffasim.check.runner import check_scenario, replay_file
+from ffasim.scenario import builtin_scenarios
+
+
+def test_seed_v1_two_vcpu_partition_info_panics_on_the_acquire_assert(tmp_path: Path) -> None:
+    r = check_scenario("partinfo-2vcpu", variant="seed-v1", out_dir=tmp_path)
+    assert [i.finding.kind for i in r.issues] == ["assertion"]
+    issue = r.issues[0]
+    assert issue.finding.message.startswith(
+        "HypervisorPanic: Assertion '!spin_is_locked(&ffa_spmc_rx_lock)' failed"
+    )
+    assert issue.finding.calls == ("d1v0 FFA_PARTITION_INFO_GET",)
+    assert issue.locks_held == [("ffa_spmc_rx_lock", "d0v0")]
+    assert issue.result.preemptions == 1  # minimised: one preemption is all it takes
+    assert issue.path is not None and issue.path.parent == tmp_path
+    assert issue.replay_command == f"ffasim replay {issue.path}"
+    result, trace = replay_file(issue.path)
+    assert [f.summary() for f in result.findings] == [issue.finding.summary()]
+    assert trace[-1].kind == "finding"
+
+
+def test_seed_v1_spmc_fault_exposes_the_spurious_rx_release(tmp_path: Path) -> None:
+    r = check_scenario(
+        "partinfo-2vcpu", variant="seed-v1", faults=["smc:PARTITION_INFO_GET"], out_dir=tmp_path
+    )
+    assert [i.finding.kind for i in r.issues] == ["ownership"]
+    issue = r.issues[0]
+    assert "RX_RELEASE" in issue.finding.message
+    assert [site for _, site, _ in issue.result.faults] == ["smc:FFA_PARTITION_INFO_GET"]
+    assert issue.schedule.faults == ["smc:PARTITION_INFO_GET"]
+
+
+def test_seed_v1_forced_null_acquire_leaves_the_lock_held(tmp_path: Path) -> None:
+    r = check_scenario("partinfo-2vcpu", variant="seed-v1", faults=["helper"], out_dir=tmp_path)
+    assert [i.finding.kind for i in r.issues] in (["lock-leak"], ["deadlock"])
+    issue = r.issues[0]
+    assert "ffa_spmc_rx_lock" in issue.finding.message
+    assert [site for _, site, _ in issue.result.faults] == ["helper:ffa_rxtx_spmc_rx_acquire"]
+
+
+def test_seed_v1_spmc_destroy_frees_pages_the_spmc_still_maps(tmp_path: Path) -> None:
+    # A failing PARTITION_INFO_GET at boot makes the probe call ffa_rxtx_spmc_destroy().
+    r = check_scenario(
+        "partinfo-2vcpu",
+        variant="seed-v1",
+        faults=["smc:PARTITION_INFO_GET:DENIED"],
+        preemption_bound=0,
+        stop_on_first=False,
+        out_dir=tmp_path,
+    )
+    isolation = [i for i in r.issues if i.finding.kind == "isolation"]
+    assert isolation, [i.finding.summary() for i in r.issues]
+    messages = sorted(i.finding.message for i in isolation)
+    assert any("(xen, ffa_spmc_rx) freed by boot while spmc still maps it" in m for m in messages)
+    assert any("(xen, ffa_spmc_tx) freed by boot while spmc still maps it" in m for m in messages)
+    assert all(i.finding.threads == ("boot",) for i in isolation)
+
+
+BUDGETS = {"default": 25}
+"""Executions per scenario: the rest are exhausted well within CI time."""
+
+
+@pytest.mark.parametrize("name", sorted(builtin_scenarios()))
+def test_reference_is_clean_on_every_builtin_scenario(name: str) -> None:
+    r = check_scenario(
+        name,
+        variant="reference",
+        budget=BUDGETS.get(name, 400),
+        stop_on_first=False,
+        out_dir=None,
+        minimise_findings=False,
+    )
+    assert [i.finding.summary() for i in r.issues] == []
+    assert r.executions >= 1
+    if name not in BUDGETS:
+        assert r.exhausted
