@@ -117,7 +117,7 @@ def decode(
     hex_input: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[HEX]...",
+            metavar="HEX",
             help="Descriptor bytes in hex (or, with --sample, a sample name).",
             show_default=False,
         ),
@@ -150,8 +150,7 @@ def decode(
 ) -> None:
     """Decode an FF-A descriptor and print it field by field: offset, size, value, meaning.
 
-    Validates as an SPMC would: a broken rule is reported with its offset and the FF-A error
-    a real SPMC returns, and the exit status is 2.
+    A broken rule is one line naming its offset and the FF-A error an SPMC returns (exit 2).
     """
     if list_samples:
         for name, text in sorted(_samples().items()):
