@@ -606,9 +606,8 @@ def _hyp_retrieve(spmc: Spmc, ep: Endpoint, txn: Txn) -> Regs:
         or txn.attributes
         or txn.flags
         or txn.tag
-        or txn.emad_size
         or txn.emad_count
-        or (ep.version >= abi.FFA_VERSION_1_1 and txn.emad_offset)
+        or (ep.version >= abi.FFA_VERSION_1_1 and (txn.emad_size or txn.emad_offset))
         or not txn.reserved_ok
         or ep.id != HYP_ID
     ):
@@ -708,7 +707,8 @@ def ffa_mem_retrieve_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
             return spmc.refuse(DENIED, f"retrieve: 0x{e.receiver:x} is not a borrower")
         want_d, want_i = _data(e.perms), _instr(e.perms)
         have_d = _data(b.perms)
-        if want_d == DATA_RESERVED or (want_d == DATA_RW and have_d != DATA_RW):
+        # A donation carries no data access: the borrower names it (RW when it does not).
+        if want_d == DATA_RESERVED or (want_d == DATA_RW and have_d == DATA_RO):
             return spmc.refuse(DENIED, "retrieve: more data access than granted")
         single = len(share.borrowers) == 1
         if share.kind == "share" and want_i != INSTR_NOT_SPECIFIED:
@@ -727,7 +727,7 @@ def ffa_mem_retrieve_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
             return spmc.refuse(INVALID, "retrieve: implementation-defined value differs")
         if e.receiver == me:
             found_me = True
-            data_access = want_d or have_d
+            data_access = want_d or have_d or DATA_RW
             instr = INSTR_NX if share.kind == "share" else (want_i or INSTR_NX)
             granted = data_access | (instr << 2)
     if not found_me:
