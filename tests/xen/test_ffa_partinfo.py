@@ -84,7 +84,9 @@ def test_partinfo_by_uuid_returns_the_sp_with_uuid_zeroed(vm: VM) -> None:
 
 
 def test_partinfo_unknown_uuid_is_invalid_and_rx_is_given_back(vm: VM) -> None:
-    r = vm.smc(abi.FFA_PARTITION_INFO_GET, *abi.uuid_to_regs32("12345678-0000-0000-0000-0000000000aa"))
+    r = vm.smc(
+        abi.FFA_PARTITION_INFO_GET, *abi.uuid_to_regs32("12345678-0000-0000-0000-0000000000aa")
+    )
     assert code(r) == abi.FFA_RET_INVALID_PARAMETERS
     assert code(vm.smc(abi.FFA_RX_RELEASE)) == abi.FFA_RET_DENIED  # already free again
 
@@ -204,9 +206,7 @@ def test_boot_partinfo_failure_means_no_firmware_and_buffers_released() -> None:
 
 
 def test_boot_with_64_partitions_is_no_firmware() -> None:
-    parts = [
-        SecurePartition(0x8001 + n, f"ffa5e000-0000-4000-8000-{n:012x}") for n in range(64)
-    ]
+    parts = [SecurePartition(0x8001 + n, f"ffa5e000-0000-4000-8000-{n:012x}") for n in range(64)]
     system = System(partitions=parts)
     assert system.xen.ffa_fw_version == 0
 
