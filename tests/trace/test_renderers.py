@@ -138,3 +138,29 @@ def test_render_dispatches_on_format_and_rejects_unknown() -> None:
     assert render(TRACE, "mermaid") == render_mermaid(TRACE)
     with pytest.raises(ValueError, match=r"^unknown trace format 'svg' \(expected one of: "):
         render(TRACE, "svg")
+
+
+def test_mermaid_leaves_out_boot_and_firmware_locks_unless_full() -> None:
+    boot = [
+        Ev(0, "boot", "call", "xen", ("smc", abi.regs(abi.FFA_VERSION, 0x10002))),
+        Ev(0, "boot", "ret", "xen", ("smc", abi.regs(0x10002))),
+    ]
+    inner = [
+        Ev(1, "d0v0", "thread-start", "d0v0"),
+        Ev(1, "d0v0", "call", "d0v0", ("hvc", PIG)),
+        Ev(2, "d0v0", "call", "xen", ("smc", PIG)),
+        Ev(3, "d0v0", "lock", "spmc.lock"),
+        Ev(4, "d0v0", "unlock", "spmc.lock"),
+        Ev(5, "d0v0", "ret", "xen", ("smc", abi.success())),
+        Ev(6, "d0v0", "ret", "d0v0", ("hvc", abi.success())),
+    ]
+    short = render_mermaid(boot + inner)
+    assert "    Note over Xen,SPMC: boot and setup: 2 events not shown" in short
+    assert "FFA_VERSION" not in short and "spmc.lock" not in short
+    assert "participant boot" not in short
+    full = render_mermaid(boot + inner, full=True)
+    assert "Xen->>SPMC: [boot] FFA_VERSION(w1=0x10002)" in full
+    assert "Note over d0v0: lock spmc.lock" in full
+    # A finding during boot keeps the boot events.
+    with_finding = [*boot, Ev(0, "boot", "finding", "isolation: freed while mapped"), *inner]
+    assert "FFA_VERSION" in render_mermaid(with_finding)

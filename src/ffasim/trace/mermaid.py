@@ -6,6 +6,10 @@ hypercall is an arrow from its vCPU to Xen; an SMC an arrow from Xen (or from th
 issues it) to the SPMC, labelled with the context it runs on; results come back as dashed
 arrows. Lock operations, blocking, injected faults and violations are notes on the context;
 the finding is a red box.
+
+A diagram is for reading, so by default it leaves out what rarely matters: the boot probe and
+the scenario's sequential setup (everything before the first thread starts, unless the finding
+happened there) and the SPMC's own locking inside an SMC. ``full=True`` keeps everything.
 """
 
 from __future__ import annotations
@@ -38,19 +42,33 @@ def _sp_participant(regs: tuple[int, ...]) -> str:
     return f"sp{abi.ffa_receiver(regs[1]):04x}"
 
 
-def render_mermaid(trace: Sequence[Event]) -> str:
-    """``trace`` as a ``sequenceDiagram``."""
+def _first_shown(trace: Sequence[Event]) -> int:
+    """Index of the first event worth drawing: the first thread start, unless a finding
+    comes before it."""
+    for i, ev in enumerate(trace):
+        if ev.kind == "finding":
+            return 0
+        if ev.kind == "thread-start":
+            return i
+    return 0
+
+
+def render_mermaid(trace: Sequence[Event], *, full: bool = False) -> str:
+    """``trace`` as a ``sequenceDiagram`` (see the module docstring for what ``full`` adds)."""
     contexts: list[str] = []
     partitions: list[str] = []
     body: list[str] = []
     stacks: dict[str, list[tuple[str, str]]] = {}
+    start = 0 if full else _first_shown(trace)
+    if start:
+        body.append(f"    Note over Xen,SPMC: boot and setup: {start} events not shown")
 
     def ctx(name: str) -> str:
         if name not in contexts:
             contexts.append(name)
         return name
 
-    for ev in trace:
+    for ev in trace[start:]:
         cr = call_regs(ev)
         if cr is not None:
             layer, regs = cr
@@ -78,6 +96,9 @@ def render_mermaid(trace: Sequence[Event]) -> str:
                 body.append(f"    {dst}-->>{src}: {_clean(label)}")
             continue
         if ev.kind in NOTE_KINDS:
+            in_firmware = any(dst != "Xen" for _, dst in stacks.get(ev.thread, ()))
+            if in_firmware and ev.kind in ("lock", "unlock") and not full:
+                continue
             body.append(
                 f"    Note over {ctx(ev.thread)}: {NOTE_KINDS[ev.kind]} {_clean(ev.detail)}"
             )
