@@ -19,6 +19,7 @@ from .monitor import Finding, Monitor
 from .schedule import FAULT, THREAD, Decision
 from .scheduler import Execution, ExecutionResult, FaultFilter, Program
 from .strategies.base import Strategy
+from .strategies.dfs import DFSStrategy
 from .strategies.replay import ReplayStrategy
 
 MonitorsFactory = Callable[[], list[Monitor]]
@@ -223,64 +224,83 @@ def minimise(
     """A schedule with a finding of the same kind as ``result``'s first (or ``kind``) and
     fewer preemptions, then fewer faults, then fewer steps, if one is found.
 
-    Greedy and deterministic (delta debugging over decisions, as shuttle and loom users do by
-    hand): each pass tries, on the current best decision list, turning one preemption into
-    "keep running the current thread", dropping one injected fault, and cutting the list
-    short, and replays the candidate leniently (decisions that no longer fit take the
-    default). A candidate is kept when it still finds ``kind`` and costs less; passes repeat
-    until none improves or ``max_attempts`` replays were spent. The result is an exact
-    execution: its own decisions replay strictly.
+    Deterministic, in three phases, all within ``max_attempts`` executions:
+
+    1. Greedy passes over the decision list (delta debugging): turn one preemption into "keep
+       running the current thread" (keeping or dropping the decisions after it), drop one
+       injected fault, cut the list short. A candidate replays leniently (decisions that no
+       longer fit take the default: no preemption, no fault) and is kept when it still finds
+       ``kind`` and costs less; passes repeat until none improves.
+    2. If preemptions remain, iterative preemption bounding (CHESS): exhaustive DFS with DPOR
+       under a bound of 0, 1, ... below the current count, a share of the attempts each, for
+       the same finding (same kind and message, numbers masked). Removing one preemption from
+       a schedule rarely keeps a bug (the later decisions shift); a bounded search finds the
+       schedule with the fewest preemptions directly.
+    3. Greedy passes again on that schedule, for faults and steps.
+
+    The result is an exact execution with its trace: its own decisions replay strictly.
     """
     if not result.findings and kind is None:
         return result
     want = kind or result.findings[0].kind
+    want_keys = {finding_key(f) for f in result.findings if f.kind == want}
     best = result
     attempts = 0
 
-    def attempt(decisions: list[Decision]) -> ExecutionResult | None:
+    def run(strategy: Strategy) -> ExecutionResult:
         nonlocal attempts
         attempts += 1
-        r = replay(
+        return run_execution(
             program,
-            decisions,
-            monitors_factory=monitors_factory,
+            strategy,
+            monitors_factory(),
             faults=faults,
             max_faults=max_faults,
             max_steps=max_steps,
             record_trace=False,
-            strict=False,
         )
-        if any(f.kind == want for f in r.findings) and _cost(r) < _cost(best):
-            return r
-        return None
 
-    improved = True
-    while improved and attempts < max_attempts:
-        improved = False
-        decs = best.decisions
-        candidates: list[list[Decision]] = []
-        for i in reversed(range(len(decs))):
-            d = decs[i]
-            if d.kind == THREAD and d.preemption:
-                keep = Decision(THREAD, d.current, d.alternatives, d.site, d.current)
-                candidates.append([*decs[:i], keep, *decs[i + 1 :]])
-        for i, d in enumerate(decs):
-            if d.kind == FAULT and d.chosen != 0:
-                none = Decision(FAULT, 0, d.alternatives, d.site, d.current)
-                candidates.append([*decs[:i], none, *decs[i + 1 :]])
-        n = len(decs)
-        cut = n // 2
-        while cut >= 1:
-            candidates.append(list(decs[: n - cut]))
-            cut //= 2
-        for cand in candidates:
-            if attempts >= max_attempts:
+    def better(r: ExecutionResult, same_message: bool) -> bool:
+        if same_message:
+            ok = any(finding_key(f) in want_keys for f in r.findings)
+        else:
+            ok = any(f.kind == want for f in r.findings)
+        return ok and _cost(r) < _cost(best)
+
+    def greedy() -> None:
+        nonlocal best
+        improved = True
+        while improved and attempts < max_attempts:
+            improved = False
+            for cand in _candidates(best.decisions):
+                if attempts >= max_attempts:
+                    return
+                strategy = ReplayStrategy(cand, strict=False)
+                strategy.new_execution()
+                r = run(strategy)
+                if better(r, False):
+                    best = r
+                    improved = True
+                    break
+
+    greedy()
+    if best.preemptions > 0 and attempts < max_attempts:
+        share = max(1, (max_attempts - attempts) // (2 * best.preemptions))
+        for bound in range(best.preemptions):
+            dfs = DFSStrategy(preemption_bound=bound)
+            spent = 0
+            found = None
+            while spent < share and attempts < max_attempts and dfs.new_execution():
+                r = run(dfs)
+                dfs.end_execution(r)
+                spent += 1
+                if better(r, True):
+                    found = r
+                    break
+            if found is not None:
+                best = found
                 break
-            r = attempt(cand)
-            if r is not None:
-                best = r
-                improved = True
-                break
+        greedy()
     if best is result:
         return result
     # Re-run the winner exactly, with its trace, for the report.
@@ -293,6 +313,27 @@ def minimise(
         max_steps=max_steps,
         record_trace=True,
     )
+
+
+def _candidates(decs: list[Decision]) -> list[list[Decision]]:
+    """Smaller variants of a decision list, most promising first."""
+    out: list[list[Decision]] = []
+    for i in reversed(range(len(decs))):
+        d = decs[i]
+        if d.kind == THREAD and d.preemption:
+            keep = Decision(THREAD, d.current, d.alternatives, d.site, d.current)
+            out.append([*decs[:i], keep, *decs[i + 1 :]])
+            out.append([*decs[:i], keep])
+    for i, d in enumerate(decs):
+        if d.kind == FAULT and d.chosen != 0:
+            none = Decision(FAULT, 0, d.alternatives, d.site, d.current)
+            out.append([*decs[:i], none, *decs[i + 1 :]])
+    n = len(decs)
+    cut = n // 2
+    while cut >= 1:
+        out.append(list(decs[: n - cut]))
+        cut //= 2
+    return out
 
 
 class _Progress:
