@@ -385,9 +385,12 @@ class Ffa(FfaMsg):
     def ffa_domain_teardown_continue(self, ctx: FfaCtx, first_time: bool) -> None:
         """Finish what can be finished; queue the rest for a retry in 1 s."""
         if ctx.freed:
+            # Xen would now read freed memory (the ctx and its domain); the model reports the
+            # use after free and stops there rather than guess what that memory holds.
             self.machine.sink.violation(
                 "use-after-free", f"teardown timer uses the freed ffa_ctx of vm {ctx.ffa_id:#x}"
             )
+            return
         next_ctx: FfaCtx | None = None
         retry = False
         if not self.ffa_partinfo_domain_destroy(ctx.teardown_d):
