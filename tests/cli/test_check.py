@@ -100,3 +100,104 @@ def test_replay_schedule_without_scenario_exits_2(tmp_path: Path) -> None:
     r = runner.invoke(app, ["replay", str(p)])
     assert r.exit_code == 2
     assert r.stderr == "error: the schedule names no scenario\n"
+
+
+# -- against the model ------------------------------------------------------------------------
+
+
+def test_check_seed_v1_reports_the_assert_and_exits_1(tmp_path: Path) -> None:
+    r = runner.invoke(
+        app, ["check", "partinfo-2vcpu", "--variant", "seed-v1", "--out", str(tmp_path)]
+    )
+    assert r.exit_code == 1, r.output
+    lines = r.stdout.splitlines()
+    assert re.match(
+        r"^ffasim check: partinfo-2vcpu on seed-v1, dfs: 1 finding in \d+ executions? "
+        r"\(\d+\.\d\d s\)$",
+        lines[0],
+    )
+    assert lines[2].startswith(
+        "assertion: HypervisorPanic: Assertion '!spin_is_locked(&ffa_spmc_rx_lock)' failed"
+    )
+    assert "  contexts: d1v0" in lines
+    assert "  calls:    d1v0 FFA_PARTITION_INFO_GET" in lines
+    assert "  held:     ffa_spmc_rx_lock by d0v0" in lines
+    path = tmp_path / "partinfo-2vcpu-seed-v1-assertion.json"
+    assert f"  schedule: {path} (1 preemption, " in r.stdout
+    assert lines[-1] == f"  replay:   ffasim replay {path}"
+
+
+def test_check_json_report_and_exit_0_when_clean(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["check", "rxtx-map-race", "--json", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["findings"] == [] and doc["exhausted"] is True
+    assert doc["variant"] == "reference" and doc["strategy"] == "dfs"
+    t = runner.invoke(app, ["check", "rxtx-map-race", "--out", str(tmp_path)])
+    assert re.match(
+        r"^ffasim check: rxtx-map-race on reference, dfs: nothing found in \d+ executions "
+        r"\(exhaustive, \d+\.\d\d s\)\n$",
+        t.stdout,
+    )
+
+
+def test_check_with_faults_reports_the_injected_fault(tmp_path: Path) -> None:
+    r = runner.invoke(
+        app,
+        [
+            "check",
+            "partinfo-2vcpu",
+            "--variant",
+            "seed-v1",
+            "--faults",
+            "helper",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert r.exit_code == 1
+    assert "lock-leak: d1v0 returns from FFA_PARTITION_INFO_GET" in r.stdout or (
+        "lock-leak: d0v0 returns from FFA_PARTITION_INFO_GET" in r.stdout
+    )
+    assert re.search(
+        r"^  faults:   helper:ffa_rxtx_spmc_rx_acquire -> forced \(step \d+\)$", r.stdout, re.M
+    )
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "mermaid", "chrome"])
+def test_replay_prints_the_trace_in_each_format_and_exits_1(tmp_path: Path, fmt: str) -> None:
+    runner.invoke(app, ["check", "partinfo-2vcpu", "--variant", "seed-v1", "--out", str(tmp_path)])
+    path = tmp_path / "partinfo-2vcpu-seed-v1-assertion.json"
+    r = runner.invoke(app, ["replay", str(path), "--format", fmt])
+    assert r.exit_code == 1, r.output
+    assert r.stderr.startswith("finding: assertion: HypervisorPanic: Assertion ")
+    if fmt == "text":
+        assert re.search(r"^ +\d+  d1v0 +finding +!! assertion: ", r.stdout, re.M)
+    elif fmt == "mermaid":
+        assert r.stdout.startswith("sequenceDiagram\n")
+    else:
+        json.loads(r.stdout)
+
+
+def test_replay_output_file_and_context_projection(tmp_path: Path) -> None:
+    runner.invoke(app, ["check", "partinfo-2vcpu", "--variant", "seed-v1", "--out", str(tmp_path)])
+    path = tmp_path / "partinfo-2vcpu-seed-v1-assertion.json"
+    out = tmp_path / "trace.txt"
+    r = runner.invoke(app, ["replay", str(path), "--output", str(out), "--context", "d0v0"])
+    assert r.exit_code == 1 and r.stdout == ""
+    text = out.read_text()
+    contexts = {line.split()[1] for line in text.splitlines()}
+    assert contexts == {"d0v0", "d1v0"}  # d1v0 only for the finding line
+    assert sum("d1v0" in line.split()[1] for line in text.splitlines()) == 1
+
+
+def test_replay_divergence_exits_2_with_one_line(tmp_path: Path) -> None:
+    runner.invoke(app, ["check", "partinfo-2vcpu", "--variant", "seed-v1", "--out", str(tmp_path)])
+    path = tmp_path / "partinfo-2vcpu-seed-v1-assertion.json"
+    raw = json.loads(path.read_text())
+    raw["decisions"] = raw["decisions"][:-1]  # one decision short
+    path.write_text(json.dumps(raw))
+    r = runner.invoke(app, ["replay", str(path)])
+    assert r.exit_code == 2
+    assert re.match(r"^error: replay diverged at step \d+ \(decision \d+\): ", r.stderr)
+    assert r.stderr.count("\n") == 1
