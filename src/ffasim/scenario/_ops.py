@@ -796,7 +796,7 @@ OPS: dict[str, OpDef] = {
                 "receiver": _P("endpoint", 0x8002, "the borrower's FF-A ID"),
                 "pages": _P("pages", 1, "a page count, or an array of RAM page numbers"),
                 "perms": _P("perms", abi.FFA_MEM_ACC_RW, '"RW" or "RO"'),
-                "fill": _P("byte", doc="write this byte over the pages first"),
+                "fill": _P("byte", None, "write this byte over the pages first"),
                 "name": _P("name", "h", "the name later steps use for the handle"),
             },
             label=lambda p: f"share(0x{p['receiver']:x}, {p['name']})",

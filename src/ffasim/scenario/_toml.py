@@ -99,6 +99,11 @@ class _Locator:
             p = sec[0]
             if len(p) >= len(best[0]) and path[: len(p)] == p and (p or not best[0]):
                 best = sec
+        if not best[0] and path:
+            # A table that only exists as [[path]] headers: its first header.
+            for sec in self.sections:
+                if sec[0][: len(path)] == path:
+                    return self.line(sec[1])
         sec_path, start, end = best
         rest = path[len(sec_path) :]
         pos = start

@@ -1,0 +1,66 @@
+"""The built-in scenarios: names, order, and a clean sequential run on every variant."""
+
+from __future__ import annotations
+
+import pytest
+
+from ffasim.scenario import BUILTIN_NAMES, builtin_scenarios, load
+
+NAMES = [
+    "default",
+    "partinfo-2vcpu",
+    "rxtx-map-race",
+    "share-vs-partinfo",
+    "destroy-during-call",
+    "sri-vs-notification-get",
+]
+
+
+def test_builtin_names_in_order() -> None:
+    assert list(builtin_scenarios()) == NAMES == list(BUILTIN_NAMES)
+    for name, sc in builtin_scenarios().items():
+        assert sc.name == name and sc.description
+        assert load(name) is sc
+
+
+def test_small_enough_to_explore_exhaustively() -> None:
+    for name, sc in builtin_scenarios().items():
+        if name != "default":
+            assert 2 <= len(sc.threads) <= 3
+            assert sum(len(t.steps) for t in sc.threads) <= 6
+
+
+@pytest.mark.parametrize("variant", ["reference", "seed-v1"])
+@pytest.mark.parametrize("name", NAMES)
+def test_builtin_runs_sequentially_clean(name: str, variant: str) -> None:
+    inst = builtin_scenarios()[name].instantiate(variant)
+    for th in inst.threads:
+        inst.system.machine.current = th.name
+        th.body()
+    assert inst.finish() == []
+    assert all(r.ok for r in inst.results)
+    if name != "destroy-during-call":
+        assert all(r.outcome == "success" for r in inst.results)
+
+
+def test_default_checks_every_stage() -> None:
+    inst = builtin_scenarios()["default"].instantiate()
+    for th in inst.threads:
+        th.body()
+    assert inst.finish() == []
+    ops = [(r.thread, r.op) for r in inst.results]
+    assert ops[:4] == [
+        ("d0v0", "negotiate"),
+        ("d1v0", "negotiate"),
+        ("d0v0", "map"),
+        ("d1v0", "map"),
+    ]
+    assert ("d0v1", "mem_op") in ops and ("d1v1", "reclaim") in ops
+    assert ops[-4:] == [
+        ("d0v0", "unmap"),
+        ("d1v0", "unmap"),
+        ("toolstack", "destroy"),
+        ("sp8001", "sp_check"),
+    ]
+    sums = [r.value for r in inst.results if r.op == "mem_op" and r.label.startswith("mem_op(sum")]
+    assert sums == [2 * 4096 * 0x11, 4096 * 0x22]
