@@ -357,6 +357,13 @@ class System:
         for ctx in xen.ffa_ctx_head:
             if ctx.teardown_d.is_dying:
                 out.append(f"vm {ctx.ffa_id:#x} still on the FF-A context list")
+        live_ids = {d.domain_id + 1 for d in self.domains.values() if not d.is_dying}
+        for vm_id in self.spmc.vms:
+            if vm_id not in live_ids:
+                out.append(f"SPMC still tracks destroyed VM {vm_id:#x} (mailbox or bitmap)")
+        for handle, st in sorted(self.spmc.shares.items()):
+            if not abi.is_secure_id(st.sender) and st.sender not in live_ids:
+                out.append(f"SPMC share {handle:#x} of destroyed VM {st.sender:#x} remains")
         out += self.spmc.invariant_problems()
         for lock in self.machine.held:
             out.append(f"lock {lock.name} still held by {lock.describe_holder()}")

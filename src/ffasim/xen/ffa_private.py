@@ -107,6 +107,9 @@ def FFA_ABI_BITNUM(fid: int) -> int:  # Xen's macro name
     return (((fid & 0xFFFF) - FFA_FNUM_MIN_VALUE) << 1) | ((fid >> 30) & 1)
 
 
+_ZEROS14: Final = (0,) * 14
+
+
 def ffa_set_regs(*values: int) -> Regs:
     """Registers x0.. as given, the rest zero (the guest sees exactly these)."""
     return abi.regs(*values)
@@ -114,11 +117,11 @@ def ffa_set_regs(*values: int) -> Regs:
 
 def ffa_set_regs_error(code: int) -> Regs:
     """FFA_ERROR with ``code`` in w2, masked to 32 bits as patch 07 made it."""
-    return abi.regs(abi.FFA_ERROR, 0, code & abi.MASK32)
+    return (abi.FFA_ERROR, 0, code & 0xFFFFFFFF, 0, *_ZEROS14)
 
 
 def ffa_set_regs_success(w2: int, w3: int) -> Regs:
-    return abi.regs(abi.FFA_SUCCESS_32, 0, w2 & abi.MASK32, w3 & abi.MASK32)
+    return (abi.FFA_SUCCESS_32, 0, w2 & 0xFFFFFFFF, w3 & 0xFFFFFFFF, *_ZEROS14)
 
 
 def ffa_get_ret_code(resp: Regs) -> int:
@@ -418,15 +421,22 @@ class GuestView:
         end = off + n
         if end > self.size or off < 0:
             raise IndexError(f"guest view read {off}+{n} beyond {self.size}")
-        pos = off
-        while pos < end:
-            if self.have[pos]:
-                pos += 1
-                continue
-            stop = pos
-            while stop < end and not self.have[stop]:
-                stop += 1
-            self.copy[pos:stop] = self.machine.mem.read(self.base + pos, stop - pos, "xen")
-            self.have[pos:stop] = b"\1" * (stop - pos)
-            pos = stop
+        seen = self.have[off:end]
+        if 1 not in seen:  # the usual case: nothing of it read yet
+            data = self.machine.mem.read(self.base + off, n, "xen")
+            self.copy[off:end] = data
+            self.have[off:end] = b"\1" * n
+            return data
+        if 0 in seen:
+            pos = off
+            while pos < end:
+                if self.have[pos]:
+                    pos += 1
+                    continue
+                stop = pos
+                while stop < end and not self.have[stop]:
+                    stop += 1
+                self.copy[pos:stop] = self.machine.mem.read(self.base + pos, stop - pos, "xen")
+                self.have[pos:stop] = b"\1" * (stop - pos)
+                pos = stop
         return bytes(self.copy[off:end])
