@@ -206,6 +206,7 @@ class Execution(EventSink):
         self._waiters: dict[Lockable, list[str]] = {}
         self._woken_by: dict[str, int] = {}
         self._calls: dict[str, list[str]] = {}
+        self._hooks: dict[str, list[Callable[..., None]]] = _hooks_of(())
 
     # -- the run --------------------------------------------------------------------------------
     def run(self) -> ExecutionResult:
@@ -219,6 +220,7 @@ class Execution(EventSink):
             begin(self)
         for m in self.monitors:
             m.attach(self)
+        self._hooks = _hooks_of(self.monitors)
         self._main = getcurrent()
 
         # Boot: the program builds its system, single-threaded (only fault decisions).
@@ -398,8 +400,8 @@ class Execution(EventSink):
 
     def _count_step(self, thread: str, op: Op) -> None:
         self.step += 1
-        for m in self.monitors:
-            m.on_step(thread, op[0], op[1], op[2])
+        for hook in self._hooks["on_step"]:
+            hook(thread, op[0], op[1], op[2])
         if self.step > self.max_steps:
             self.add_finding(
                 "deadlock",
@@ -462,8 +464,8 @@ class Execution(EventSink):
     def acquired(self, lock: Lockable) -> None:
         if self.record_trace:
             self._trace(self.current_thread, "lock", lock.name)
-        for m in self.monitors:
-            m.acquired(lock)
+        for hook in self._hooks["acquired"]:
+            hook(lock)
 
     def released(self, lock: Lockable) -> None:
         if self.record_trace:
@@ -478,8 +480,8 @@ class Execution(EventSink):
                 self._woken_by[w] = i
                 self._trace(w, "wake", f"{lock.name} released by {self.current_thread}")
             self._refresh_runnable()
-        for m in self.monitors:
-            m.released(lock)
+        for hook in self._hooks["released"]:
+            hook(lock)
 
     # -- EventSink: faults ----------------------------------------------------------------------
     def fault(self, site: str, choices: tuple[int, ...]) -> int | None:
@@ -523,24 +525,24 @@ class Execution(EventSink):
                 f"{party} {'writes' if write else 'reads'} 0x{frame.pa + offset:x}+{size}",
                 (party, frame.mfn, offset, size, write),
             )
-        for m in self.monitors:
-            m.mem_access(party, frame, offset, size, write)
+        for hook in self._hooks["mem_access"]:
+            hook(party, frame, offset, size, write)
 
     def page_alloc(self, frame: Frame) -> None:
         if self.record_trace:
             self._trace(self.current_thread, "alloc", repr(frame), (frame.mfn,))
-        for m in self.monitors:
-            m.page_alloc(frame)
+        for hook in self._hooks["page_alloc"]:
+            hook(frame)
 
     def page_free(self, frame: Frame) -> None:
         if self.record_trace:
             self._trace(self.current_thread, "free", repr(frame), (frame.mfn,))
-        for m in self.monitors:
-            m.page_free(frame)
+        for hook in self._hooks["page_free"]:
+            hook(frame)
 
     def guarded_access(self, field: Any, write: bool) -> None:
-        for m in self.monitors:
-            m.guarded_access(field, write)
+        for hook in self._hooks["guarded_access"]:
+            hook(field, write)
 
     def call(self, layer: str, caller: str, args: tuple[int, ...]) -> None:
         stack = self._calls.get(self.current_thread)
@@ -548,8 +550,8 @@ class Execution(EventSink):
             stack.append(abi.name(args[0]))
         if self.record_trace:
             self._trace(self.current_thread, "call", caller, (layer, tuple(args)))
-        for m in self.monitors:
-            m.call(layer, caller, args)
+        for hook in self._hooks["call"]:
+            hook(layer, caller, args)
 
     def ret(self, layer: str, caller: str, result: tuple[int, ...]) -> None:
         stack = self._calls.get(self.current_thread)
@@ -557,20 +559,20 @@ class Execution(EventSink):
             stack.pop()
         if self.record_trace:
             self._trace(self.current_thread, "ret", caller, (layer, tuple(result)))
-        for m in self.monitors:
-            m.ret(layer, caller, result)
+        for hook in self._hooks["ret"]:
+            hook(layer, caller, result)
 
     def log(self, ctx: str, text: str) -> None:
         if self.record_trace:
             self._trace(self.current_thread, "log", f"{ctx}: {text}")
-        for m in self.monitors:
-            m.log(ctx, text)
+        for hook in self._hooks["log"]:
+            hook(ctx, text)
 
     def violation(self, kind: str, message: str) -> None:
         if self.record_trace:
             self._trace(self.current_thread, "violation", f"{kind}: {message}", (kind,))
-        for m in self.monitors:
-            m.violation(kind, message)
+        for hook in self._hooks["violation"]:
+            hook(kind, message)
 
     # -- findings -------------------------------------------------------------------------------
     def calls_of(self, thread: str) -> tuple[str, ...]:
@@ -648,6 +650,31 @@ class Execution(EventSink):
     def _trace(self, thread: str, kind: str, detail: str, data: tuple[Any, ...] = ()) -> None:
         if self.record_trace:
             self.trace.append(TraceEvent(self.step, thread, kind, detail, data))
+
+
+_HOOKS = (
+    "on_step",
+    "acquired",
+    "released",
+    "mem_access",
+    "page_alloc",
+    "page_free",
+    "guarded_access",
+    "call",
+    "ret",
+    "log",
+    "violation",
+)
+
+
+def _hooks_of(monitors: Sequence[Monitor]) -> dict[str, list[Callable[..., None]]]:
+    """For each event, the bound methods of the monitors that override it: the no-op
+    defaults are not called at all (most monitors watch a few events)."""
+    out: dict[str, list[Callable[..., None]]] = {}
+    for h in _HOOKS:
+        base = getattr(Monitor, h)
+        out[h] = [getattr(m, h) for m in monitors if getattr(type(m), h, base) is not base]
+    return out
 
 
 def _raised_by_checker(e: BaseException) -> bool:
