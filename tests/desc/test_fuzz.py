@@ -59,7 +59,7 @@ def run_all(buf: bytes | bytearray | memoryview) -> None:
     _dump.guess_type(buf)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=256))
 def test_random_bytes_raise_only_descriptor_errors(buf):
     run_all(buf)
@@ -85,7 +85,7 @@ def mutations(draw) -> bytes:
     return bytes(buf)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(mutations())
 def test_mutated_descriptors_raise_only_descriptor_errors(buf):
     run_all(buf)

@@ -10,9 +10,14 @@ Module map: ``partinfo`` (partition info, _GET_REGS packing), ``rxtx`` (endpoint
 descriptor), ``mem`` (transaction, EMAD, composite, constituent, relinquish, retrieve requests),
 ``msg`` (indirect message header), ``framework`` (framework direct messages), ``meaning``
 (human readings of attributes, permissions, flags), ``_dump`` (field-by-field dumps for
-``ffasim decode``).
+``ffasim decode``, exported as :func:`dump` and :func:`guess_type`).
 """
 
+from . import meaning as meaning
+from ._dump import Dump as Dump
+from ._dump import Field as Field
+from ._dump import dump as dump
+from ._dump import guess_type as guess_type
 from ._errors import DescriptorError as DescriptorError
 from ._layouts import COMPOSITE as COMPOSITE
 from ._layouts import CONSTITUENT as CONSTITUENT
