@@ -21,7 +21,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from .. import abi
+from .. import abi, desc
 from ..machine import EventSink, Machine, ModelError
 from . import app
 
@@ -124,10 +124,19 @@ def call_text(node: CallNode) -> str:
         abi.FFA_MSG_SEND_DIRECT_RESP_64,
     ):
         pair = f"{_hex(abi.ffa_sender(a[1]))}->{_hex(abi.ffa_receiver(a[1]))}"
-        words = list(a[3:8])
-        while words and not words[-1]:
-            words.pop()
-        args = [pair] + ([f"msg={_hex(a[2])}"] if a[2] else []) + [_hex(w) for w in words]
+        is_framework, msg_type = desc.framework_msg(a[2])
+        if is_framework:
+            # VM created/destroyed (4, 6) name the VM in w5; their responses (5, 7) a status.
+            args = [pair, desc.framework_msg_name(a[2])]
+            if msg_type in (abi.FFA_MSG_SEND_VM_CREATED, abi.FFA_MSG_SEND_VM_DESTROYED):
+                args.append(f"vm={_hex(a[5] & 0xFFFF)}")
+            elif msg_type in (abi.FFA_MSG_RESP_VM_CREATED, abi.FFA_MSG_RESP_VM_DESTROYED):
+                args.append(f"status={abi.error_name(a[3])}")
+        else:
+            words = list(a[3:8])
+            while words and not words[-1]:
+                words.pop()
+            args = [pair] + ([f"flags={_hex(a[2])}"] if a[2] else []) + [_hex(w) for w in words]
     elif fid in (
         abi.FFA_MEM_SHARE_32,
         abi.FFA_MEM_SHARE_64,
