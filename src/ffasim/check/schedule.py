@@ -23,7 +23,7 @@ THREAD = "thread"
 FAULT = "fault"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """One choice of an execution.
 

@@ -206,7 +206,7 @@ class Execution(EventSink):
         self._waiters: dict[Lockable, list[str]] = {}
         self._woken_by: dict[str, int] = {}
         self._calls: dict[str, list[str]] = {}
-        self._hooks: dict[str, list[Callable[..., None]]] = _hooks_of(())
+        self._hooks: dict[str, list[Callable[..., None]]] = _NO_HOOKS
 
     # -- the run --------------------------------------------------------------------------------
     def run(self) -> ExecutionResult:
@@ -220,7 +220,8 @@ class Execution(EventSink):
             begin(self)
         for m in self.monitors:
             m.attach(self)
-        self._hooks = _hooks_of(self.monitors)
+        if self.monitors:
+            self._hooks = _hooks_of(self.monitors)
         self._main = getcurrent()
 
         # Boot: the program builds its system, single-threaded (only fault decisions).
@@ -675,6 +676,9 @@ def _hooks_of(monitors: Sequence[Monitor]) -> dict[str, list[Callable[..., None]
         base = getattr(Monitor, h)
         out[h] = [getattr(m, h) for m in monitors if getattr(type(m), h, base) is not base]
     return out
+
+
+_NO_HOOKS: dict[str, list[Callable[..., None]]] = {h: [] for h in _HOOKS}
 
 
 def _raised_by_checker(e: BaseException) -> bool:
