@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ffasim import abi
 from ffasim.check.monitor import Finding, Monitor
@@ -506,3 +508,79 @@ def test_leak_free_frame_still_granted_is_reported() -> None:
     assert [f.message for f in h.findings] == [
         f"frame 0x{tx.mfn:x} (free) is free but still mapped by spmc"
     ]
+
+
+# -- data-race against a brute-force happens-before oracle -------------------------------------
+
+Block = tuple[str, str]  # (thread, "locked-read" | "locked-write" | "read" | "write" | "atomic")
+
+_blocks = st.lists(
+    st.tuples(
+        st.sampled_from(["d0v0", "d0v1", "d1v0"]),
+        st.sampled_from(["locked-read", "locked-write", "read", "write", "atomic"]),
+    ),
+    max_size=12,
+)
+
+
+def _oracle_races(blocks: list[Block]) -> bool:
+    """Whether two accesses of different threads conflict without a happens-before path:
+    program order, every unlock to each later lock, every atomic to each later atomic
+    (transitive closure by graph search, independent of the monitor's vector clocks)."""
+    events: list[tuple[str, str]] = []  # (thread, kind) with kind in lock/unlock/r/w/atomic
+    for t, b in blocks:
+        if b.startswith("locked-"):
+            events += [(t, "lock"), (t, b[7]), (t, "unlock")]
+        elif b == "atomic":
+            events.append((t, "atomic"))
+        else:
+            events.append((t, b[0]))
+    n = len(events)
+    succ: list[set[int]] = [set() for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            ti, ki = events[i]
+            tj, kj = events[j]
+            if ti == tj or (ki == "unlock" and kj == "lock") or (ki == kj == "atomic"):
+                succ[i].add(j)
+
+    def reaches(a: int, b: int) -> bool:
+        seen, todo = {a}, [a]
+        while todo:
+            x = todo.pop()
+            if x == b:
+                return True
+            for y in succ[x] - seen:
+                seen.add(y)
+                todo.append(y)
+        return False
+
+    acc = [i for i, (_, k) in enumerate(events) if k in ("r", "w")]
+    for x, i in enumerate(acc):
+        for j in acc[x + 1 :]:
+            conflict = events[i][0] != events[j][0] and "w" in (events[i][1], events[j][1])
+            if conflict and not reaches(i, j):
+                return True
+    return False
+
+
+@settings(max_examples=200, deadline=None)
+@given(_blocks)
+def test_race_monitor_agrees_with_brute_force_happens_before(blocks: list[Block]) -> None:
+    h = Harness(RaceMonitor())
+    lock = h.machine.spinlock("l")
+    flag = Atomic(h.machine, "flag")
+    field = Guarded(h.machine, "x", 0, guard=lock)
+    for t, b in blocks:
+        with h.thread(t):
+            if b.startswith("locked-"):
+                spin_lock(lock)
+            if b == "atomic":
+                flag.inc()
+            elif b.endswith("write"):
+                field.set(1)
+            else:
+                field.get()
+            if b.startswith("locked-"):
+                spin_unlock(lock)
+    assert bool(h.findings) == _oracle_races(blocks)
