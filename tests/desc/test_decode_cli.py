@@ -199,3 +199,26 @@ def _bytes_of(dump: dict) -> bytes:
         else:
             out[f["offset"] : f["offset"] + f["size"]] = bytes.fromhex(value)
     return bytes(out)
+
+
+def test_decode_empty_stdin_is_exit_2():
+    r = run(input="")
+    assert r.exit_code == 2
+    assert r.output == "error: no input: the descriptor is empty\n"
+
+
+def test_decode_hex_and_file_together_is_exit_2(tmp_path):
+    f = tmp_path / "d.hex"
+    f.write_text(GOLDEN_HEX)
+    r = run("00", "--file", str(f))
+    assert r.exit_code == 2
+    assert r.output == "error: give either --file or hex arguments, not both\n"
+
+
+def test_decode_type_overrides_the_sample_type():
+    r = run("--sample", "rxtx_v1_1", "--type", "mem")
+    assert r.exit_code == 2
+    assert (
+        r.output
+        == "error: mem: offset 36 (reserved): reserved field is not zero [INVALID_PARAMETERS]\n"
+    )

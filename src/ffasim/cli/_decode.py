@@ -161,6 +161,8 @@ def decode(
     except InputError as e:
         _fail(str(e), as_json)
         return
+    if not data:
+        _fail("no input: the descriptor is empty", as_json)
     if type_name is not None and type_name not in TYPES:
         _fail(f"unknown --type {type_name!r}; choose one of: {', '.join(TYPES)}", as_json)
     chosen = type_name or sample_type
