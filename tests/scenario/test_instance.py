@@ -139,6 +139,23 @@ def test_memory_service_error_status_is_the_outcome() -> None:
     assert inst.results[-1].outcome in ("INVALID_PARAMETERS", "DENIED")
 
 
+def test_what_the_driver_cannot_do_is_a_violation_not_a_crash() -> None:
+    inst, problems = _run(
+        _thread(
+            '{ op = "send2", dst = 0x8001, data = "hi" }',
+            '{ op = "map" }',
+            '{ op = "share", pages = 100 }',
+        )
+    )
+    assert problems == [
+        "d0v0: send2(0x8001): got driver error (the driver has no TX buffer mapped: call "
+        "map_buffers() first), expected FFA_SUCCESS [s.toml:14]",
+        "d0v0: share(0x8002, h): got driver error (cannot hand out 100 more pages: the VM has "
+        "64), expected FFA_SUCCESS [s.toml:16]",
+    ]
+    assert inst.results[1].fid is None
+
+
 def test_vcpu_steps_after_destroy_are_skipped() -> None:
     text = HEAD + (
         '\n[[thread]]\ntoolstack = "destroy"\nvm = 0\n'

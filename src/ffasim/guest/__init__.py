@@ -3,6 +3,7 @@
 See :mod:`ffasim.guest.driver`.
 """
 
+from .driver import DriverError as DriverError
 from .driver import FfaCallError as FfaCallError
 from .driver import FfaDriver as FfaDriver
 from .driver import GuestState as GuestState

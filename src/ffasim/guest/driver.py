@@ -68,6 +68,11 @@ class FfaCallError(Exception):
         return abi.describe(self.regs)
 
 
+class DriverError(ValueError):
+    """The driver cannot do what it was asked before any call is made: no buffer mapped, no
+    RAM page left, a payload too long for the registers. A guest kernel's own -EINVAL."""
+
+
 class NotificationBitmaps(NamedTuple):
     """What FFA_NOTIFICATION_GET returned: the pending bitmaps by source."""
 
@@ -328,7 +333,7 @@ class FfaDriver:
         """FFA_MSG_SEND_DIRECT_REQ to ``dst`` with up to five payload words; return the five
         words (w3..w7, or x3..x7 for ``bits=64``) of its FFA_MSG_SEND_DIRECT_RESP."""
         if len(payload) > 5:
-            raise ValueError(f"a direct request carries 5 payload registers, got {len(payload)}")
+            raise DriverError(f"a direct request carries 5 payload registers, got {len(payload)}")
         mask = abi.MASK64 if bits == 64 else abi.MASK32
         fid = abi.FFA_MSG_SEND_DIRECT_REQ_64 if bits == 64 else abi.FFA_MSG_SEND_DIRECT_REQ_32
         words = [w & mask for w in payload] + [0] * (5 - len(payload))
@@ -349,7 +354,7 @@ class FfaDriver:
         """FFA_MSG_SEND_DIRECT_REQ2 (v1.2) to ``dst`` for service ``uuid``, up to 14 payload
         registers; return the 14 registers x4..x17 of FFA_MSG_SEND_DIRECT_RESP2."""
         if len(payload) > 14:
-            raise ValueError(f"a REQ2 carries 14 payload registers, got {len(payload)}")
+            raise DriverError(f"a REQ2 carries 14 payload registers, got {len(payload)}")
         lo, hi = abi.uuid_to_regs64(uuid) if uuid is not None else (0, 0)
         fid = abi.FFA_MSG_SEND_DIRECT_REQ2
         r = self.call(fid, abi.pack_target(self.id, dst), lo, hi, *payload)
@@ -397,7 +402,7 @@ class FfaDriver:
         """Hand out ``count`` consecutive RAM pages that the driver has not used yet."""
         st = self.state
         if count < 1 or st.next_page + count > self.vm.pages:
-            raise ValueError(f"cannot hand out {count} more pages: the VM has {self.vm.pages}")
+            raise DriverError(f"cannot hand out {count} more pages: the VM has {self.vm.pages}")
         pages = tuple(range(st.next_page, st.next_page + count))
         st.next_page += count
         return pages
@@ -425,7 +430,7 @@ class FfaDriver:
         tx = self._buffer(self.state.tx_page, "TX")
         buf = self.mem_transaction(receiver, page_list, perms, attributes, flags, tag)
         if len(buf) > self.state.page_count * abi.FFA_PAGE_SIZE:
-            raise ValueError(f"a {len(buf)}-byte descriptor does not fit the TX buffer")
+            raise DriverError(f"a {len(buf)}-byte descriptor does not fit the TX buffer")
         self.vm.write(self.vm.ipa(tx), buf)
         fid = abi.FFA_MEM_SHARE_64 if bits == 64 else abi.FFA_MEM_SHARE_32
         r = self.call(fid, len(buf), len(buf), 0, 0)
@@ -538,7 +543,7 @@ class FfaDriver:
 
     def _buffer(self, page: int | None, which: str) -> int:
         if page is None:
-            raise ValueError(f"the driver has no {which} buffer mapped: call map_buffers() first")
+            raise DriverError(f"the driver has no {which} buffer mapped: call map_buffers() first")
         return page
 
 

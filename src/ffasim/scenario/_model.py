@@ -23,11 +23,23 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import abi
-from ..guest import FfaCallError, FfaDriver, GuestState
+from ..guest import DriverError, FfaCallError, FfaDriver, GuestState
 from ..machine import Machine, ModelError, Thread
 from ..machine.events import ATOMIC
 from ._errors import ScenarioError
-from ._ops import ANY, GUEST, OPS, OUTCOMES, SUCCESS, Invalid, Param, Refused, Skip, convert
+from ._ops import (
+    ANY,
+    DRIVER_ERROR,
+    GUEST,
+    OPS,
+    OUTCOMES,
+    SUCCESS,
+    Invalid,
+    Param,
+    Refused,
+    Skip,
+    convert,
+)
 
 if TYPE_CHECKING:
     from ..spmc import SecurePartition
@@ -701,6 +713,8 @@ class Instance:
             rec.outcome, rec.fid, rec.regs, rec.note = e.outcome, e.fid, e.regs, e.note
         except FfaCallError as e:  # from a Python step
             rec.outcome, rec.fid, rec.regs, rec.note = e.error_name, e.fid, e.regs, e.note
+        except DriverError as e:  # from a Python step
+            rec.outcome, rec.note = DRIVER_ERROR, str(e)
         except Skip as e:
             rec.outcome, rec.note = "skipped", str(e)
             self.results.append(rec)
@@ -723,7 +737,7 @@ class Instance:
     def _judge(self, st: Step, rec: CallRecord, env: StepEnv) -> str | None:
         where = f" [{st.where}]" if st.where else ""
         if ANY not in st.expect and rec.outcome not in st.expect:
-            what = abi.name(rec.fid) if rec.fid is not None else rec.label
+            what = f"{abi.name(rec.fid)} " if rec.fid is not None else ""
             if rec.outcome == SUCCESS:
                 got = "succeeded"
             elif rec.regs is not None and rec.outcome in OUTCOMES:
@@ -732,7 +746,7 @@ class Instance:
                 got = f"got {rec.outcome}"
             note = f" ({rec.note})" if rec.note else ""
             return (
-                f"{rec.thread}: {rec.label}: {what} {got}{note}, expected "
+                f"{rec.thread}: {rec.label}: {what}{got}{note}, expected "
                 f"{_expected(st.expect)}{where}"
             )
         if rec.outcome == SUCCESS and st.checks and st.op != "python":

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import abi
-from ..guest import FfaCallError
+from ..guest import DriverError, FfaCallError
 
 if TYPE_CHECKING:
     from ._model import StepEnv
@@ -33,6 +33,9 @@ SUCCESS = "success"
 ANY = "any"
 ERROR_NAMES: tuple[str, ...] = tuple(abi.ERROR_CODES.values())
 OUTCOMES: tuple[str, ...] = (SUCCESS, ANY, *ERROR_NAMES)
+
+DRIVER_ERROR = "driver error"
+"""The outcome of a step the guest driver refused before calling (never expectable)."""
 
 REQUIRED = object()
 
@@ -333,6 +336,8 @@ def _guarded(fn: Runner) -> Runner:
             return fn(env, p)
         except FfaCallError as e:
             raise _fail(e) from None
+        except DriverError as e:  # the scenario asked for something the guest cannot do
+            raise Refused(DRIVER_ERROR, None, None, str(e)) from None
 
     return run
 
@@ -445,9 +450,6 @@ def _run_share(env: StepEnv, p: Mapping[str, Any]) -> Any:
     drv = env.drv
     pages = p["pages"]
     page_list = drv.alloc_pages(pages) if isinstance(pages, int) else tuple(pages)
-    for page in page_list:
-        if page >= env.vm.pages:
-            raise Refused("INVALID_PAGE", None, None, f"page {page} is outside the VM's RAM")
     if "fill" in p:
         for page in page_list:
             env.vm.write(env.vm.ipa(page), bytes([p["fill"]]) * abi.FFA_PAGE_SIZE)
