@@ -240,3 +240,18 @@ def test_framework_message_encodings():
     assert r[:6] == (abi.FFA_MSG_SEND_DIRECT_REQ_32, 0x8001, 0x80000006, 0, 0, 3)
     r = desc.vm_availability_msg(0x8001, 3, handle=abi.FFA_HANDLE_INVALID)
     assert r[2:6] == (0x80000004, 0xFFFFFFFF, 0xFFFFFFFF, 3)
+
+
+def test_decoded_values_do_not_alias_the_buffer():
+    # A guest may rewrite its TX page right after the mediator read it: what was decoded
+    # must not change with it (the descriptor is read once).
+    buf = bytearray(MEM_SHARE_V1_2_TWO_EMADS)
+    t = desc.MemTransaction.decode(memoryview(buf), V12)
+    p_buf = bytearray(PARTINFO_V1_1)
+    p = desc.PartitionInfo.decode(p_buf)
+    buf[:] = bytes(len(buf))
+    p_buf[:] = bytes(len(p_buf))
+    assert t == desc.MemTransaction.decode(MEM_SHARE_V1_2_TWO_EMADS, V12)
+    assert t.receivers[0].impdef == b"\xaa" * 16
+    assert p.uuid == abi.uuid_bytes(OPTEE_UUID)
+    assert isinstance(p.uuid, bytes) and isinstance(t.receivers[0].impdef, bytes)
