@@ -243,9 +243,6 @@ class SeedV1Ffa(Ffa):
         return abi.FFA_RET_OK
 
     # -- ffa_partinfo.c ---------------------------------------------------------------------------
-    def ffa_partition_info_get_uuid(self, uuid: bytes, flags: int) -> tuple[int, int, int]:
-        return self.ffa_partition_info_get(uuid, flags)
-
     def ffa_get_sp_count(self, uuid: bytes) -> tuple[int, int]:
         ret, count, _ = self.ffa_partition_info_get(uuid, abi.FFA_PARTITION_INFO_GET_COUNT_FLAG)
         return ret, count
