@@ -54,6 +54,10 @@ class DomainDestroyedError(Exception):
     """A call through the handle of a domain that was destroyed."""
 
 
+_MASK64 = abi.MASK64
+_ZEROS = (0,) * 17
+
+
 def _smccc_unknown() -> abi.Regs:
     return abi.regs(ARM_SMCCC_NOT_SUPPORTED)
 
@@ -89,7 +93,10 @@ class VM:
             raise DomainDestroyedError(f"{self!r} was destroyed: it cannot issue calls")
         if not 0 <= vcpu < self.vcpus:
             raise ValueError(f"{self!r} has no vCPU {vcpu} (it has {self.vcpus})")
-        regs = abi.regs(fid, *args)
+        if len(args) > 17:
+            raise ValueError(f"at most 18 registers, got {len(args) + 1}")
+        # abi.regs(), inlined: this is the hot path of every call.
+        regs = (fid & _MASK64, *map(_MASK64.__and__, args), *_ZEROS[len(args) :])
         m = self.system.machine
         ctx = self._ctx_names[vcpu]
         prev = m.current
