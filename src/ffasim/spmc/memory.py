@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 MAX_MEM_SHARES = 100  # share_states[] slots
 MAX_MEM_SHARE_RECIPIENTS = 2  # plat_max_mem_share_recipients
 MAX_FRAGMENTS = 20
+# Model limit (not Hafnium's): pages in one transaction. Hafnium would run out of page-table
+# memory somewhere; the model answers NO_MEMORY before walking millions of frames.
+MAX_SHARE_PAGES = 1 << 16
 
 INVALID = abi.FFA_RET_INVALID_PARAMETERS
 DENIED = abi.FFA_RET_DENIED
@@ -392,6 +395,9 @@ def _send_complete(spmc: Spmc, share: ShareState) -> Regs:
     if error:
         _free_share(spmc, share)
         return spmc.refuse(error, f"memory send 0x{share.handle:x}: bad constituents")
+    if total_pages > MAX_SHARE_PAGES:
+        _free_share(spmc, share)
+        return spmc.refuse(abi.FFA_RET_NO_MEMORY, f"memory send: {total_pages} pages")
     share.constituents = consts
     share.total_page_count = total_pages
     frames = _sender_frames(spmc, share)

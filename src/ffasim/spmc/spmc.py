@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from .. import abi
 from ..machine import Machine, grant, spin_lock, spin_unlock
-from ..machine.memory import NS_DRAM_BASE_MFN, PAGE_SIZE
+from ..machine.memory import MAX_MFN, NS_DRAM_BASE_MFN, PAGE_SIZE
 from .mailbox import Endpoint, Mailbox, Notifications
 from .partition import SP_PRIVATE_PAGES, SecurePartition
 
@@ -202,7 +202,7 @@ class Spmc:
     def ns_range_ok(self, pa: int, pages: int) -> bool:
         """Whether ``[pa, pa + pages*4K)`` lies in normal-world DRAM (the SPMC's NS view)."""
         first = pa // PAGE_SIZE
-        return first >= NS_DRAM_BASE_MFN and first + pages <= (1 << 24) and pages >= 0
+        return first >= NS_DRAM_BASE_MFN and first + pages <= MAX_MFN and pages >= 0
 
     def sender_has_access(self, mfn: int) -> bool:
         """Whether the owner of ``mfn`` still has it (not lent or donated away)."""
