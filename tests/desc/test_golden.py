@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ffasim import abi, desc
 
 from .golden import (
@@ -255,3 +257,16 @@ def test_decoded_values_do_not_alias_the_buffer():
     assert t.receivers[0].impdef == b"\xaa" * 16
     assert p.uuid == abi.uuid_bytes(OPTEE_UUID)
     assert isinstance(p.uuid, bytes) and isinstance(t.receivers[0].impdef, bytes)
+
+
+def test_uuids_may_be_given_as_text():
+    p = desc.PartitionInfo(0x8002, 1, 0x103, OPTEE_UUID)
+    assert p.encode() == PARTINFO_V1_1
+    m = desc.IndirectMessage(0, 40, 2, 0x8001, 2, OPTEE_UUID)
+    assert m.encode(V12) == MSG_V1_2[:40]
+
+
+def test_impdef_must_be_16_bytes():
+    assert desc.MemAccess(1, 2, impdef=bytearray(b"\x01" * 16)).impdef == b"\x01" * 16
+    with pytest.raises(ValueError, match=r"^impdef is 16 bytes, got 1$"):
+        desc.MemAccess(1, 2, impdef=b"\x01")

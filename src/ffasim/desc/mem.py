@@ -238,6 +238,13 @@ class MemAccess:
     composite_offset: int = 0
     impdef: bytes = _NIL16
 
+    def __post_init__(self) -> None:
+        if type(self.impdef) is not bytes or len(self.impdef) != 16:
+            value = bytes(self.impdef)
+            if len(value) != 16:
+                raise ValueError(f"impdef is 16 bytes, got {len(value)}")
+            object.__setattr__(self, "impdef", value)
+
 
 def _emad_size_for(minor: int) -> int:
     return 32 if minor >= 2 else 16

@@ -38,6 +38,11 @@ class IndirectMessage:
     size: int
     uuid: bytes = _NIL16
 
+    def __post_init__(self) -> None:
+        # Accept the UUID as text or uuid.UUID too; keep the 16 raw bytes.
+        if type(self.uuid) is not bytes or len(self.uuid) != 16:
+            object.__setattr__(self, "uuid", abi.uuid_bytes(self.uuid))
+
     def encode(self, version: int) -> bytes:
         """The header alone (20 or 40 bytes); the UUID is written from v1.2 only."""
         if indirect_msg_header_size(version) == INDIRECT_MSG_V1_1.size:

@@ -32,6 +32,11 @@ class PartitionInfo:
     properties: int
     uuid: bytes = _NIL
 
+    def __post_init__(self) -> None:
+        # Accept the UUID as text or uuid.UUID too; keep the 16 raw bytes.
+        if type(self.uuid) is not bytes or len(self.uuid) != 16:
+            object.__setattr__(self, "uuid", abi.uuid_bytes(self.uuid))
+
     def encode(self, size: int = 24) -> bytes:
         """The 8-byte (v1.0, no UUID) or 24-byte (v1.1+) descriptor."""
         if size == 24:
