@@ -45,17 +45,17 @@ TRACE = [
 def test_text_lists_each_event_with_calls_named_and_nested() -> None:
     out = render_text(TRACE)
     lines = out.splitlines()
-    assert lines[1] == "     1  d0v0     call        hvc FFA_PARTITION_INFO_GET"
-    assert lines[2] == "     2  d0v0     lock          ffa_spmc_rx_lock"
-    assert lines[4] == "     4  d0v0     ret           smc -> FFA_SUCCESS_32(w2=0x3, w3=0x18)"
-    assert lines[-1].startswith("     7  d1v0     finding       !! assertion: Assertion")
+    assert lines[1] == "     1  d0v0     call         hvc FFA_PARTITION_INFO_GET"
+    assert lines[2] == "     2  d0v0     lock           ffa_spmc_rx_lock"
+    assert lines[4] == "     4  d0v0     ret            smc -> FFA_SUCCESS_32(w2=0x3, w3=0x18)"
+    assert lines[-1].startswith("     7  d1v0     finding        !! assertion: Assertion")
     assert "xen reads" not in out  # memory accesses are hidden by default
     assert "xen reads" in render_text(TRACE, show_mem=True)
 
 
 def test_text_projection_keeps_one_context_and_the_finding() -> None:
     out = render_text(TRACE, threads={"d0v0"})
-    assert "d1v0     call" not in out
+    assert "d1v0     call" not in out and "d0v0     call" in out
     assert "!! assertion" in out
     assert render_text([]) == ""
 

@@ -45,5 +45,5 @@ def render_text(
         text = event_text(ev)
         if ev.kind == "finding":
             text = "!! " + text
-        lines.append(f"{ev.step:>6}  {ev.thread:<{width}}  {ev.kind:<11} {'  ' * d}{text}")
+        lines.append(f"{ev.step:>6}  {ev.thread:<{width}}  {ev.kind:<12} {'  ' * d}{text}")
     return "\n".join(lines) + ("\n" if lines else "")
