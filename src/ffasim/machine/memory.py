@@ -107,7 +107,12 @@ class PhysMem:
             n = min(size, PAGE_SIZE - off)
             sink.mem_access(party, f, off, n, False)
             data = f.data
-            out.append(_ZERO_PAGE[off : off + n] if data is None else bytes(data[off : off + n]))
+            # One copy per piece: slicing a memoryview does not copy, bytes() does once.
+            out.append(
+                _ZERO_PAGE[off : off + n]
+                if data is None
+                else bytes(memoryview(data)[off : off + n])
+            )
             pa += n
             size -= n
         return out[0] if len(out) == 1 else b"".join(out)
