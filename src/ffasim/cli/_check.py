@@ -173,7 +173,7 @@ def check(
         return
     from ..check.runner import DEFAULT_BUDGET, check_scenario
 
-    progress = not as_json and sys.stderr.isatty()
+    progress = not as_json and sys.stdout.isatty()  # rich draws the bar on stdout
     try:
         report = check_scenario(
             scenario,
