@@ -252,13 +252,22 @@ class Spmc:
 
 def _normalise(regs: Regs) -> Regs:
     """18 unsigned 64-bit registers; SMC32 calls see only the low 32 bits of x0..x7."""
-    vals = [int(v) & abi.MASK64 for v in tuple(regs)[: abi.NUM_REGS]]
-    vals += [0] * (abi.NUM_REGS - len(vals))
-    vals[0] &= abi.MASK32
-    if not vals[0] & abi.SMC64_BIT:
-        for i in range(1, 8):
-            vals[i] &= abi.MASK32
-    return tuple(vals)
+    if type(regs) is not tuple or len(regs) != abi.NUM_REGS or not _in_range(regs):
+        vals = [int(v) & abi.MASK64 for v in tuple(regs)[: abi.NUM_REGS]]
+        regs = tuple(vals + [0] * (abi.NUM_REGS - len(vals)))
+    fid = regs[0] & abi.MASK32
+    if fid & abi.SMC64_BIT:
+        return regs if fid == regs[0] else (fid, *regs[1:])
+    m = abi.MASK32
+    return (fid, regs[1] & m, regs[2] & m, regs[3] & m, regs[4] & m, regs[5] & m, regs[6] & m,
+            regs[7] & m, *regs[8:])  # fmt: skip
+
+
+def _in_range(regs: tuple[int, ...]) -> bool:
+    try:
+        return min(regs) >= 0 and max(regs) <= abi.MASK64
+    except TypeError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------
