@@ -65,6 +65,8 @@ class FfaCallError(Exception):
         """``'DENIED'`` for FFA_ERROR(DENIED); the answer's description for anything else."""
         if self.code:
             return abi.error_name(self.code)
+        if self.fid == abi.FFA_VERSION:
+            return f"version {abi.version_str(self.regs[0])}"
         return abi.describe(self.regs)
 
 

@@ -63,10 +63,13 @@ def step(
     or final phase; ``op="call"`` takes ``call="FFA_ID_GET"``."""
     table: dict[str, Any] = {("call" if op == "call" else "op"): keys.pop("call", op)}
     table.update(keys, expect=expect)
-    if vm is not None:
+    placed = vm is not None and op in OPS and OPS[op].scope == "guest"
+    if placed:
         table.update(vm=vm, vcpu=vcpu)
+    elif vm is not None:
+        table["vm"] = vm  # a system operation's own parameter (destroy, sp_notify)
     try:
-        return _build_step(table, placed=vm is not None)
+        return _build_step(table, placed=placed)
     except _KeyProblem as e:
         raise ScenarioError(
             f"step {op}: {e.key}: {e.message}" if e.key else f"step {op}: {e.message}"
