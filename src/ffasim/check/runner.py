@@ -20,11 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from ..machine import Machine, ModelError, Thread
+from .explore import explore, finding_key, minimise, replay
 from .faults import FaultPlan, FaultSpecError, parse_faults
 from .monitor import Finding
 from .monitors import default_monitors
 from .monitors.leak import LEAK_PREFIX
 from .schedule import Schedule
+from .scheduler import ExecutionResult, Program, TraceEvent
+from .strategies.base import Strategy
 
 STRATEGIES: tuple[str, ...] = ("dfs", "pct", "random")
 """Strategy names ``--strategy`` accepts."""
@@ -44,15 +47,12 @@ class CheckError(ValueError):
     """Bad input to a check or a replay; ``str()`` is one line for the user."""
 
 
-Program = Callable[[Machine], tuple[list[Thread], Callable[[], list[str]] | None]]
-
-
 @dataclass
 class FoundIssue:
     """One finding of a check, with the minimised execution that shows it and its schedule."""
 
     finding: Finding
-    result: Any  # ExecutionResult (minimised)
+    result: ExecutionResult  # minimised, with its trace
     schedule: Schedule
     path: Path | None
 
@@ -63,7 +63,7 @@ class FoundIssue:
     @property
     def locks_held(self) -> list[tuple[str, str]]:
         """``(lock, holder)`` of the locks held when the finding happened."""
-        return locks_held_at(getattr(self.result, "trace", []), self.finding.step)
+        return locks_held_at(self.result.trace, self.finding.step)
 
     def to_json(self) -> dict[str, Any]:
         f = self.finding
@@ -76,9 +76,9 @@ class FoundIssue:
             "locks_held": [list(x) for x in self.locks_held],
             "schedule": str(self.path) if self.path is not None else None,
             "replay": self.replay_command,
-            "preemptions": getattr(self.result, "preemptions", None),
-            "steps": getattr(self.result, "steps", None),
-            "faults": [list(x) for x in getattr(self.result, "faults", [])],
+            "preemptions": self.result.preemptions,
+            "steps": self.result.steps,
+            "faults": [list(x) for x in self.result.faults],
         }
 
 
@@ -222,7 +222,7 @@ def _tolerant(machine: Machine, t: Thread) -> Callable[[], None]:
 
 def make_strategy(
     name: str, *, seed: int = 0, preemption_bound: int | None = None, depth: int = PCT_DEPTH
-) -> Any:
+) -> Strategy:
     """A fresh strategy by name: ``dfs`` (DPOR, optional preemption bound), ``pct``, ``random``."""
     from . import strategies
 
@@ -258,11 +258,9 @@ def _stem(scenario: str, variant: str, kind: str) -> str:
     return safe
 
 
-def _matching(result: Any, finding: Finding) -> Finding | None:
+def _matching(result: ExecutionResult, finding: Finding) -> Finding | None:
     """The finding of ``result`` that is ``finding`` (same key), else one of the same kind."""
-    from .explore import finding_key
-
-    found = list(getattr(result, "findings", []))
+    found = result.findings
     key = finding_key(finding)
     for f in found:
         if finding_key(f) == key:
@@ -273,7 +271,7 @@ def _matching(result: Any, finding: Finding) -> Finding | None:
     return None
 
 
-def locks_held_at(trace: Sequence[Any], index: int) -> list[tuple[str, str]]:
+def locks_held_at(trace: Sequence[TraceEvent], index: int) -> list[tuple[str, str]]:
     """``(lock, holder)`` for every lock held just before trace event ``index`` (all of the
     trace when negative): who else was in the way when a finding happened."""
     held: dict[str, list[str]] = {}
@@ -311,8 +309,6 @@ def check_scenario(
     its schedule saved under ``out_dir`` (``None``: not saved). Raises :class:`CheckError`,
     ``ScenarioError`` for bad input; a finding is a result, not an exception.
     """
-    from .explore import explore, minimise
-
     if budget is not None and budget < 1:
         raise CheckError(f"--budget must be at least 1, not {budget}")
     if max_faults < 0:
@@ -352,8 +348,6 @@ def check_scenario(
         elapsed=explored.elapsed,
         steps=explored.steps,
     )
-    from .explore import finding_key
-
     reported: set[tuple[str, str]] = set()
     for finding, result in explored.findings:
         shown, best = finding, result
@@ -389,11 +383,9 @@ def check_scenario(
     return report
 
 
-def replay_schedule(schedule: Schedule) -> Any:
+def replay_schedule(schedule: Schedule) -> ExecutionResult:
     """Run ``schedule`` again; the :class:`ExecutionResult`. ``ReplayDivergence`` when the
     execution leaves the schedule."""
-    from .explore import replay
-
     if not schedule.scenario:
         raise CheckError("the schedule names no scenario")
     scenario = load_scenario(schedule.scenario)
@@ -408,7 +400,7 @@ def replay_schedule(schedule: Schedule) -> Any:
     )
 
 
-def replay_file(path: str | os.PathLike[str]) -> tuple[Any, list[Any]]:
+def replay_file(path: str | os.PathLike[str]) -> tuple[ExecutionResult, list[TraceEvent]]:
     """Replay the schedule saved at ``path``: ``(ExecutionResult, trace)``."""
     result = replay_schedule(Schedule.load(path))
     return result, list(result.trace)
