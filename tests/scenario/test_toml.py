@@ -513,3 +513,11 @@ def test_inline_step_key_is_located_on_its_own_line() -> None:
         text,
         r"s\.toml:11: thread 1, step 2, id: must be a 16-bit endpoint ID or \"self\", got 'me'",
     )
+
+
+def test_step_names_a_partition_the_scenario_lacks() -> None:
+    _assert_error(
+        HEAD + '\n[[final]]\nop = "sp_check"\nsp = 0x8009\n',
+        r"s\.toml:9: final 1, sp: no partition 0x8009 in this scenario \(it has 0x8001, "
+        r"0x8002, 0x8003\)",
+    )

@@ -50,6 +50,9 @@ Path = tuple[str | int, ...]
 CONTEXTS: tuple[str, ...] = ("toolstack", "sri", "timer")
 """The non-vCPU contexts a thread may run as."""
 
+DEFAULT_PARTITION_IDS: tuple[int, ...] = (0x8001, 0x8002, 0x8003)
+"""The IDs of :func:`ffasim.spmc.default_partitions` (design.md fixes them)."""
+
 # How long finish() drains deferred work: Xen retries VM_DESTROYED once a second; a partition
 # that answers RETRY forever must not hang the run.
 _MAX_TIMER_ROUNDS = 32
@@ -296,6 +299,14 @@ class Scenario:
                 out += self._step_problems((*here, "steps", j), st, th, shares)
         return out
 
+    def _partition_ids(self) -> set[int] | None:
+        """The partition IDs the scenario will have, when known before building them."""
+        if self.partitions is None:
+            return set(DEFAULT_PARTITION_IDS)
+        if callable(self.partitions):
+            return None
+        return {sp.id for sp in self.partitions}
+
     def _all_steps(self) -> list[Step]:
         return [*self.setup, *(s for t in self.threads for s in t.steps), *self.final]
 
@@ -361,6 +372,15 @@ class Scenario:
                     f"names VM {vm_param}, but the scenario has {len(self.vms)} (indices from 0)",
                 )
             )
+        known = self._partition_ids() or set()
+        opdef = OPS.get(st.op)  # None for a Python step
+        for key, param in opdef.params.items() if opdef is not None and known else ():
+            value = st.params.get(key)
+            if param.kind == "sp" and value not in known:
+                ids = ", ".join(f"0x{i:x}" for i in sorted(known))
+                out.append(
+                    ((*here, key), f"no partition 0x{value:x} in this scenario (it has {ids})")
+                )
         for key in ("handle",):
             if key in st.params and st.params[key] not in shares:
                 out.append(((*here, key), f"no share step names a handle {st.params[key]!r}"))
