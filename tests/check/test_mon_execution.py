@@ -185,3 +185,36 @@ def test_scenario_program_exposes_the_system_to_the_monitors() -> None:
 
     run(program)
     assert seen and seen[0] is not None
+
+
+def test_dfs_is_exhaustive_over_fault_points_and_codes() -> None:
+    from ffasim.check.explore import explore
+    from ffasim.check.strategies import DFSStrategy
+    from ffasim.machine import FAULT_CODES, SmcConduit
+
+    seen: list[tuple[int, ...]] = []
+
+    def program(machine: Machine) -> tuple[list[Thread], None]:
+        conduit = SmcConduit(machine, lambda caller, regs: abi.success())
+        answers: list[int] = []
+
+        def body() -> None:
+            for fid in (abi.FFA_VERSION, abi.FFA_RX_RELEASE):
+                answers.append(abi.error_code(conduit.smc(fid)))
+            seen.append(tuple(answers))
+
+        return [Thread("d0v0", body)], None
+
+    rep = explore(
+        program,
+        DFSStrategy(),
+        monitors_factory=default_monitors,
+        faults=parse_faults(["smc:RX_RELEASE:DENIED,BUSY", "smc:VERSION"]),
+        max_faults=2,
+        stop_on_first=False,
+    )
+    assert rep.exhausted
+    expected = {
+        (a, b) for a in (0, *FAULT_CODES) for b in (0, abi.FFA_RET_BUSY, abi.FFA_RET_DENIED)
+    }
+    assert set(seen) == expected and len(seen) == len(expected)
