@@ -23,6 +23,8 @@ class IsolationMonitor(CallTracking):
         self.reported: set[tuple[str, int]] = set()
 
     def page_free(self, frame: Frame) -> None:
+        if not frame.grants:  # the common case: never granted to anyone
+            return
         mappers = sorted(p for p, n in frame.grants.items() if n > 0 and p != frame.owner)
         if not mappers or ("free", frame.mfn) in self.reported:
             return
