@@ -5,6 +5,9 @@
 - ``spmc_partition_info_get_64``: FFA_PARTITION_INFO_GET (nil UUID) + FFA_RX_RELEASE with 64
   partitions, per second.
 
+Rates are per second of this process's CPU time (``time.process_time``), so that a machine
+shared with other jobs still gives comparable numbers.
+
 Run: ``python benchmarks/bench_spmc.py [--seconds S]``.
 """
 
@@ -24,13 +27,13 @@ from ffasim.spmc import SecurePartition, Spmc
 def _rate(fn: Callable[[], None], seconds: float) -> float:
     fn()  # warm up
     n = 0
-    start = time.perf_counter()
+    start = time.process_time()
     deadline = start + seconds
     while True:
         for _ in range(50):
             fn()
         n += 50
-        now = time.perf_counter()
+        now = time.process_time()
         if now >= deadline:
             return n / (now - start)
 

@@ -27,7 +27,7 @@ from .. import abi
 from ..machine import Frame, grant, revoke
 from ..machine.memory import MAX_MFN, PAGE_SIZE
 from .mailbox import FULL, Endpoint
-from .spmc import HYP_ID, Handler, Regs, is_vm_id
+from .spmc import HYP_ID, Handler, Regs, is_vm_id, success
 
 if TYPE_CHECKING:
     from .spmc import Spmc
@@ -411,7 +411,7 @@ def _send_complete(spmc: Spmc, share: ShareState) -> Regs:
         zero_frames(spmc, frames)
     share.complete = True
     share.raw = bytearray()  # fully parsed; keep no second copy
-    return abi.success(abi.handle_lo(share.handle), abi.handle_hi(share.handle))
+    return success(abi.handle_lo(share.handle), abi.handle_hi(share.handle))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -873,7 +873,7 @@ def ffa_mem_relinquish(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     borrower.clear_on_relinquish = False
     if clear and others_gone and share.kind != "share":
         zero_frames(spmc, share.frames)
-    return abi.success()
+    return success()
 
 
 def ffa_mem_reclaim(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
@@ -896,7 +896,7 @@ def ffa_mem_reclaim(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if flags & FLAG_CLEAR:
         zero_frames(spmc, share.frames)
     _free_share(spmc, share)
-    return abi.success()
+    return success()
 
 
 HANDLERS: dict[int, Handler] = {

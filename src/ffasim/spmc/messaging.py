@@ -19,7 +19,7 @@ from .. import abi
 from ..machine import FirmwarePanic
 from .mailbox import FULL, Endpoint
 from .partition import DirectMessage
-from .spmc import HYP_ID, Handler, Regs, is_vm_id
+from .spmc import HYP_ID, Handler, Regs, is_vm_id, success
 
 if TYPE_CHECKING:
     from .partition import SecurePartition
@@ -238,7 +238,7 @@ def ffa_msg_send2(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         )
         dst.notif.info_get_due = True
         spmc.raise_sri()
-    return abi.success()
+    return success()
 
 
 HANDLERS: dict[int, Handler] = {

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from .. import abi
 from .mailbox import Endpoint
-from .spmc import HYP_ID, Handler, Regs, is_vm_id
+from .spmc import HYP_ID, Handler, Regs, is_vm_id, success
 
 if TYPE_CHECKING:
     from .spmc import Spmc
@@ -50,7 +50,7 @@ def ffa_notification_bitmap_create(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(abi.FFA_RET_DENIED, f"BITMAP_CREATE: 0x{vm_id:x} already has one")
     vm.notif.enabled = True
     vm.notif.vcpu_count = r[2] & abi.MASK32
-    return abi.success()
+    return success()
 
 
 def ffa_notification_bitmap_destroy(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
@@ -69,7 +69,7 @@ def ffa_notification_bitmap_destroy(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     vm.notif.bindings.clear()
     vm.notif.info_get_due = False
     spmc.vm_free_if_unused(vm)
-    return abi.success()
+    return success()
 
 
 def _bind_common(spmc: Spmc, ep: Endpoint, r: Regs, bind: bool) -> Regs:
@@ -110,7 +110,7 @@ def _bind_common(spmc: Spmc, ep: Endpoint, r: Regs, bind: bool) -> Regs:
             notif.bindings[bit] = sender
         else:
             del notif.bindings[bit]
-    return abi.success()
+    return success()
 
 
 def _bits(bitmap: int) -> list[int]:
@@ -162,7 +162,7 @@ def ffa_notification_set(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         notif.pending_sp |= bitmap
     notif.info_get_due = True
     spmc.raise_sri()
-    return abi.success()
+    return success()
 
 
 def ffa_notification_get(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:

@@ -24,7 +24,7 @@ from .. import abi
 from ..machine import Frame, grant, revoke
 from ..machine.memory import MAX_MFN, PAGE_SIZE
 from .mailbox import EMPTY, FULL, OTHER_WORLD_OWNED, Endpoint
-from .spmc import HYP_ID, Handler, Regs, is_vm_id
+from .spmc import HYP_ID, Handler, Regs, error, is_vm_id, success
 
 if TYPE_CHECKING:
     from .spmc import Spmc
@@ -112,7 +112,7 @@ def ffa_rxtx_map(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     tx, rx, pages = r[1], r[2], r[3]
     if ep.id != HYP_ID or tx or rx or pages:
         ret = _configure(spmc, ep, tx, rx, pages)
-        return abi.success() if ret == abi.FFA_RET_OK else abi.error(ret)
+        return success() if ret == abi.FFA_RET_OK else error(ret)
 
     # Forwarded: the endpoint RX/TX descriptor sits in the hypervisor's TX buffer.
     hyp_mbox = ep.mailbox
@@ -133,8 +133,8 @@ def ffa_rxtx_map(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     ret = _configure(spmc, owner, tx_addr, rx_addr, rx_pages)
     if ret != abi.FFA_RET_OK:
         spmc.vm_free_if_unused(owner)
-        return abi.error(ret)
-    return abi.success()
+        return error(ret)
+    return success()
 
 
 def unmap_mailbox(spmc: Spmc, target: Endpoint) -> None:
@@ -165,7 +165,7 @@ def ffa_rxtx_unmap(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         )
     unmap_mailbox(spmc, target)
     spmc.vm_free_if_unused(target)
-    return abi.success()
+    return success()
 
 
 def release_mailbox(spmc: Spmc, target: Endpoint) -> int:
@@ -206,8 +206,8 @@ def ffa_rx_release(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         spmc.log(text)
         if ep.id == HYP_ID:
             spmc.machine.sink.violation("ownership", f"hypervisor {text}")
-        return abi.error(ret)
-    return abi.success()
+        return error(ret)
+    return success()
 
 
 def ffa_rx_acquire(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
@@ -226,9 +226,9 @@ def ffa_rx_acquire(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
             spmc.machine.sink.violation(
                 "ownership", f"hypervisor acquires the RX buffer of VM 0x{vm_id:x} it already owns"
             )
-        return abi.error(abi.FFA_RET_DENIED)
+        return error(abi.FFA_RET_DENIED)
     target.mailbox.state = OTHER_WORLD_OWNED
-    return abi.success()
+    return success()
 
 
 def ffa_msg_wait(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
@@ -243,7 +243,7 @@ def ffa_msg_wait(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_WAIT: flags MBZ")
     if not flags & 1:
         release_mailbox(spmc, ep)  # errors are ignored, as in Hafnium
-    return abi.success()
+    return success()
 
 
 HANDLERS: dict[int, Handler] = {

@@ -44,6 +44,19 @@ NPI_INTID = 5
 MEI_INTID = 4
 
 
+_ZEROS = (0,) * abi.NUM_REGS
+
+
+def success(w2: int = 0, w3: int = 0) -> Regs:
+    """FFA_SUCCESS_32 with w2/w3 (the hot-path form of ``abi.success``; values < 2**32)."""
+    return (abi.FFA_SUCCESS_32, 0, w2, w3, *_ZEROS[4:])
+
+
+def error(code: int) -> Regs:
+    """FFA_ERROR with ``code`` (the hot-path form of ``abi.error``)."""
+    return (abi.FFA_ERROR, 0, code & abi.MASK32, *_ZEROS[3:])
+
+
 def is_vm_id(ep: int) -> bool:
     """Hafnium ``ffa_is_vm_id``: bit 15 clear (the hypervisor, ID 0, included)."""
     return not ep & 0x8000
@@ -169,7 +182,7 @@ class Spmc:
     def refuse(self, code: int, text: str) -> Regs:
         """An FFA_ERROR answer, with a log line saying why."""
         self.machine.sink.log("spmc", f"{abi.error_name(code)}: {text}")
-        return abi.error(code)
+        return error(code)
 
     def raise_sri(self) -> None:
         """Mark the schedule-receiver interrupt pending; the hook runs once the call ends."""
@@ -255,9 +268,12 @@ def _normalise(regs: Regs) -> Regs:
     if type(regs) is not tuple or len(regs) != abi.NUM_REGS or not _in_range(regs):
         vals = [int(v) & abi.MASK64 for v in tuple(regs)[: abi.NUM_REGS]]
         regs = tuple(vals + [0] * (abi.NUM_REGS - len(vals)))
-    fid = regs[0] & abi.MASK32
-    if fid & abi.SMC64_BIT:
-        return regs if fid == regs[0] else (fid, *regs[1:])
+    fid = regs[0]
+    if fid > abi.MASK32:
+        fid &= abi.MASK32
+        regs = (fid, *regs[1:])
+    if fid & abi.SMC64_BIT or max(regs[1:8]) <= abi.MASK32:
+        return regs  # the common case: nothing to mask
     m = abi.MASK32
     return (fid, regs[1] & m, regs[2] & m, regs[3] & m, regs[4] & m, regs[5] & m, regs[6] & m,
             regs[7] & m, *regs[8:])  # fmt: skip
