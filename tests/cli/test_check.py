@@ -201,3 +201,30 @@ def test_replay_divergence_exits_2_with_one_line(tmp_path: Path) -> None:
     assert r.exit_code == 2
     assert re.match(r"^error: replay diverged at step \d+ \(decision \d+\): ", r.stderr)
     assert r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--format", "json", "--context", "d0v0"],
+            "error: --context applies to --format text only\n",
+        ),
+        (["--full"], "error: --full applies to --format mermaid only\n"),
+    ],
+)
+def test_replay_options_for_another_format_are_refused(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    p = Schedule([], scenario="partinfo-2vcpu").save(tmp_path / "s.json")
+    r = runner.invoke(app, ["replay", str(p), *args])
+    assert r.exit_code == 2
+    assert r.stderr == message
+
+
+def test_replay_full_mermaid_keeps_the_boot_probe(tmp_path: Path) -> None:
+    runner.invoke(app, ["check", "partinfo-2vcpu", "--variant", "seed-v1", "--out", str(tmp_path)])
+    path = tmp_path / "partinfo-2vcpu-seed-v1-assertion.json"
+    short = runner.invoke(app, ["replay", str(path), "--format", "mermaid"]).stdout
+    full = runner.invoke(app, ["replay", str(path), "--format", "mermaid", "--full"]).stdout
+    assert "FFA_VERSION" not in short and "Xen->>SPMC: [boot] FFA_VERSION" in full

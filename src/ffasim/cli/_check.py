@@ -214,6 +214,9 @@ def replay(
         list[str] | None,
         typer.Option("--context", help="text: only the events of this context (repeatable)."),
     ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="mermaid: keep boot, setup and the SPMC's own locks.")
+    ] = False,
 ) -> None:
     """Re-run a saved schedule exactly and print its trace.
 
@@ -222,16 +225,25 @@ def replay(
     """
     from ..check.runner import replay_file
     from ..check.schedule import Schedule
-    from ..trace import render, render_text
+    from ..trace import render, render_mermaid, render_text
 
     if fmt not in FORMATS:
         _fail(f"unknown --format '{fmt}' (expected one of: {', '.join(FORMATS)})")
+    if context and fmt != "text":
+        _fail("--context applies to --format text only")
+    if full and fmt != "mermaid":
+        _fail("--full applies to --format mermaid only")
     try:
         schedule = Schedule.load(file)
         result, trace = replay_file(file)
     except _user_errors() as e:
         _fail(_one_line(e))
-    text = render_text(trace, threads=context) if fmt == "text" and context else render(trace, fmt)
+    if fmt == "text" and context:
+        text = render_text(trace, threads=context)
+    elif fmt == "mermaid" and full:
+        text = render_mermaid(trace, full=True)
+    else:
+        text = render(trace, fmt)
     if output is not None:
         try:
             output.write_text(text, encoding="utf-8")
