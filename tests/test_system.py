@@ -170,7 +170,7 @@ def test_unknown_variant_is_a_clear_error() -> None:
 
 
 def test_variant_names_and_descriptions() -> None:
-    assert variants.names() == ["reference", "seed-v1"]
+    assert variants.names() == ["reference", "seed-v1", "head"]
     for name in variants.names():
         assert len(variants.describe(name)) > 100
 

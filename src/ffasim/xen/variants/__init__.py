@@ -2,18 +2,20 @@
 
 ``reference`` is Xen's latest upstream mediator (FF-A v1.2 to guests) on top of the seed's SPMC
 buffer helpers, with the seed's defects and the analysed upstream bugs fixed. ``seed-v1`` is the
-seed patch exactly. Two systems of different variants coexist in one process: a variant is a
+seed patch exactly. ``head`` is the upstream mediator exactly, with the bugs it still has. Two systems of different variants coexist in one process: a variant is a
 class, and each system builds its own mediator object.
 """
 
 from __future__ import annotations
 
 from ..ffa import Ffa
+from .head import HeadFfa
 from .seed_v1 import SeedV1Ffa
 
 _VARIANTS: dict[str, type[Ffa]] = {
     "reference": Ffa,
     "seed-v1": SeedV1Ffa,
+    "head": HeadFfa,
 }
 
 _DESCRIPTIONS: dict[str, str] = {
@@ -33,6 +35,15 @@ _DESCRIPTIONS: dict[str, str] = {
         "SPMC buffers at once), NULL returned with the lock held, FFA_RX_RELEASE sent even after a "
         "failed PARTITION_INFO_GET, ffa_rxtx_spmc_destroy freeing before it unmaps, live "
         "partition info, SEND2 dereferencing an unmapped TX, NOTIFICATION_SET to SPs refused."
+    ),
+    "head": (
+        "Xen's upstream FF-A mediator exactly as of c447b7308b (Aug 2026), the bugs it still has "
+        "included: the SPMC buffer helpers return NULL with the lock held (seed defect 2), "
+        "ffa_rxtx_spmc_destroy frees before it unmaps (seed defect 4), FFA_MEM_SHARE with a "
+        "fragment longer than the TX buffer succeeds with handle 0, a FRAG_RX reply becomes a "
+        "positive error code, FFA_VERSION bit 31 is not checked, a teardown queued for a "
+        "VM_DESTROYED retry holds no domain reference, and PARTITION_INFO_GET_REGS cannot page "
+        "past five VMs."
     ),
 }
 
