@@ -2,8 +2,9 @@
 
 ``reference`` is Xen's latest upstream mediator (FF-A v1.2 to guests) on top of the seed's SPMC
 buffer helpers, with the seed's defects and the analysed upstream bugs fixed. ``seed-v1`` is the
-seed patch exactly. ``head`` is the upstream mediator exactly, with the bugs it still has. Two systems of different variants coexist in one process: a variant is a
-class, and each system builds its own mediator object.
+seed patch exactly. ``head`` is the upstream mediator exactly, with the bugs it still has.
+Two systems of different variants coexist in one process: a variant is a class, and each
+system builds its own mediator object.
 """
 
 from __future__ import annotations
