@@ -15,6 +15,7 @@ from ffasim.check.explore import explore
 from ffasim.check.monitors import default_monitors
 from ffasim.check.runner import (
     CheckError,
+    calls_in_flight_at,
     check_scenario,
     locks_held_at,
     replay_file,
@@ -47,6 +48,7 @@ def test_report_json_names_kind_contexts_calls_and_replay(tmp_path: Path) -> Non
     assert f["kind"] == "assertion"
     assert f["threads"] == ["d1v0"] and f["calls"] == ["d1v0 FFA_PARTITION_INFO_GET"]
     assert f["locks_held"] == [["ffa_spmc_rx_lock", "d0v0"]]
+    assert f["in_flight"] == ["d0v0 FFA_PARTITION_INFO_GET", "d1v0 FFA_PARTITION_INFO_GET"]
     assert f["replay"] == f"ffasim replay {f['schedule']}"
     assert Path(f["schedule"]).is_file()
 
@@ -99,6 +101,20 @@ def test_locks_held_at_follows_lock_and_unlock_events() -> None:
     assert locks_held_at(ev, 3) == [("b", "d1v0")]
     assert locks_held_at(ev, 1) == [("a", "d0v0")]
     assert locks_held_at(ev, -1) == [("b", "d1v0")]
+
+
+def test_calls_in_flight_at_tracks_hypercalls_per_context() -> None:
+    pig = abi.regs(abi.FFA_PARTITION_INFO_GET)
+    ev = [
+        TraceEvent(0, "d0v0", "call", "d0v0", ("hvc", pig)),
+        TraceEvent(1, "d0v0", "call", "xen", ("smc", pig)),
+        TraceEvent(2, "d1v0", "call", "d1v0", ("hvc", abi.regs(abi.FFA_RXTX_MAP_64))),
+        TraceEvent(3, "d0v0", "ret", "xen", ("smc", abi.success())),
+        TraceEvent(4, "d1v0", "ret", "d1v0", ("hvc", abi.success())),
+        TraceEvent(5, "d0v0", "finding", "x"),
+    ]
+    assert calls_in_flight_at(ev, 3) == ["d0v0 FFA_PARTITION_INFO_GET", "d1v0 FFA_RXTX_MAP_64"]
+    assert calls_in_flight_at(ev, 5) == ["d0v0 FFA_PARTITION_INFO_GET"]
 
 
 def test_guest_program_stopping_after_an_injected_fault_is_not_a_crash() -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import abi
 from ..machine import Machine, ModelError, Thread
 from .explore import explore, finding_key, minimise, replay
 from .faults import FaultPlan, FaultSpecError, parse_faults
@@ -65,6 +66,12 @@ class FoundIssue:
         """``(lock, holder)`` of the locks held when the finding happened."""
         return locks_held_at(self.result.trace, self.finding.step)
 
+    @property
+    def in_flight(self) -> list[str]:
+        """``"d0v0 FFA_PARTITION_INFO_GET"`` for every hypercall under way when the finding
+        happened, the other vCPUs' included: the interleaving at a glance."""
+        return calls_in_flight_at(self.result.trace, self.finding.step)
+
     def to_json(self) -> dict[str, Any]:
         f = self.finding
         return {
@@ -74,6 +81,7 @@ class FoundIssue:
             "calls": list(f.calls),
             "step": f.step,
             "locks_held": [list(x) for x in self.locks_held],
+            "in_flight": self.in_flight,
             "schedule": str(self.path) if self.path is not None else None,
             "replay": self.replay_command,
             "preemptions": self.result.preemptions,
@@ -269,6 +277,21 @@ def _matching(result: ExecutionResult, finding: Finding) -> Finding | None:
         if f.kind == finding.kind:
             return f
     return None
+
+
+def calls_in_flight_at(trace: Sequence[TraceEvent], index: int) -> list[str]:
+    """The hypercalls entered and not yet returned just before trace event ``index`` (all of
+    the trace when negative), outermost per context, in the order they were entered."""
+    open_calls: dict[str, list[str]] = {}
+    end = index if index >= 0 else len(trace)
+    for ev in trace[:end]:
+        if ev.kind in ("call", "ret") and ev.data and ev.data[0] == "hvc":
+            stack = open_calls.setdefault(ev.thread, [])
+            if ev.kind == "call":
+                stack.append(abi.name(ev.data[1][0]))
+            elif stack:
+                stack.pop()
+    return [f"{ctx} {stack[0]}" for ctx, stack in open_calls.items() if stack]
 
 
 def locks_held_at(trace: Sequence[TraceEvent], index: int) -> list[tuple[str, str]]:

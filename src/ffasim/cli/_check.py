@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from . import app
+
+if TYPE_CHECKING:
+    from ..check.runner import CheckReport
 
 FORMATS = ("text", "json", "mermaid", "chrome")
 
@@ -60,47 +63,46 @@ def _list_all() -> None:
         typer.echo(f"  {name:<{width}}  {desc[0] if desc else ''}")
 
 
-def _render_report(report: Any) -> str:
+def _field(label: str, value: str) -> str:
+    """One indented ``label: value`` line of a finding, values aligned."""
+    return f"  {label + ':':<10} {value}"
+
+
+def _render_report(report: CheckReport) -> str:
     faults = f", faults {' '.join(report.faults)}" if report.faults else ""
-    head = (
-        f"ffasim check: {report.scenario} on {report.variant}, {report.strategy}"
-        f"{'' if report.strategy == 'dfs' else f' (seed {report.seed})'}{faults}: "
-    )
+    seed = "" if report.strategy == "dfs" else f" (seed {report.seed})"
+    head = f"ffasim check: {report.scenario} on {report.variant}, {report.strategy}{seed}{faults}: "
     runs = f"{report.executions} execution{'s' if report.executions != 1 else ''}"
-    scope = "exhaustive" if report.exhausted else "budget reached, not exhaustive"
     if not report.issues:
-        if not report.exhausted and report.executions == 0:
-            scope = "nothing explored"
+        scope = "exhaustive" if report.exhausted else "budget reached, not exhaustive"
         return head + f"nothing found in {runs} ({scope}, {report.elapsed:.2f} s)\n"
     n = len(report.issues)
     lines = [head + f"{n} finding{'s' if n != 1 else ''} in {runs} ({report.elapsed:.2f} s)"]
     for issue in report.issues:
-        f = issue.finding
-        r = issue.result
-        lines.append("")
-        lines.append(f"{f.kind}: {f.message}")
+        f, r = issue.finding, issue.result
+        lines += ["", f"{f.kind}: {f.message}"]
         if f.threads:
-            lines.append(f"  contexts: {', '.join(f.threads)}")
+            lines.append(_field("contexts", ", ".join(f.threads)))
         if f.calls:
-            lines.append(f"  calls:    {', '.join(f.calls)}")
+            lines.append(_field("calls", ", ".join(f.calls)))
+        if issue.in_flight and issue.in_flight != list(f.calls):
+            lines.append(_field("in flight", ", ".join(issue.in_flight)))
         if issue.locks_held:
-            lines.append(
-                "  held:     " + ", ".join(f"{lock} by {who}" for lock, who in issue.locks_held)
+            held = ", ".join(f"{lock} by {who}" for lock, who in issue.locks_held)
+            lines.append(_field("held", held))
+        if r.faults:
+            done = ", ".join(
+                f"{site} -> {_code(code)} (step {step})" for step, site, code in r.faults
             )
-        faults_done = getattr(r, "faults", [])
-        if faults_done:
-            lines.append(
-                "  faults:   "
-                + ", ".join(
-                    f"{site} -> {_code(code)} (step {step})" for step, site, code in faults_done
-                )
-            )
-        pre = getattr(r, "preemptions", 0)
+            lines.append(_field("faults", done))
+        pre = r.preemptions
         lines.append(
-            f"  schedule: {issue.path} ({pre} preemption{'' if pre == 1 else 's'}, "
-            f"{getattr(r, 'steps', 0)} steps)"
+            _field(
+                "schedule",
+                f"{issue.path} ({pre} preemption{'' if pre == 1 else 's'}, {r.steps} steps)",
+            )
         )
-        lines.append(f"  replay:   {issue.replay_command}")
+        lines.append(_field("replay", issue.replay_command))
     return "\n".join(lines) + "\n"
 
 
