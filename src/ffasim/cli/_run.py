@@ -214,14 +214,11 @@ def _walk(nodes: list[CallNode], depth: int = 0) -> list[tuple[int, CallNode]]:
     return out
 
 
-def _who(depth: int, node: CallNode) -> str:
-    """The caller column: a guest context at the top, the caller (xen, sp8002) below it."""
-    return node.context if depth == 0 and node.caller == node.context else node.caller
-
-
 def call_line(depth: int, node: CallNode) -> str:
+    """One call: its caller (``d0v1``, ``xen``, ``sp8002``), indented by nesting depth, the
+    call and its answer."""
     indent = "  " * depth
-    left = f"{_who(depth, node):<6} {indent}{call_text(node)}"
+    left = f"{node.caller:<6} {indent}{call_text(node)}"
     return f"{left:<{_CALL_COLUMN}} -> {result_text(node)}"
 
 
