@@ -79,6 +79,10 @@ def test_exception_names_the_line() -> None:
     assert _error("x = 1\n\nraise RuntimeError('boom')\n") == "s.py:3: RuntimeError: boom"
 
 
+def test_exit_while_loading_is_an_error() -> None:
+    assert _error("import sys\nsys.exit(3)\n") == "s.py: called exit(3) while loading"
+
+
 def test_syntax_error_names_the_line() -> None:
     assert re.fullmatch(r"s\.py:2: invalid Python: .*", _error("x = 1\ndef (:\n"))
 

@@ -65,6 +65,8 @@ def load_python(path: str | FsPath) -> Scenario:
         if e.file == file:
             raise
         raise _wrap(file, e) from None
+    except SystemExit as e:  # exit() at import time would end ffasim itself
+        raise ScenarioError(f"called exit({e.code!r}) while loading", file=file) from None
     except Exception as e:
         raise _wrap(file, e) from None
     finally:
