@@ -227,6 +227,19 @@ def test_seed_direct_req_odd_reply_is_aborted_with_src_dst(guest: VM, seed: Syst
     assert r == abi.regs(abi.FFA_ERROR, w1, abi.to_u32(abi.FFA_RET_ABORTED))
 
 
+def test_seed_direct_req_64_error_is_sign_extended(guest: VM) -> None:
+    w1 = abi.pack_target(guest.id, guest.id + 1)  # to a VM: NOT_SUPPORTED
+    assert guest.smc(abi.FFA_MSG_SEND_DIRECT_REQ_64, w1) == abi.regs(abi.FFA_ERROR, 0, -1)
+    assert guest.smc(abi.FFA_MSG_SEND_DIRECT_REQ_32, w1) == abi.regs(abi.FFA_ERROR, 0, 0xFFFFFFFF)
+
+
+def test_seed_direct_req_to_self_is_forwarded(guest: VM, seed: System) -> None:
+    w1 = abi.pack_target(guest.id, guest.id)
+    # The seed does not check for self (the reference says INVALID_PARAMETERS): a VM is not
+    # an SP, so NOT_SUPPORTED.
+    assert code(guest.smc(abi.FFA_MSG_SEND_DIRECT_REQ_32, w1)) == abi.FFA_RET_NOT_SUPPORTED
+
+
 def test_seed_vm_destroyed_retry_uses_the_ctx_after_free() -> None:
     from ffasim.spmc import SecurePartition
 

@@ -419,17 +419,20 @@ class SeedV1Ffa(Ffa):
 
     # -- ffa_msg.c --------------------------------------------------------------------------------
     def ffa_handle_msg_send_direct_req(self, d: Domain, regs: Regs, fid: int) -> Regs:
+        """The seed's version: errors go through the request's mask, so an SMC64 caller gets
+        the code sign-extended to 64 bits in x2 (patch 07 made every error a 32-bit word)."""
+        mask = abi.MASK64 if abi.is_64bit_fid(fid) else abi.MASK32
         if not self.ffa_fw_supports_fid(fid):
-            return ffa_set_regs_error(abi.FFA_RET_NOT_SUPPORTED)
+            return ffa_set_regs(abi.FFA_ERROR, 0, abi.FFA_RET_NOT_SUPPORTED & mask)
         src_dst = regs[1] & abi.MASK32
         if (src_dst >> 16) != ffa_get_vm_id(d):
-            return ffa_set_regs_error(abi.FFA_RET_INVALID_PARAMETERS)
+            return ffa_set_regs(abi.FFA_ERROR, 0, abi.FFA_RET_INVALID_PARAMETERS & mask)
         if not FFA_ID_IS_SECURE(src_dst & 0xFFFF):
-            return ffa_set_regs_error(abi.FFA_RET_NOT_SUPPORTED)
-        mask = abi.MASK64 if abi.is_64bit_fid(fid) else abi.MASK32
+            return ffa_set_regs(abi.FFA_ERROR, 0, abi.FFA_RET_NOT_SUPPORTED & mask)
         resp = self.smc(fid, src_dst, *(r & mask for r in regs[2:8]))
         if resp[0] not in _SEED_DIRECT_PASS:
-            return ffa_set_regs(abi.FFA_ERROR, src_dst, abi.to_u32(abi.FFA_RET_ABORTED))
+            # Bad fid: reported back with the request's src/dst in w1.
+            return ffa_set_regs(abi.FFA_ERROR, src_dst & mask, abi.FFA_RET_ABORTED & mask)
         return ffa_set_regs(resp[0], *(r & mask for r in resp[1:8]))
 
     def ffa_handle_msg_send2(self, d: Domain, regs: Regs) -> int:
