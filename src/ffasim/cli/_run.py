@@ -293,21 +293,32 @@ def _node_json(depth: int, node: CallNode) -> dict[str, Any]:
 @app.command()
 def run(
     scenario: Annotated[
-        str, typer.Argument(help="a built-in scenario name, or a .toml or .py scenario file")
+        str, typer.Argument(help="A built-in scenario name, or a .toml or .py scenario file.")
     ] = "default",
     variant: Annotated[
-        str | None, typer.Option("--variant", help="the mediator variant (default: the scenario's)")
+        str | None,
+        typer.Option(
+            "--variant", help="Mediator variant (default: the scenario's, else reference)."
+        ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print one JSON record instead")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON record instead of the trace.")
+    ] = False,
     trace: Annotated[
-        Path | None, typer.Option("--trace", help="also write the trace to FILE", metavar="FILE")
+        Path | None,
+        typer.Option("--trace", help="Also write the call trace to FILE.", metavar="FILE"),
     ] = None,
     trace_format: Annotated[
-        str, typer.Option("--trace-format", help=f"format of --trace: {', '.join(TRACE_FORMATS)}")
+        str, typer.Option("--trace-format", help=f"Format of --trace: {', '.join(TRACE_FORMATS)}.")
     ] = "json",
-    boot: Annotated[bool, typer.Option("--boot", help="also print Xen's boot-time calls")] = False,
+    boot: Annotated[bool, typer.Option("--boot", help="Also print Xen's boot-time calls.")] = False,
 ) -> None:
-    """Run SCENARIO once, sequentially, and print every FF-A call and the verdict."""
+    """Run SCENARIO once, sequentially, and print every FF-A call and the verdict.
+
+    The threads run one after another in the order the scenario lists them. Exit 0: every
+    step got an answer it accepts and nothing leaked; 1: not so, or the model crashed; 2: bad
+    usage or scenario.
+    """
     from ..scenario import ScenarioError, load
 
     if trace_format not in TRACE_FORMATS:
