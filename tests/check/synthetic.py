@@ -4,6 +4,9 @@ A *spec* program is a list of threads, each a list of operations:
 
 - ``("r", v)`` / ``("w", v)``: read / write atomic ``v`` (writes store a per-thread token);
 - ``("lock", l, [ops])``: ``spin_lock(l)``, the inner ops, ``spin_unlock(l)``;
+- ``("try", l, [ops])``: the inner ops under ``l`` only if ``spin_trylock(l)`` succeeds;
+- ``("rlock", l, [ops])`` / ``("wlock", l, [ops])``: the inner ops under rwlock ``l``, read or
+  write;
 - ``("mem", page, write)``: read or write 8 bytes of a shared physical page.
 
 Reads are recorded per thread, so an execution's *observation* (what each thread read, the
@@ -20,7 +23,20 @@ from typing import Any
 from ffasim.check.explore import explore
 from ffasim.check.scheduler import ExecutionResult, Program
 from ffasim.check.strategies.base import BaseStrategy, Strategy
-from ffasim.machine import Atomic, Machine, Spinlock, Thread, spin_lock, spin_unlock
+from ffasim.machine import (
+    Atomic,
+    Machine,
+    RwLock,
+    Spinlock,
+    Thread,
+    read_lock,
+    read_unlock,
+    spin_lock,
+    spin_trylock,
+    spin_unlock,
+    write_lock,
+    write_unlock,
+)
 
 Op = tuple[Any, ...]
 Spec = Sequence[Sequence[Op]]
@@ -37,6 +53,7 @@ def build(
     def program(m: Machine) -> tuple[list[Thread], Callable[[], list[str]] | None]:
         atomics: dict[str, Atomic] = {}
         locks: dict[str, Spinlock] = {}
+        rwlocks: dict[str, RwLock] = {}
         reads: dict[str, list[int]] = {}
 
         def var(name: str) -> Atomic:
@@ -49,6 +66,11 @@ def build(
                 locks[name] = m.spinlock(name)
             return locks[name]
 
+        def rwlock(name: str) -> RwLock:
+            if name not in rwlocks:
+                rwlocks[name] = m.rwlock(name)
+            return rwlocks[name]
+
         def run_ops(tname: str, token: int, ops: Sequence[Op]) -> None:
             for op in ops:
                 if op[0] == "r":
@@ -59,6 +81,18 @@ def build(
                     spin_lock(lock(op[1]))
                     run_ops(tname, token, op[2])
                     spin_unlock(lock(op[1]))
+                elif op[0] == "try":
+                    if spin_trylock(lock(op[1])):
+                        run_ops(tname, token, op[2])
+                        spin_unlock(lock(op[1]))
+                elif op[0] == "rlock":
+                    read_lock(rwlock(op[1]))
+                    run_ops(tname, token, op[2])
+                    read_unlock(rwlock(op[1]))
+                elif op[0] == "wlock":
+                    write_lock(rwlock(op[1]))
+                    run_ops(tname, token, op[2])
+                    write_unlock(rwlock(op[1]))
                 elif op[0] == "mem":
                     pa = (SHARED_BASE_MFN + op[1]) << 12
                     if op[2]:
@@ -91,7 +125,7 @@ def _names(ops: Sequence[Op], kind: str) -> set[str]:
     for op in ops:
         if op[0] == kind:
             out.add(op[1])
-        if op[0] == "lock":
+        if op[0] in ("lock", "try", "rlock", "wlock"):
             out |= _names(op[2], kind)
     return out
 

@@ -75,6 +75,16 @@ def test_dpor_reaches_every_trace_of_a_three_thread_program_with_a_lock() -> Non
     )
 
 
+def test_dpor_reaches_every_trace_with_trylock_and_rwlocks() -> None:
+    _check_against_brute_force(
+        [
+            [("rlock", "R", [("r", "x")]), ("try", "A", [("w", "y")])],
+            [("wlock", "R", [("w", "x")]), ("lock", "A", [("r", "y")])],
+            [("rlock", "R", [("r", "y")])],
+        ]
+    )
+
+
 def test_dpor_handles_threads_blocked_on_a_lock() -> None:
     # Three threads contend for one lock around conflicting writes: blocked acquires are
     # disabled threads, and every order of the critical sections is a trace.

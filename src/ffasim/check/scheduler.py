@@ -310,7 +310,9 @@ class Execution(EventSink):
             for m in self.monitors:
                 m.on_thread_end(name)
             if self._phase == _RUNNING and not self._stop:
-                self._next = self._pick(None)
+                nxt = self._next = self._pick(None)
+                if nxt is not None and self.record_trace:
+                    self.trace.append(TraceEvent(self.step, nxt, "switch", f"{name} -> {nxt}"))
 
         return main
 
