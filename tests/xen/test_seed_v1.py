@@ -208,6 +208,17 @@ def test_seed_share_ns_bit_is_not_supported(guest: VM) -> None:
     assert code(mem_share(guest, desc)) == abi.FFA_RET_NOT_SUPPORTED
 
 
+def test_seed_zero_size_emad_at_the_end_of_the_page_reads_past_the_mapping(guest: VM) -> None:
+    import struct
+
+    desc = bytearray(share_descriptor(guest.id, 0x8002, [(guest.ipa(4), 1)]))
+    struct.pack_into("<II", desc, 24, 0, 1)  # EMAD size 0, count 1
+    struct.pack_into("<I", desc, 32, 4096)  # EMAD at the very end of the 4 KiB TX page
+    guest.write(guest.ipa(0), bytes(desc))
+    with pytest.raises(HypervisorPanic, match="guest buffer mapping"):
+        guest.smc(abi.FFA_MEM_SHARE_64, 4096, 4096, 0, 0)
+
+
 def test_seed_frag_rx_reply_surfaces_as_a_positive_error(guest: VM, seed: System) -> None:
     entry = seed.conduit.entry
     seed.conduit.entry = lambda c, r: (

@@ -23,6 +23,7 @@ from ..machine import (
     Atomic,
     Frame,
     Guarded,
+    HypervisorPanic,
     Machine,
     Spinlock,
 )
@@ -420,7 +421,10 @@ class GuestView:
         """``n`` bytes at ``off`` (the caller has checked ``off + n <= size``)."""
         end = off + n
         if end > self.size or off < 0:
-            raise IndexError(f"guest view read {off}+{n} beyond {self.size}")
+            # Past Xen's global mapping of the page: a data abort in the hypervisor.
+            raise HypervisorPanic(
+                f"Xen reads {off:#x}+{n} of a {self.size}-byte guest buffer mapping"
+            )
         seen = self.have[off:end]
         if 1 not in seen:  # the usual case: nothing of it read yet
             data = self.machine.mem.read(self.base + off, n, "xen")

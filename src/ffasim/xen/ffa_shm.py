@@ -357,7 +357,7 @@ class FfaShm(FfaPartinfo):
         A share allocated here is left in ``shm_box`` for the caller to free on error."""
         if frag_len > tx_size:
             return self.mem_share_frag_too_long(), 0
-        view = GuestView(self.machine, tx_buf, frag_len)
+        view = GuestView(self.machine, tx_buf, tx_size)
         ffa_vers = ctx.guest_vers.read()
         ret, trans = self.read_mem_transaction(ffa_vers, view, frag_len)
         if ret:
@@ -369,8 +369,9 @@ class FfaShm(FfaPartinfo):
             return abi.FFA_RET_NOT_SUPPORTED, 0  # one receiver only
         if trans.sender_id != ffa_get_vm_id(d):
             return abi.FFA_RET_INVALID_PARAMETERS, 0
-        if trans.mem_access_size < FFA_MEM_ACCESS.size:
-            return abi.FFA_RET_INVALID_PARAMETERS, 0
+        ret = self.check_mem_access_size(trans.mem_access_size)
+        if ret:
+            return ret, 0
         if trans.mem_access_offs + trans.mem_access_size > frag_len:
             return abi.FFA_RET_INVALID_PARAMETERS, 0
         emad = view.get(trans.mem_access_offs, FFA_MEM_ACCESS.size)
@@ -410,6 +411,12 @@ class FfaShm(FfaPartinfo):
         ctx.shm_list.set([*lst, shm])
         spin_unlock(ctx.lock)
         return abi.FFA_RET_OK, shm.handle
+
+    def check_mem_access_size(self, size: int) -> int:
+        """An EMAD smaller than the 16-byte v1.1 one is malformed."""
+        if size < FFA_MEM_ACCESS.size:
+            return abi.FFA_RET_INVALID_PARAMETERS
+        return abi.FFA_RET_OK
 
     def check_mem_share_attr(self, attr: int) -> int:
         """The NS bit is reserved in a share (INVALID_PARAMETERS, edf036fac2); anything but
