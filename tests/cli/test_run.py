@@ -223,3 +223,16 @@ def test_unknown_trace_format_is_a_usage_error() -> None:
     assert r.stderr == (
         "error: unknown trace format 'svg' (expected one of: text, json, mermaid, chrome)\n"
     )
+
+
+def test_skipped_steps_are_listed_in_the_summary() -> None:
+    Path("s.toml").write_text(
+        '[scenario]\nname = "skip"\n\n[[vm]]\nvcpus = 2\n\n'
+        '[[thread]]\ntoolstack = "destroy"\nvm = 0\n\n'
+        '[[thread]]\nvm = 0\nvcpu = 1\nsteps = [{ op = "negotiate" }]\n'
+    )
+    r = runner.invoke(app, ["run", "s.toml"])
+    assert r.exit_code == 0, r.output
+    lines = _lines(r.stdout)
+    assert re.fullmatch(r"summary: .*, 0 unexpected, 1 skipped", lines[-3])
+    assert lines[-2:] == ["  skipped: d0v1 negotiate(1.2) (d0 was destroyed)", "verdict: ok"]

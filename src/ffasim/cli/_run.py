@@ -415,6 +415,9 @@ def run(
     if skipped:
         parts.append(f"{skipped} skipped")
     out.line("summary: " + ", ".join(parts))
+    for r in records:
+        if r.outcome == "skipped":
+            out.line(f"  skipped: {r.thread} {r.label} ({r.note})", "dim")
     for p in problems:
         out.line(f"  {p}", "red")
     if crash is not None:
