@@ -20,8 +20,10 @@ from ffasim.machine import (
     Atomic,
     Machine,
     Thread,
+    read_lock,
     spin_lock,
     spin_unlock,
+    write_lock,
 )
 
 Body = Callable[[Machine], Sequence[tuple[str, Callable[[], None]]]]
@@ -94,6 +96,27 @@ def test_lock_left_held_by_an_ended_thread_deadlocks_its_waiter() -> None:
     assert [(f.kind, f.message) for f in r.findings] == [
         ("deadlock", "t1 waits for A held by t0 (ended)")
     ]
+
+
+def test_deadlock_matches_holders_by_name_not_by_prefix() -> None:
+    def make(m: Machine) -> list[Thread]:
+        a, r = m.spinlock("A"), m.rwlock("R")
+
+        def reader() -> None:
+            read_lock(r)
+            spin_lock(a)
+
+        def writer() -> None:
+            spin_lock(a)
+            write_lock(r)
+
+        return [Thread("d0v10", reader), Thread("d0v1", writer)]
+
+    report = explore(program_of(make), DFSStrategy(), monitors_factory=list)
+    f = report.findings[0][0]
+    assert f.kind == "deadlock"
+    assert f.message == ("d0v10 waits for A held by d0v1; d0v1 waits for R held by d0v10 (read)")
+    assert f.threads == ("d0v10", "d0v1")
 
 
 def test_assert_failure_is_an_assertion_finding_and_stops_the_execution() -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .monitor import Finding, Monitor
-from .schedule import FAULT, THREAD, Decision
+from .schedule import FAULT, THREAD, Decision, ReplayDivergence
 from .scheduler import Execution, ExecutionResult, FaultFilter, Program
 from .strategies.base import Strategy
 from .strategies.dfs import DFSStrategy
@@ -189,15 +189,18 @@ def _with_trace(
     max_steps: int,
 ) -> tuple[Finding, ExecutionResult]:
     """Replay a failing execution with the trace on; the replayed finding carries its step."""
-    again = replay(
-        program,
-        result.decisions,
-        monitors_factory=monitors_factory,
-        faults=faults,
-        max_faults=max_faults,
-        max_steps=max_steps,
-        record_trace=True,
-    )
+    try:
+        again = replay(
+            program,
+            result.decisions,
+            monitors_factory=monitors_factory,
+            faults=faults,
+            max_faults=max_faults,
+            max_steps=max_steps,
+            record_trace=True,
+        )
+    except ReplayDivergence:
+        return f, result  # not reproducible: keep what the exploration saw
     key = finding_key(f)
     for g in again.findings:
         if finding_key(g) == key:

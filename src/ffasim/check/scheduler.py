@@ -640,11 +640,11 @@ class Execution(EventSink):
             lock = self._waiting.get(t)
             if lock is None:
                 continue
-            holder = lock.describe_holder()
-            ended = [h for h in self._order if h in holder and self._state[h] == _DONE]
+            holders = _holders(lock)
+            ended = any(self._state.get(h) == _DONE for h in holders)
             note = " (ended)" if ended else ""
-            waits.append(f"{t} waits for {lock.name} held by {holder}{note}")
-            for h in [t, *(h for h in self._order if h in holder)]:
+            waits.append(f"{t} waits for {lock.name} held by {lock.describe_holder()}{note}")
+            for h in [t, *holders]:
                 if h not in involved:
                     involved.append(h)
         calls = tuple(f"{t} {self._calls[t][0]}" for t in involved if self._calls.get(t))
@@ -678,6 +678,17 @@ def _hooks_of(monitors: Sequence[Monitor]) -> dict[str, list[Callable[..., None]
         base = getattr(Monitor, h)
         out[h] = [getattr(m, h) for m in monitors if getattr(type(m), h, base) is not base]
     return out
+
+
+def _holders(lock: Lockable) -> list[str]:
+    """The contexts holding ``lock`` (a spinlock's holder, an rwlock's writer or readers)."""
+    holder = getattr(lock, "holder", None)
+    if holder is not None:
+        return [holder]
+    writer = getattr(lock, "writer", None)
+    if writer is not None:
+        return [writer]
+    return list(getattr(lock, "readers", ()))
 
 
 _NO_HOOKS: dict[str, list[Callable[..., None]]] = {h: [] for h in _HOOKS}
