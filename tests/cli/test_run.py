@@ -236,3 +236,18 @@ def test_skipped_steps_are_listed_in_the_summary() -> None:
     lines = _lines(r.stdout)
     assert re.fullmatch(r"summary: .*, 0 unexpected, 1 skipped", lines[-3])
     assert lines[-2:] == ["  skipped: d0v1 negotiate(1.2) (d0 was destroyed)", "verdict: ok"]
+
+
+def test_vms_refused_by_xen_fail_the_run() -> None:
+    Path("s.toml").write_text(
+        '[scenario]\nname = "refuse"\n\n[[partitions]]\nid = 0x8001\n'
+        'uuid = "b4b5671e-4a90-4fe1-b81f-fb13dae1dacb"\n'
+        'properties = ["direct_req_recv", "notif_created", "aarch64"]\nvm_created = "DENIED"\n\n'
+        '[[vm]]\n\n[[thread]]\nvm = 0\nsteps = [{ op = "negotiate" }]\n'
+    )
+    r = runner.invoke(app, ["run", "s.toml"])
+    assert r.exit_code == 1
+    assert _lines(r.stdout)[-2:] == [
+        "the scenario could not create its VMs: creating domain d0 failed: error -5",
+        "verdict: FAILED",
+    ]

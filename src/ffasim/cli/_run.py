@@ -320,6 +320,7 @@ def run(
     usage or scenario.
     """
     from ..scenario import ScenarioError, load
+    from ..system import DomainCreationError
 
     if trace_format not in TRACE_FORMATS:
         _fail(
@@ -352,10 +353,14 @@ def run(
             th.body()
         sink.phase = "finish"
         problems = instance.finish()
+    except DomainCreationError as e:
+        # Xen refusing a domain (a partition refused VM_CREATED) is not a crash, but the
+        # scenario cannot run as written.
+        crash = f"the scenario could not create its VMs: {e}"
     except ModelError as e:
-        crash = f"{type(e).__name__} in {machine.current}: {e}"
+        crash = f"crash: {type(e).__name__} in {machine.current}: {e}"
     except Exception as e:  # the model crashed: a finding, reported in one line
-        crash = f"{type(e).__name__} in {machine.current}: {e}"
+        crash = f"crash: {type(e).__name__} in {machine.current}: {e}"
 
     records = instance.results if instance is not None else []
     nodes = [(d, n) for d, n in _walk(sink.roots) if boot or n.context != "boot"]
@@ -421,6 +426,6 @@ def run(
     for p in problems:
         out.line(f"  {p}", "red")
     if crash is not None:
-        out.line(f"crash: {crash}", "bold red")
+        out.line(crash, "bold red")
     out.line(f"verdict: {'ok' if ok else 'FAILED'}", "bold green" if ok else "bold red")
     raise typer.Exit(0 if ok else 1)
