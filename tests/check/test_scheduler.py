@@ -21,9 +21,11 @@ from ffasim.machine import (
     Machine,
     Thread,
     read_lock,
+    read_unlock,
     spin_lock,
     spin_unlock,
     write_lock,
+    write_unlock,
 )
 
 Body = Callable[[Machine], Sequence[tuple[str, Callable[[], None]]]]
@@ -105,10 +107,14 @@ def test_deadlock_matches_holders_by_name_not_by_prefix() -> None:
         def reader() -> None:
             read_lock(r)
             spin_lock(a)
+            spin_unlock(a)
+            read_unlock(r)
 
         def writer() -> None:
             spin_lock(a)
             write_lock(r)
+            write_unlock(r)
+            spin_unlock(a)
 
         return [Thread("d0v10", reader), Thread("d0v1", writer)]
 
