@@ -110,6 +110,7 @@ def test_full_cycle_borrower_sees_bytes_and_ownership_returns(fid: int) -> None:
         return
     assert code(hyp.call(abi.FFA_MEM_RECLAIM, handle, 0, 0)) == DENIED  # still borrowed
     assert sp.relinquish(handle)[0] == abi.FFA_SUCCESS_32
+    assert share.retrieved == {0x8002: False} and share.relinquished == {0x8002: 1}
     assert frames[0].grants["sp8002"] == 0
     with pytest.raises(AccessFault):
         sp.read(frames[0].pa, 1)

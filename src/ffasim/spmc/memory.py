@@ -131,6 +131,7 @@ class Borrower:
     clear_on_relinquish: bool = False
     pending: bytes = b""  # retrieve response not yet delivered
     delivered: int = 0
+    relinquished: int = 0  # completed relinquishes (a borrower may retrieve again)
 
 
 @dataclass(eq=False)
@@ -165,6 +166,11 @@ class ShareState:
     def retrieved(self) -> dict[int, bool]:
         """Borrower ID -> whether it holds the memory now (retrieved, not relinquished)."""
         return {b.id: b.state != NOT_RETRIEVED for b in self.borrowers}
+
+    @property
+    def relinquished(self) -> dict[int, int]:
+        """Borrower ID -> how many times it relinquished the memory."""
+        return {b.id: b.relinquished for b in self.borrowers}
 
     @property
     def ns(self) -> bool:
@@ -871,6 +877,7 @@ def ffa_mem_relinquish(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     borrower.state = NOT_RETRIEVED
     borrower.granted = 0
     borrower.clear_on_relinquish = False
+    borrower.relinquished += 1
     if clear and others_gone and share.kind != "share":
         zero_frames(spmc, share.frames)
     return success()
