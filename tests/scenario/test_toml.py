@@ -521,3 +521,10 @@ def test_step_names_a_partition_the_scenario_lacks() -> None:
         r"s\.toml:9: final 1, sp: no partition 0x8009 in this scenario \(it has 0x8001, "
         r"0x8002, 0x8003\)",
     )
+
+
+def test_count_only_has_no_ids_to_check() -> None:
+    _assert_error(
+        _thread('  { op = "partition_info", count_only = true, ids = [0x8001] },'),
+        r"s\.toml:10: thread 1, step 1, ids: a count-only call lists no IDs to check",
+    )

@@ -372,6 +372,10 @@ class Scenario:
                     f"names VM {vm_param}, but the scenario has {len(self.vms)} (indices from 0)",
                 )
             )
+        if st.params.get("count_only"):
+            for key in ("ids", "includes"):
+                if key in st.checks:
+                    out.append(((*here, key), "a count-only call lists no IDs to check"))
         known = self._partition_ids() or set()
         opdef = OPS.get(st.op)  # None for a Python step
         for key, param in opdef.params.items() if opdef is not None and known else ():
