@@ -21,7 +21,7 @@ the ``tee=ffa`` command line, secondary-CPU bring-up.
 from __future__ import annotations
 
 from .. import abi
-from ..machine import Guarded, spin_lock, spin_unlock, write_lock, write_unlock
+from ..machine import Guarded, Machine, SmcConduit, spin_lock, spin_unlock, write_lock, write_unlock
 from .ffa_msg import FfaMsg
 from .ffa_private import (
     DOMID_FIRST_RESERVED,
@@ -98,8 +98,8 @@ class Ffa(FfaMsg):
 
     FFA_FW_ABI_NEEDED = FFA_FW_ABI_NEEDED
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, machine: Machine, conduit: SmcConduit, vm_to_vm: bool = False) -> None:
+        super().__init__(machine, conduit, vm_to_vm)
         m = self.machine
         self.ffa_teardown_lock = m.spinlock("ffa_teardown_lock")
         self.ffa_teardown_head: Guarded[list[FfaCtx]] = Guarded(

@@ -14,6 +14,7 @@ Not modelled: the SGI/PPI set-up (``request_irq``); secondary CPUs.
 from __future__ import annotations
 
 from .. import abi
+from ..machine import Machine, SmcConduit
 from .ffa_private import (
     ENOMEM,
     FFA_ID_IS_SECURE,
@@ -31,8 +32,8 @@ from .ffa_shm import FfaShm
 class FfaNotif(FfaShm):
     """ffa_notif.c: the functions of that file, as methods of the mediator."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, machine: Machine, conduit: SmcConduit, vm_to_vm: bool = False) -> None:
+        super().__init__(machine, conduit, vm_to_vm)
         self.fw_notif_enabled = False  # __ro_after_init
         self.notif_sri_irq = 0
         self.notif_sri_tasklet_scheduled = False

@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 
 from .. import abi
-from ..machine import Atomic, read_lock, read_unlock
+from ..machine import Atomic, Machine, SmcConduit, read_lock, read_unlock
 from .ffa_private import (
     EIO,
     ENOMEM,
@@ -79,8 +79,8 @@ def ffa_copy_info(out: bytearray, cap: int, src: bytes, dst_size: int) -> int:
 class FfaPartinfo(FfaRxtx):
     """ffa_partinfo.c: the functions of that file, as methods of the mediator."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, machine: Machine, conduit: SmcConduit, vm_to_vm: bool = False) -> None:
+        super().__init__(machine, conduit, vm_to_vm)
         # __read_mostly: filled by ffa_partinfo_init at boot, then read without a lock.
         self.sp_list: list[bytes] = []
         self.sp_list_entry_size = 0

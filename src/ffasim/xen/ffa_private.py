@@ -25,6 +25,8 @@ from ..machine import (
     Guarded,
     HypervisorPanic,
     Machine,
+    RwLock,
+    SmcConduit,
     Spinlock,
 )
 
@@ -307,10 +309,7 @@ class FfaBase:
     variant = "reference"
     FFA_MY_VERSION = abi.FFA_VERSION_1_2
 
-    def __init__(self, machine: Machine, conduit: object, vm_to_vm: bool = False) -> None:
-        from ..machine import RwLock, SmcConduit
-
-        assert isinstance(conduit, SmcConduit)
+    def __init__(self, machine: Machine, conduit: SmcConduit, vm_to_vm: bool = False) -> None:
         self.machine = machine
         self.conduit = conduit
         self.CONFIG_FFA_VM_TO_VM = vm_to_vm

@@ -29,7 +29,9 @@ from ..machine import (
     ASSERT,
     Frame,
     Guarded,
+    Machine,
     P2MType,
+    SmcConduit,
     Spinlock,
     get_page_from_gfn,
     put_page,
@@ -67,8 +69,8 @@ class FfaRxtx(FfaBase):
     # Error when Xen cannot map a guest page globally: NO_MEMORY since d1b958a92c.
     RXTX_MAP_VMAP_FAILURE = abi.FFA_RET_NO_MEMORY
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, machine: Machine, conduit: SmcConduit, vm_to_vm: bool = False) -> None:
+        super().__init__(machine, conduit, vm_to_vm)
         m = self.machine
         self.ffa_spmc_rx_lock = Spinlock(m, "ffa_spmc_rx_lock")
         self.ffa_spmc_tx_lock = Spinlock(m, "ffa_spmc_tx_lock")

@@ -23,7 +23,16 @@ from __future__ import annotations
 import struct
 
 from .. import abi
-from ..machine import ASSERT, P2MType, get_page_from_gfn, put_page, spin_lock, spin_unlock
+from ..machine import (
+    ASSERT,
+    Machine,
+    P2MType,
+    SmcConduit,
+    get_page_from_gfn,
+    put_page,
+    spin_lock,
+    spin_unlock,
+)
 from .ffa_partinfo import FfaPartinfo
 from .ffa_private import (
     FFA_ADDRESS_RANGE,
@@ -91,8 +100,8 @@ def ffa_safe_addr_add(addr: int, pages: int) -> bool:
 class FfaShm(FfaPartinfo):
     """ffa_shm.c: the functions of that file, as methods of the mediator."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, machine: Machine, conduit: SmcConduit, vm_to_vm: bool = False) -> None:
+        super().__init__(machine, conduit, vm_to_vm)
         # Shares dropped after a permanent reclaim failure, their page references leaked on
         # purpose (what Xen's xfree() leaves behind); the audit reports them.
         self.leaked_shms: list[FfaShmMem] = []
