@@ -48,6 +48,7 @@ class Harness(EventSink):
         self.problems: list[str] = []
         self.faults: list[tuple[int, str, int]] = []
         self.monitors = monitors
+        self.started: set[str] = set()
         for m in monitors:
             m.attach(self)
 
@@ -94,10 +95,8 @@ class Harness(EventSink):
     @contextmanager
     def thread(self, name: str) -> Iterator[None]:
         """Run the block as thread ``name`` (started on first use)."""
-        if not hasattr(self, "_started"):
-            self._started: set[str] = set()
-        if name not in self._started:
-            self._started.add(name)
+        if name not in self.started:
+            self.started.add(name)
             self._each("on_thread_start", name)
         self.current_thread = self.machine.current = name
         yield
