@@ -7,7 +7,13 @@ import re
 import pytest
 
 from ffasim import abi, desc
-from ffasim.guest import FfaCallError, FfaDriver, NotificationInfo, parse_notification_info
+from ffasim.guest import (
+    DriverError,
+    FfaCallError,
+    FfaDriver,
+    NotificationInfo,
+    parse_notification_info,
+)
 from ffasim.system import System
 
 SP_IDS = (0x8001, 0x8002, 0x8003)
@@ -309,3 +315,11 @@ def test_ffa_call_error_describes_unexpected_answers() -> None:
         r"FFA_MSG_SEND_DIRECT_REQ_32 returned FFA_INTERRUPT\(w1=0x80010000\)", str(e)
     )
     assert e.error_name == "FFA_INTERRUPT(w1=0x80010000)"
+
+
+def test_receive_without_a_message_is_a_driver_error() -> None:
+    drv = _driver()
+    with pytest.raises(
+        DriverError, match=r"^no valid message in the RX buffer: .*payload offset 0"
+    ):
+        drv.receive()

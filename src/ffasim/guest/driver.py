@@ -391,7 +391,7 @@ class FfaDriver:
         try:
             hdr = desc.IndirectMessage.decode(buf, version)
         except desc.DescriptorError as e:
-            raise FfaCallError(abi.FFA_MSG_SEND2, self.last, f"bad message in RX: {e}") from None
+            raise DriverError(f"no valid message in the RX buffer: {e}") from None
         data = buf[hdr.offset : hdr.offset + hdr.size]
         released = self.rx_release(check=check)
         if released is not None:
