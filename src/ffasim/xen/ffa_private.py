@@ -356,11 +356,17 @@ class FfaBase:
 
     # -- domain lookup ----------------------------------------------------------------------------
     def ffa_rcu_lock_domain_by_vm_id(self, vm_id: int) -> Domain | None:
-        """The live domain with FF-A ID ``vm_id``, or None (IDs 0 and secure IDs included)."""
+        """The domain with FF-A ID ``vm_id`` while it exists (a dying one included, as
+        ``rcu_lock_domain_by_id``), or None; ID 0 and secure IDs are no domain."""
         if not vm_id or FFA_ID_IS_SECURE(vm_id):
             return None
-        d = self.domains.get(vm_id - 1)
-        if d is None or d.is_dying:
+        return self.domains.get(vm_id - 1)
+
+    def rcu_lock_live_remote_domain_by_id(self, cur: Domain, vm_id: int) -> Domain | None:
+        """Like :meth:`ffa_rcu_lock_domain_by_vm_id` but only a live domain other than
+        ``cur`` (Xen's ``rcu_lock_live_remote_domain_by_id``)."""
+        d = self.ffa_rcu_lock_domain_by_vm_id(vm_id)
+        if d is None or d.is_dying or d is cur:
             return None
         return d
 
@@ -372,8 +378,8 @@ class FfaBase:
         domain), or INVALID_PARAMETERS."""
         if endpoint_id == 0:
             return abi.FFA_RET_INVALID_PARAMETERS, None
-        d = self.ffa_rcu_lock_domain_by_vm_id(endpoint_id)
-        if d is None or d is cur:
+        d = self.rcu_lock_live_remote_domain_by_id(cur, endpoint_id)
+        if d is None:
             return abi.FFA_RET_INVALID_PARAMETERS, None
         ctx = d.tee
         if ctx is None or not ctx.guest_vers.read():

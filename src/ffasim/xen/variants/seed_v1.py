@@ -477,8 +477,8 @@ class SeedV1Ffa(Ffa):
             return abi.FFA_RET_INVALID_PARAMETERS
         if dst_id == 0:
             return abi.FFA_RET_INVALID_PARAMETERS
-        dst_d = self.ffa_rcu_lock_domain_by_vm_id(dst_id)
-        if dst_d is None or dst_d is d or dst_d.tee is None:
+        dst_d = self.rcu_lock_live_remote_domain_by_id(d, dst_id)
+        if dst_d is None or dst_d.tee is None:
             return abi.FFA_RET_INVALID_PARAMETERS
         dst_ctx = dst_d.tee
         if not dst_ctx.guest_vers.read():
