@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from ..check.runner import CheckReport
 
 FORMATS = ("text", "json", "mermaid", "chrome")
+LIST_WIDTH = 100
 
 
 def _fail(message: str, as_json: bool = False) -> NoReturn:
@@ -49,18 +51,30 @@ def _list_all() -> None:
     from ..scenario import builtin_scenarios
     from ..xen import variants
 
-    typer.echo("Built-in scenarios:")
+    def show(title: str, rows: list[tuple[str, str]]) -> None:
+        typer.echo(title)
+        width = max([len(n) for n, _ in rows] + [8])
+        for name, desc in rows:
+            text = " ".join(desc.split())  # one paragraph, wrapped under its name
+            typer.echo(
+                textwrap.fill(
+                    text,
+                    width=LIST_WIDTH,
+                    initial_indent=f"  {name:<{width}}  ",
+                    subsequent_indent=" " * (width + 4),
+                    break_on_hyphens=False,
+                    break_long_words=False,
+                )
+                if text
+                else f"  {name}"
+            )
+
     scenarios = builtin_scenarios()
-    width = max([len(n) for n in scenarios] + [8])
-    for name, sc in scenarios.items():
-        desc = (getattr(sc, "description", "") or "").strip().splitlines()
-        typer.echo(f"  {name:<{width}}  {desc[0] if desc else ''}")
-    typer.echo("Variants:")
-    names = list(variants.names())
-    width = max([len(n) for n in names] + [8])
-    for name in names:
-        desc = (variants.describe(name) or "").strip().splitlines()
-        typer.echo(f"  {name:<{width}}  {desc[0] if desc else ''}")
+    show(
+        "Built-in scenarios:",
+        [(n, getattr(sc, "description", "") or "") for n, sc in scenarios.items()],
+    )
+    show("Variants:", [(n, variants.describe(n) or "") for n in variants.names()])
 
 
 def _field(label: str, value: str) -> str:
