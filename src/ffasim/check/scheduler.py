@@ -334,11 +334,17 @@ class Execution(EventSink):
             m.on_finish()
 
     def _kill_all(self) -> None:
+        """Unwind the threads still suspended. Whatever their unwinding does is not part of
+        the execution: no hooks, no trace, no findings."""
         self._phase = _DEAD
+        hooks, self._hooks = self._hooks, _NO_HOOKS
+        record, self.record_trace = self.record_trace, False
         for name in self._order:
             g = self._greenlets[name]
             if not g.dead:
                 g.throw(GreenletExit)
+        self._hooks = hooks
+        self.record_trace = record
 
     # -- choosing -------------------------------------------------------------------------------
     def _refresh_runnable(self) -> None:
@@ -595,6 +601,8 @@ class Execution(EventSink):
         current thread is named, and without ``calls`` the outermost calls of those threads."""
         if kind not in FINDING_KINDS:
             raise ValueError(f"unknown finding kind {kind!r}")
+        if self._phase == _DEAD:
+            return Finding(kind, message, threads, calls)  # after the end: not recorded
         if not threads and self.current_thread:
             threads = (self.current_thread,)
         if not calls:
