@@ -10,7 +10,7 @@ import pytest
 from synthetic import Odometer, build, key_name, run_all
 
 from ffasim import abi
-from ffasim.check.explore import explore
+from ffasim.check.explore import explore, finding_key
 from ffasim.check.monitor import Finding, Monitor
 from ffasim.check.scheduler import Execution, ExecutionResult
 from ffasim.check.strategies import DFSStrategy, RandomStrategy
@@ -434,3 +434,84 @@ def test_same_decisions_give_the_same_trace() -> None:
     assert [(t, k, key_name(key), w) for t, k, key, w in again.events] == [
         (t, k, key_name(key), w) for t, k, key, w in first.events
     ]
+
+
+# -- explore() ------------------------------------------------------------------------------------
+def lost_updates(m: Machine) -> Any:
+    """Three unlocked increments; the finish step reports the final value if any was lost."""
+    x = Atomic(m, "x")
+
+    def bump() -> None:
+        v = x.read()
+        x.set(v + 1)
+
+    def finish() -> list[str]:
+        return [] if x.value == 3 else [f"x is {x.value} after 3 increments"]
+
+    return [Thread(f"t{i}", bump) for i in range(3)], finish
+
+
+def test_explore_budget_caps_the_executions() -> None:
+    report = explore(
+        lost_updates, DFSStrategy("none"), monitors_factory=list, budget=7, stop_on_first=False
+    )
+    assert report.executions == 7
+    assert not report.exhausted
+
+
+def test_explore_stops_at_the_first_finding() -> None:
+    report = explore(lost_updates, DFSStrategy(), monitors_factory=list)
+    assert len(report.findings) == 1
+    assert report.findings[0][0].message == "x is 2 after 3 increments"
+    assert not report.exhausted
+
+
+def test_explore_keeps_one_execution_per_distinct_finding() -> None:
+    report = explore(lost_updates, DFSStrategy(), monitors_factory=list, stop_on_first=False)
+    assert report.exhausted
+    # "x is 2" and "x is 1" differ only in a number: the same finding.
+    assert [f.message for f, _ in report.findings] == ["x is 2 after 3 increments"]
+    finding, result = report.findings[0]
+    assert result.trace[finding.step].kind == "finding"
+
+
+def test_finding_key_masks_numbers() -> None:
+    a = Finding("leak", "page 0x80001 of d1 leaked at step 12")
+    b = Finding("leak", "page 0x80007 of d2 leaked at step 40")
+    assert finding_key(a) == finding_key(b) == ("leak", "page # of d# leaked at step #")
+    assert finding_key(a) != finding_key(Finding("spec", a.message))
+
+
+def test_explore_is_deterministic() -> None:
+    def run() -> tuple[int, list[Any]]:
+        r = explore(
+            lost_updates,
+            RandomStrategy(seed=4, executions=60),
+            monitors_factory=list,
+            stop_on_first=False,
+        )
+        return r.executions, [(f, res.decisions, res.trace) for f, res in r.findings]
+
+    assert run() == run()
+
+
+def test_explore_time_limit_stops_an_unbounded_strategy() -> None:
+    report = explore(
+        lost_updates,
+        RandomStrategy(seed=0, executions=None),
+        monitors_factory=list,
+        stop_on_first=False,
+        time_limit=0.2,
+    )
+    assert report.executions > 0
+    assert not report.exhausted
+    assert 0.2 <= report.elapsed < 5
+
+
+def test_explore_progress_bar_does_not_change_the_result() -> None:
+    quiet = explore(lost_updates, DFSStrategy(), monitors_factory=list, stop_on_first=False)
+    shown = explore(
+        lost_updates, DFSStrategy(), monitors_factory=list, stop_on_first=False, progress=True
+    )
+    assert (shown.executions, shown.exhausted) == (quiet.executions, quiet.exhausted)
+    assert [f for f, _ in shown.findings] == [f for f, _ in quiet.findings]
