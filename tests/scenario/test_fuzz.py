@@ -69,3 +69,41 @@ def test_random_files_load_or_fail_with_one_line(
         assert msg.startswith("f.toml:") and "\n" not in msg
         return
     assert sc.name == "fuzz"
+
+
+_SECTION_KEYS = {
+    "scenario": ["name", "description", "variant", "vm_to_vm", "junk"],
+    "partitions": ["id", "uuid", "exec_ctx", "properties", "behaviour", "vm_created", "junk"],
+    "vm": ["vcpus", "pages", "junk"],
+    "setup": ["op", "vm", "vcpu", "expect", "version", "sp", "junk"],
+    "thread": ["vm", "vcpu", "context", "toolstack", "steps", "junk"],
+    "final": ["op", "vm", "sp", "destroyed", "junk"],
+}
+
+
+@st.composite
+def _document(draw: st.DrawFn) -> str:
+    parts: list[str] = []
+    for section, keys in _SECTION_KEYS.items():
+        n = draw(st.integers(min_value=0, max_value=2))
+        for _ in range(n if section != "scenario" else min(n, 1)):
+            header = f"[{section}]" if section == "scenario" else f"[[{section}]]"
+            lines = [header]
+            for key in draw(st.lists(st.sampled_from(keys), max_size=4, unique=True)):
+                value = draw(st.one_of(_values, st.just(["x"]), st.just({"op": "map"})))
+                if isinstance(value, dict):
+                    lines.append(f'{key} = {{ op = "map" }}')
+                else:
+                    lines.append(f"{key} = {_toml(value)}")
+            parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_document())
+def test_random_documents_load_or_fail_with_one_line(text: str) -> None:
+    try:
+        load_toml("d.toml", text=text)
+    except ScenarioError as e:
+        msg = str(e)
+        assert msg.startswith("d.toml") and "\n" not in msg
