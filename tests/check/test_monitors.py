@@ -583,3 +583,14 @@ def test_race_monitor_agrees_with_brute_force_happens_before(blocks: list[Block]
             if b.startswith("locked-"):
                 spin_unlock(lock)
     assert bool(h.findings) == _oracle_races(blocks)
+
+
+def test_leak_lock_already_named_by_another_finding_is_not_repeated() -> None:
+    h = Harness(LeakMonitor())
+    a, b = h.machine.spinlock("ffa_spmc_tx_lock"), h.machine.spinlock("ctx->lock")
+    with h.thread("d1v0"):
+        spin_lock(a)
+        spin_lock(b)
+    h.add_finding("lock-leak", "d1v0 returns from FFA_RXTX_MAP_64 still holding ffa_spmc_tx_lock")
+    h.finish()
+    assert [f.message for f in h.findings[1:]] == ["locks still held at the end: ctx->lock by d1v0"]

@@ -117,6 +117,29 @@ def test_calls_in_flight_at_tracks_hypercalls_per_context() -> None:
     assert calls_in_flight_at(ev, 5) == ["d0v0 FFA_PARTITION_INFO_GET"]
 
 
+def test_locks_held_inside_a_setup_hypercall_belong_to_its_vcpu() -> None:
+    ev = [
+        TraceEvent(0, "boot", "call", "d1v0", ("hvc", abi.regs(abi.FFA_RXTX_MAP_64))),
+        TraceEvent(1, "boot", "lock", "ffa_spmc_tx_lock"),
+        TraceEvent(2, "boot", "ret", "d1v0", ("hvc", abi.error(abi.FFA_RET_DENIED))),
+        TraceEvent(3, "boot", "lock", "other"),
+    ]
+    assert locks_held_at(ev, -1) == [("ffa_spmc_tx_lock", "d1v0"), ("other", "boot")]
+    assert calls_in_flight_at(ev, 2) == ["d1v0 FFA_RXTX_MAP_64"]
+
+
+def test_findings_of_one_execution_are_reported_together(tmp_path: Path) -> None:
+    # On head, a forced NULL from the TX acquire helper during setup leaks the lock: the
+    # lock-leak is the finding, the teardown's complaints about the same lock come with it.
+    r = check_scenario("partinfo-2vcpu", variant="head", faults=["helper"], out_dir=tmp_path)
+    assert [i.finding.kind for i in r.issues] == ["lock-leak"]
+    issue = r.issues[0]
+    assert issue.locks_held == [("ffa_spmc_tx_lock", "d1v0")]
+    assert issue.also and {f.kind for f in issue.also} == {"leak"}
+    assert all("ffa_spmc_tx_lock" in f.message for f in issue.also)
+    assert issue.to_json()["also"] == [f.summary() for f in issue.also]
+
+
 def test_guest_program_stopping_after_an_injected_fault_is_not_a_crash() -> None:
     # An allocation fault makes d0's FFA_RXTX_MAP fail, so its later MEM_SHARE step has no TX
     # buffer: the guest program stops, the hypervisor did nothing wrong.

@@ -56,6 +56,9 @@ class FoundIssue:
     result: ExecutionResult  # minimised, with its trace
     schedule: Schedule
     path: Path | None
+    also: list[Finding] = field(default_factory=list)
+    """Other findings of the same execution (the consequences a first problem often has:
+    a lock leaked by a hypercall is also still held at teardown)."""
 
     @property
     def replay_command(self) -> str:
@@ -87,6 +90,7 @@ class FoundIssue:
             "preemptions": self.result.preemptions,
             "steps": self.result.steps,
             "faults": [list(x) for x in self.result.faults],
+            "also": [g.summary() for g in self.also],
         }
 
 
@@ -279,31 +283,58 @@ def _matching(result: ExecutionResult, finding: Finding) -> Finding | None:
     return None
 
 
+class _Contexts:
+    """Replays a trace's hypercall boundaries to tell which context each event belongs to.
+
+    Trace events carry the checker thread that ran them; inside a hypercall, the context is
+    the calling vCPU (the hypercall event's ``detail``), which differs from the thread while
+    the scenario's setup runs its vCPUs' calls in the ``boot`` thread.
+    """
+
+    def __init__(self) -> None:
+        self.stacks: dict[str, list[tuple[str, str]]] = {}  # thread -> [(context, FF-A call)]
+
+    def see(self, ev: TraceEvent) -> None:
+        if ev.kind in ("call", "ret") and len(ev.data) >= 2 and ev.data[0] == "hvc":
+            stack = self.stacks.setdefault(ev.thread, [])
+            if ev.kind == "call":
+                stack.append((ev.detail or ev.thread, abi.name(ev.data[1][0])))
+            elif stack:
+                stack.pop()
+
+    def context(self, ev: TraceEvent) -> str:
+        stack = self.stacks.get(ev.thread)
+        return stack[-1][0] if stack else ev.thread
+
+
 def calls_in_flight_at(trace: Sequence[TraceEvent], index: int) -> list[str]:
     """The hypercalls entered and not yet returned just before trace event ``index`` (all of
     the trace when negative), outermost per context, in the order they were entered."""
-    open_calls: dict[str, list[str]] = {}
+    ctxs = _Contexts()
     end = index if index >= 0 else len(trace)
     for ev in trace[:end]:
-        if ev.kind in ("call", "ret") and ev.data and ev.data[0] == "hvc":
-            stack = open_calls.setdefault(ev.thread, [])
-            if ev.kind == "call":
-                stack.append(abi.name(ev.data[1][0]))
-            elif stack:
-                stack.pop()
-    return [f"{ctx} {stack[0]}" for ctx, stack in open_calls.items() if stack]
+        ctxs.see(ev)
+    return [f"{stack[0][0]} {stack[0][1]}" for stack in ctxs.stacks.values() if stack]
 
 
 def locks_held_at(trace: Sequence[TraceEvent], index: int) -> list[tuple[str, str]]:
     """``(lock, holder)`` for every lock held just before trace event ``index`` (all of the
-    trace when negative): who else was in the way when a finding happened."""
+    trace when negative): who else was in the way when a finding happened. The holder is the
+    context (the vCPU whose hypercall took the lock), as in the finding messages."""
+    ctxs = _Contexts()
     held: dict[str, list[str]] = {}
     end = index if index >= 0 else len(trace)
     for ev in trace[:end]:
+        ctxs.see(ev)
         if ev.kind == "lock":
-            held.setdefault(ev.detail, []).append(ev.thread)
-        elif ev.kind == "unlock" and ev.thread in held.get(ev.detail, []):
-            held[ev.detail].remove(ev.thread)
+            held.setdefault(ev.detail, []).append(ctxs.context(ev))
+        elif ev.kind == "unlock":
+            holders = held.get(ev.detail, [])
+            who = ctxs.context(ev)
+            if who in holders:
+                holders.remove(who)
+            elif holders:
+                holders.pop(0)  # released by another context than took it: trust the trace
     return [(lock, t) for lock, holders in held.items() for t in holders]
 
 
@@ -373,6 +404,8 @@ def check_scenario(
     )
     reported: set[tuple[str, str]] = set()
     for finding, result in explored.findings:
+        if finding_key(finding) in reported:
+            continue  # already shown with an earlier finding of the same execution
         shown, best = finding, result
         if minimise_findings:
             smaller = minimise(
@@ -388,7 +421,8 @@ def check_scenario(
                 shown, best = again, smaller
         if finding_key(shown) in reported:
             continue  # two findings that minimise to the same one
-        reported.add(finding_key(shown))
+        also = [f for f in best.findings if f is not shown]
+        reported.update(finding_key(f) for f in [shown, *also])
         schedule = Schedule(
             decisions=list(best.decisions),
             scenario=_scenario_ref(scenario_spec),
@@ -402,7 +436,7 @@ def check_scenario(
         path = None
         if out_dir is not None:
             path = schedule.save_new(out_dir, _stem(report.scenario, var, shown.kind))
-        report.issues.append(FoundIssue(shown, best, schedule, path))
+        report.issues.append(FoundIssue(shown, best, schedule, path, also))
     return report
 
 

@@ -109,6 +109,8 @@ def _render_report(report: CheckReport) -> str:
                 f"{site} -> {_code(code)} (step {step})" for step, site, code in r.faults
             )
             lines.append(_field("faults", done))
+        for other in issue.also:
+            lines.append(_field("also", other.summary()))
         pre = r.preemptions
         lines.append(
             _field(

@@ -8,7 +8,7 @@ changes what guests see (see :func:`ffasim.check.runner.scenario_program`). This
 the checks that need no oracle, after the finish step ran:
 
 - a lock still held by anyone (a leak no hypercall return exposed: taken by the teardown timer,
-  the toolstack or the SRI tasklet);
+  the toolstack or the SRI tasklet), unless another finding already names it;
 - a frame that is free but still granted to a party (a mapping that outlived its page).
 """
 
@@ -25,11 +25,15 @@ class LeakMonitor(CallTracking):
 
     def on_finish(self) -> None:
         m = self.execution.machine
-        if m.held:
+        # Locks another finding of this execution already names (a lock-leak, the oracle's
+        # own leak line) are not reported twice.
+        said = " ".join(f.message for f in getattr(self.execution, "findings", ()))
+        held = [lock for lock in m.held if lock.name not in said]
+        if held:
             self.report(
                 "leak",
                 "locks still held at the end: "
-                + ", ".join(f"{lock.name} by {lock.describe_holder()}" for lock in m.held),
+                + ", ".join(f"{lock.name} by {lock.describe_holder()}" for lock in held),
             )
         for mfn in sorted(m.mem.frames):
             f = m.mem.frames[mfn]
