@@ -33,7 +33,7 @@ from .strategies.base import Strategy
 STRATEGIES: tuple[str, ...] = ("dfs", "pct", "random")
 """Strategy names ``--strategy`` accepts."""
 
-DEFAULT_BUDGET = 2000
+DEFAULT_BUDGET = 1000
 """Executions per check when no budget is given: enough to exhaust the built-in two-vCPU
 scenarios under DPOR, small enough to answer in seconds."""
 

@@ -145,7 +145,7 @@ def check(
     ] = "dfs",
     budget: Annotated[
         int | None,
-        typer.Option("--budget", help="Most executions to run (default 2000).", show_default=False),
+        typer.Option("--budget", help="Most executions to run (default 1000).", show_default=False),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of pct and random.")] = 0,
     faults: Annotated[
