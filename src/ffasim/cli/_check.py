@@ -211,6 +211,9 @@ def check(
         _fail(_one_line(e), as_json)
     except OSError as e:
         _fail(f"cannot write schedule files under {out}: {e.strerror or e}", as_json)
+    except KeyboardInterrupt:
+        typer.echo("interrupted (use --time-limit or --budget to bound a check)", err=True)
+        raise typer.Exit(130) from None
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=1))
     else:
