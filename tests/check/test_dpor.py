@@ -15,6 +15,7 @@ from synthetic import brute_force, build, canonical_trace, run_all
 
 from ffasim.check.explore import explore
 from ffasim.check.strategies import DFSStrategy
+from ffasim.check.strategies.dfs import NondeterminismError
 from ffasim.machine import Machine
 
 VARS = ("x", "y")
@@ -192,3 +193,17 @@ def test_dpor_explores_every_fault_option() -> None:
 def test_dfs_rejects_unknown_reduction() -> None:
     with pytest.raises(ValueError, match=r"^unknown reduction 'fast': expected 'dpor' or 'none'$"):
         DFSStrategy("fast")
+
+
+def test_dfs_reports_a_program_that_is_not_deterministic() -> None:
+    runs = []
+
+    def program(m: Machine) -> Any:
+        # Each execution adds a thread: the replayed prefix cannot offer the same choice.
+        runs.append(1)
+        return build([[("w", "x")] for _ in range(len(runs) + 1)])(m)
+
+    with pytest.raises(
+        NondeterminismError, match=r"^decision 0: expected a choice of \('t0', 't1'\)"
+    ):
+        explore(program, DFSStrategy(), monitors_factory=list, stop_on_first=False)
