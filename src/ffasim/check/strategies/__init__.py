@@ -3,6 +3,7 @@
 from .base import BaseStrategy as BaseStrategy
 from .base import Strategy as Strategy
 from .dfs import DFSStrategy as DFSStrategy
+from .dfs import NondeterminismError as NondeterminismError
 from .pct import PCTStrategy as PCTStrategy
 from .random import RandomStrategy as RandomStrategy
 from .replay import ReplayStrategy as ReplayStrategy
