@@ -214,21 +214,44 @@ def test_msg_send2_partition_to_vm_and_hypervisor_flow() -> None:
     assert code(sp.smc(abi.FFA_MSG_SEND2)) == abi.FFA_RET_BUSY
 
 
-def test_msg_send2_errors() -> None:
+def test_msg_send2_errors_in_hafnium_order() -> None:
     spmc, hyp = make()
     _rx, tx, _ = hyp.forward_rxtx(1)
+    hyp.forward_rxtx(3)
     sp = spmc.partitions[0x8001]
-    assert code(hyp.call(abi.FFA_MSG_SEND2, 5 << 16)) == abi.FFA_RET_INVALID_PARAMETERS
-    assert code(sp.smc(abi.FFA_MSG_SEND2, 1)) == abi.FFA_RET_INVALID_PARAMETERS
-    assert code(hyp.call(abi.FFA_MSG_SEND2, 1 << 16, 2)) == abi.FFA_RET_INVALID_PARAMETERS
-    assert code(hyp.call(abi.FFA_MSG_SEND2, 1 << 16, 4)) == abi.FFA_RET_INVALID_PARAMETERS
     mem = hyp.m.mem
+    assert code(sp.smc(abi.FFA_MSG_SEND2, 1 << 16)) == abi.FFA_RET_INVALID_PARAMETERS
+    assert code(hyp.call(abi.FFA_MSG_SEND2, 5 << 16)) == abi.FFA_RET_DENIED  # unknown VM
+    hyp.call(abi.FFA_NOTIFICATION_BITMAP_CREATE, 6, 1)
+    assert code(hyp.call(abi.FFA_MSG_SEND2, 6 << 16)) == abi.FFA_RET_DENIED  # no TX buffer
     mem.write(tx.pa, _msg(2, 0x8001, b"x"), "d0")  # header sender is not the VM
+    assert code(hyp.call(abi.FFA_MSG_SEND2, 1 << 16)) == abi.FFA_RET_INVALID_PARAMETERS
+    mem.write(tx.pa, _msg(1, 1, b"x"), "d0")  # to itself
+    assert code(hyp.call(abi.FFA_MSG_SEND2, 1 << 16)) == abi.FFA_RET_INVALID_PARAMETERS
+    mem.write(tx.pa, _msg(1, 0x8001, b"x"), "d0")
+    assert code(hyp.call(abi.FFA_MSG_SEND2, 1 << 16, 2)) == abi.FFA_RET_INVALID_PARAMETERS
+    sp.write(sp.tx, _msg(0x8001, 1, b"x"))
+    assert code(sp.smc(abi.FFA_MSG_SEND2, 0, 4)) == abi.FFA_RET_INVALID_PARAMETERS
+    mem.write(tx.pa, _msg(1, 0x8009, b"x"), "d0")  # unknown receiver
     assert code(hyp.call(abi.FFA_MSG_SEND2, 1 << 16)) == abi.FFA_RET_INVALID_PARAMETERS
     mem.write(tx.pa, _msg(1, 0x8002, b"x"), "d0")  # 0x8002 takes no indirect messages
     assert code(hyp.call(abi.FFA_MSG_SEND2, 1 << 16)) == abi.FFA_RET_DENIED
-    mem.write(tx.pa, _msg(1, 0x8001, b"x")[:8] + struct.pack("<I", 8), "d0")  # offset < header
-    assert code(hyp.call(abi.FFA_MSG_SEND2, 1 << 16)) == abi.FFA_RET_INVALID_PARAMETERS
     mem.write(tx.pa, _msg(1, 3, b"x"), "d0")  # VM to VM is the hypervisor's business
+    assert code(hyp.call(abi.FFA_MSG_SEND2, 1 << 16)) == abi.FFA_RET_DENIED
+    mem.write(tx.pa, struct.pack("<IIIHHI", 0, 0, 8, 0x8001, 1, 1), "d0")  # offset < header
     assert code(hyp.call(abi.FFA_MSG_SEND2, 1 << 16)) == abi.FFA_RET_INVALID_PARAMETERS
+    mem.write(tx.pa, struct.pack("<IIIHHI", 0, 0, 40, 0x8001, 1, 4096), "d0")  # too big
+    assert code(hyp.call(abi.FFA_MSG_SEND2, 1 << 16)) == abi.FFA_RET_INVALID_PARAMETERS
+    assert spmc.mailboxes[0x8001].state is MailboxState.EMPTY
     assert spmc.invariant_problems() == []
+
+
+def test_msg_send2_to_vm_without_bitmap_still_marks_rx_full() -> None:
+    spmc, hyp = make()
+    hyp.forward_rxtx(1)
+    sp = spmc.partitions[0x8001]
+    sp.write(sp.tx, _msg(0x8001, 1, b"hi"))
+    assert sp.smc(abi.FFA_MSG_SEND2)[0] == abi.FFA_SUCCESS_32
+    assert spmc.endpoints[1].notif.pending_framework == 1
+    # The hypervisor cannot release the VM's RX before the notification is collected.
+    assert code(hyp.call(abi.FFA_RX_RELEASE, 1)) == abi.FFA_RET_DENIED

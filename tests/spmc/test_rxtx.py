@@ -227,4 +227,7 @@ def test_msg_wait_releases_partition_rx_unless_retained() -> None:
     assert spmc.mailboxes[0x8001].state is FULL
     assert sp.smc(abi.FFA_MSG_WAIT)[0] == abi.FFA_SUCCESS_32
     assert spmc.mailboxes[0x8001].state is EMPTY
-    assert code(sp.smc(abi.FFA_MSG_WAIT, 0, 2)) == abi.FFA_RET_INVALID_PARAMETERS
+    assert code(sp.smc(abi.FFA_MSG_WAIT, 1)) == abi.FFA_RET_INVALID_PARAMETERS
+    assert code(sp.smc(abi.FFA_MSG_WAIT, 0, 0, 0, 0, 0, 0, 0, 1)) == (
+        abi.FFA_RET_INVALID_PARAMETERS
+    )

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .spmc import Spmc
 
 _FRAMEWORK = abi.FFA_MSG_FLAG_FRAMEWORK
+INVALID = abi.FFA_RET_INVALID_PARAMETERS
 # Indirect message header (FF-A v1.1 Table 15.x; v1.2 adds a reserved word and the UUID):
 # flags, reserved, payload offset, receiver, sender, payload size [, reserved, uuid].
 MSG_HDR_V1_1 = struct.Struct("<IIIHHI")
@@ -191,50 +192,65 @@ def ffa_run(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     return abi.regs(abi.FFA_MSG_WAIT)
 
 
+def _indirect_supported(spmc: Spmc, src: Endpoint, dst: Endpoint) -> bool:
+    """Hafnium ``ffa_indirect_msg_is_supported`` (SPMC): both ends v1.1+, partitions that
+    declare indirect messaging, and not VM to VM (the hypervisor's business)."""
+    if src.version < abi.FFA_VERSION_1_1 or dst.version < abi.FFA_VERSION_1_1:
+        return False
+    if is_vm_id(src.id) and is_vm_id(dst.id):
+        return False
+    for ep in (src, dst):
+        sp = spmc.partitions.get(ep.id)
+        if sp is not None and not sp.properties & abi.FFA_PART_PROP_INDIRECT_MSGS:
+            return False
+    return True
+
+
 def ffa_msg_send2(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
-    """FFA_MSG_SEND2: copy the message in the sender's TX into the receiver's RX."""
-    w1 = r[1] & abi.MASK32
+    """FFA_MSG_SEND2: copy the message in the sender's TX into the receiver's RX.
+
+    Mirrors Hafnium ``api_ffa_msg_send2`` and ``api_ffa_msg_send2_copy_data``, in order.
+    """
+    sender_id = abi.ffa_sender(r[1])
     flags = r[2] & abi.MASK32
-    if ep.id == HYP_ID:
-        sender_id = abi.ffa_sender(w1)
-        src = spmc.vm_find(sender_id) if sender_id else None
-        if src is None:
-            return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_SEND2: unknown sender VM")
-    else:
-        if w1:
-            return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_SEND2: w1 MBZ for partitions")
-        src = ep
-    if flags & ~MSG_SEND2_FLAG_DELAY_SRI:
-        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_SEND2: flags MBZ")
-    if flags and is_vm_id(src.id):
-        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_SEND2: delay SRI from a VM")
+    if ep.id != HYP_ID and sender_id:
+        return spmc.refuse(INVALID, "MSG_SEND2: only the hypervisor names a sender")
+    sender_id = sender_id or ep.id
+    src = spmc.endpoints.get(sender_id)
+    if src is None:
+        return spmc.refuse(abi.FFA_RET_DENIED, f"MSG_SEND2: unknown sender 0x{sender_id:x}")
     tx = src.mailbox
     if not tx.mapped:
-        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_SEND2: sender has no TX buffer")
+        return spmc.refuse(abi.FFA_RET_DENIED, f"MSG_SEND2: 0x{sender_id:x} has no TX buffer")
     buf = spmc.machine.mem.read(tx.tx, tx.size, "spmc")  # read once
     _hflags, _res, offset, receiver_id, hsender, size = MSG_HDR_V1_1.unpack_from(buf, 0)
-    hdr_size = MSG_HDR_V1_1.size if src.version < abi.FFA_VERSION_1_2 else MSG_HDR_V1_2_SIZE
-    if offset < hdr_size or offset + size > len(buf):
-        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_SEND2: bad offset or size")
-    if hsender != src.id:
-        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_SEND2: header sender mismatch")
-    dst = spmc.endpoints.get(receiver_id) if receiver_id else None
-    if dst is None or dst.id == src.id or (is_vm_id(dst.id) and is_vm_id(src.id)):
-        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_SEND2: bad receiver")
-    if not is_vm_id(dst.id):
-        if not spmc.partitions[dst.id].properties & abi.FFA_PART_PROP_INDIRECT_MSGS:
-            return spmc.refuse(abi.FFA_RET_DENIED, f"0x{dst.id:x} takes no indirect messages")
-    elif dst.version < abi.FFA_VERSION_1_1:
-        return spmc.refuse(abi.FFA_RET_DENIED, "MSG_SEND2: receiver VM below v1.1")
+    if hsender != sender_id:
+        return spmc.refuse(INVALID, "MSG_SEND2: header sender is not the sender")
+    if receiver_id == hsender:
+        return spmc.refuse(INVALID, "MSG_SEND2: sender and receiver are the same")
+    if flags and is_vm_id(hsender):
+        return spmc.refuse(INVALID, "MSG_SEND2: flags from a VM")
+    if flags & ~MSG_SEND2_FLAG_DELAY_SRI:
+        return spmc.refuse(INVALID, "MSG_SEND2: flags MBZ")
+    dst = spmc.endpoints.get(receiver_id)
+    if dst is None:
+        return spmc.refuse(INVALID, f"MSG_SEND2: unknown receiver 0x{receiver_id:x}")
+    if not _indirect_supported(spmc, src, dst):
+        return spmc.refuse(abi.FFA_RET_DENIED, "MSG_SEND2: indirect messaging not supported")
     mbox = dst.mailbox
-    if mbox.busy() or offset + size > mbox.size:
+    if mbox.busy():
         return spmc.refuse(abi.FFA_RET_BUSY, f"MSG_SEND2: RX of 0x{dst.id:x} is busy")
+    hdr_size = MSG_HDR_V1_1.size if src.version < abi.FFA_VERSION_1_2 else MSG_HDR_V1_2_SIZE
+    if offset < hdr_size:
+        return spmc.refuse(INVALID, "MSG_SEND2: payload overlaps the header")
+    if offset + size > min(tx.size, mbox.size):
+        return spmc.refuse(INVALID, "MSG_SEND2: message too big")
     spmc.machine.mem.write(mbox.rx, buf[: offset + size], "spmc")
     mbox.state = FULL
     mbox.recv_func = abi.FFA_MSG_SEND2
-    if dst.notif.enabled:
+    if is_vm_id(dst.id) or dst.notif.enabled:
         dst.notif.pending_framework |= (
-            FRAMEWORK_RX_FULL_HYP if is_vm_id(src.id) else FRAMEWORK_RX_FULL_SPM
+            FRAMEWORK_RX_FULL_HYP if is_vm_id(hsender) else FRAMEWORK_RX_FULL_SPM
         )
         dst.notif.info_get_due = True
         spmc.raise_sri()

@@ -110,8 +110,6 @@ def ffa_partition_info_get(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
 
 def ffa_partition_info_get_regs(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     """FFA_PARTITION_INFO_GET_REGS (v1.2): entries packed in x3..x17, no RX buffer involved."""
-    if ep.version < abi.FFA_VERSION_1_2:
-        return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, "PARTITION_INFO_GET_REGS needs v1.2")
     uuid = abi.uuid_from_regs64(r[1], r[2])
     start = r[3] & 0xFFFF
     tag = (r[3] >> 16) & 0xFFFF

@@ -232,16 +232,21 @@ def ffa_rx_acquire(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
 
 
 def ffa_msg_wait(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
-    """FFA_MSG_WAIT from a partition: releases its RX buffer unless w2 bit 0 (retain) is set.
+    """FFA_MSG_WAIT from a partition: releases its RX buffer unless w2 bit 0 (retain) is set
+    (Hafnium ``api_ffa_msg_wait``: x1 and x3..x7 MBZ; x8..x17 MBZ from v1.2, w2 MBZ before).
 
     The model has no idle partitions to resume, so the call answers FFA_SUCCESS_32 at once.
     """
     if ep.id == HYP_ID:
         return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, "MSG_WAIT from the normal world")
-    flags = r[2] & abi.MASK32
-    if flags & ~1:
-        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_WAIT: flags MBZ")
-    if not flags & 1:
+    if r[1] or any(r[3:8]):
+        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_WAIT: x1, x3..x7 MBZ")
+    if ep.version >= abi.FFA_VERSION_1_2:
+        if any(r[8:]):
+            return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_WAIT: x8..x17 MBZ")
+    elif r[2]:
+        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_WAIT: w2 MBZ before v1.2")
+    if not r[2] & 1:
         release_mailbox(spmc, ep)  # errors are ignored, as in Hafnium
     return success()
 

@@ -354,7 +354,8 @@ _FEATURES_BOTH: frozenset[int] = frozenset(
         abi.FFA_CONSOLE_LOG_64,
     }
 )
-# FF-A v1.2 interfaces: NOT_SUPPORTED to callers that negotiated an older version.
+# FF-A v1.2 interfaces: offered when the SPMC is built for v1.2 (whatever the caller's version,
+# as Hafnium does; a v1.1 caller's DIRECT_REQ2 is then refused by the call itself).
 _FEATURES_V1_2: frozenset[int] = frozenset(
     {
         abi.FFA_PARTITION_INFO_GET_REGS,
@@ -398,7 +399,7 @@ def ffa_features(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if fid in _FEATURES_BOTH:
         return abi.success()
     if fid in _FEATURES_V1_2:
-        return abi.success() if ep.version >= abi.FFA_VERSION_1_2 else unsupported
+        return success() if spmc.version >= abi.FFA_VERSION_1_2 else unsupported
     if fid in _FEATURES_HYP_ONLY:
         return abi.success() if from_nwd else unsupported
     if fid in _FEATURES_SP_ONLY:
