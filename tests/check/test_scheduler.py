@@ -184,6 +184,18 @@ def test_exception_while_booting_is_a_finding_of_context_boot() -> None:
     assert [(f.kind, f.threads) for f in r.findings] == [("crash", ("boot",))]
 
 
+def test_finding_while_booting_names_the_call_in_progress() -> None:
+    def program(m: Machine) -> Any:
+        m.sink.call("hvc", "d0v0", abi.regs(abi.FFA_VERSION))
+        ASSERT(False, "probe")
+        return [], None
+
+    r = run_once(program)
+    assert [(f.kind, f.threads, f.calls) for f in r.findings] == [
+        ("assertion", ("boot",), ("boot FFA_VERSION",))
+    ]
+
+
 def test_waiter_is_disabled_not_spinning() -> None:
     # t1 holds A for 20 steps; whatever the schedule, t0 attempts A at most twice.
     def make(m: Machine) -> list[Thread]:

@@ -555,8 +555,9 @@ class Execution(EventSink):
 
     def call(self, layer: str, caller: str, args: tuple[int, ...]) -> None:
         stack = self._calls.get(self.current_thread)
-        if stack is not None:
-            stack.append(abi.name(args[0]))
+        if stack is None:
+            stack = self._calls[self.current_thread] = []  # "boot", "toolstack"
+        stack.append(abi.name(args[0]) if args else "?")
         if self.record_trace:
             self._trace(self.current_thread, "call", caller, (layer, tuple(args)))
         for hook in self._hooks["call"]:
