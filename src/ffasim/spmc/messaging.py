@@ -124,27 +124,30 @@ def _vm_availability(
 
 
 def ffa_msg_send_direct_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
-    """FFA_MSG_SEND_DIRECT_REQ_32/64 and FFA_MSG_SEND_DIRECT_REQ2."""
+    """FFA_MSG_SEND_DIRECT_REQ_32/64 and FFA_MSG_SEND_DIRECT_REQ2, checks in the order of
+    Hafnium ``api_ffa_msg_send_direct_req``: w2, framework messages, sender/receiver
+    validity, receiver, REQ2 UUID, messaging-method support (DENIED), busy receiver."""
     fid = r[0]
     sender = abi.ffa_sender(r[1])
     receiver = abi.ffa_receiver(r[1])
     req2 = fid == abi.FFA_MSG_SEND_DIRECT_REQ2
-    if ep.id == HYP_ID:
-        if not is_vm_id(sender):
-            return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "direct request: sender not NS")
-    elif sender != ep.id:
-        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "direct request: sender is not caller")
     if not req2:
         w2 = r[2] & abi.MASK32
         if w2 & _FRAMEWORK:
             return _vm_availability(spmc, ep, fid, sender, receiver, w2, r)
         if w2:
-            return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "direct request: w2 MBZ")
+            return spmc.refuse(INVALID, "direct request: w2 MBZ")
+    # Hafnium ffa_direct_msg_is_direct_request_valid (SPMC).
+    if receiver == sender or not receiver & 0x8000:
+        return spmc.refuse(INVALID, f"direct request to 0x{receiver:x}: not a partition")
+    if ep.id == HYP_ID:
+        if not is_vm_id(sender):
+            return spmc.refuse(INVALID, "direct request: sender not NS")
+    elif sender != ep.id:
+        return spmc.refuse(INVALID, "direct request: sender is not caller")
     sp = spmc.partitions.get(receiver)
-    if sp is None or receiver == sender:
-        return spmc.refuse(
-            abi.FFA_RET_INVALID_PARAMETERS, f"direct request to 0x{receiver:x}: no such partition"
-        )
+    if sp is None:
+        return spmc.refuse(INVALID, f"direct request to 0x{receiver:x}: no such partition")
     uuid = b""
     if req2:
         uuid = abi.uuid_from_regs64(r[2], r[3])
