@@ -158,19 +158,20 @@ def explore(
             report.steps += result.steps
             report.pruned += result.pruned
             report.max_preemptions = max(report.max_preemptions, result.preemptions)
-            new = False
+            fresh = []
             for f in result.findings:
-                key = finding_key(f)
-                if key in seen:
-                    continue
-                seen.add(key)
-                new = True
-                report.findings.append(
-                    _with_trace(program, f, result, monitors_factory, faults, max_faults, max_steps)
+                if finding_key(f) not in seen:
+                    seen.add(finding_key(f))
+                    fresh.append(f)
+            if fresh:
+                report.findings.extend(
+                    _with_trace(
+                        program, fresh, result, monitors_factory, faults, max_faults, max_steps
+                    )
                 )
             if bar is not None:
                 bar.update(report, time.monotonic() - start)
-            if new and stop_on_first:
+            if fresh and stop_on_first:
                 break
     finally:
         report.elapsed = time.monotonic() - start
@@ -181,14 +182,15 @@ def explore(
 
 def _with_trace(
     program: Program,
-    f: Finding,
+    fresh: list[Finding],
     result: ExecutionResult,
     monitors_factory: MonitorsFactory,
     faults: FaultFilter | None,
     max_faults: int,
     max_steps: int,
-) -> tuple[Finding, ExecutionResult]:
-    """Replay a failing execution with the trace on; the replayed finding carries its step."""
+) -> list[tuple[Finding, ExecutionResult]]:
+    """Replay a failing execution once with the trace on; each new finding of it is paired
+    with the replay (its replayed copy carries its trace step)."""
     try:
         again = replay(
             program,
@@ -200,13 +202,16 @@ def _with_trace(
             record_trace=True,
         )
     except ReplayDivergence:
-        return f, result  # not reproducible: keep what the exploration saw
-    key = finding_key(f)
-    for g in again.findings:
-        if finding_key(g) == key:
-            return g, again
-    # The replay did not reproduce it: the program is not deterministic. Keep the original.
-    return f, result
+        again = None  # not reproducible: keep what the exploration saw
+    out: list[tuple[Finding, ExecutionResult]] = []
+    for f in fresh:
+        key = finding_key(f)
+        match = None
+        if again is not None:
+            match = next((g for g in again.findings if finding_key(g) == key), None)
+        # Without a match the program is not deterministic: keep the original.
+        out.append((match, again) if match is not None and again is not None else (f, result))
+    return out
 
 
 def _cost(result: ExecutionResult) -> tuple[int, int, int]:
