@@ -17,7 +17,7 @@ exception escaping here is a firmware crash (or a partition handler's crash) and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .. import abi
@@ -77,6 +77,7 @@ class Spmc:
         version: int = abi.FFA_VERSION_1_2,
         max_vms: int = MAX_NWD_VMS,
     ) -> None:
+        # The ABI modules import this one (for Spmc's helpers), so they are loaded here.
         from . import memory, messaging, notifications, partinfo, rxtx
 
         if partitions is None:
@@ -226,9 +227,6 @@ class Spmc:
             return True
         share = self._shares.get(handle)
         return share is None or share.kind == "share"
-
-    def endpoint_ids(self) -> Iterable[int]:
-        return self.endpoints.keys()
 
     # -- the entry point --------------------------------------------------------------------
     def entry(self, caller_id: int, regs: Regs) -> Regs:
