@@ -37,7 +37,7 @@ FULL = MailboxState.FULL
 OTHER_WORLD_OWNED = MailboxState.OTHER_WORLD_OWNED
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Mailbox:
     """One endpoint's RX/TX pair as the SPMC mapped it (empty lists when unmapped)."""
 
@@ -81,7 +81,7 @@ class Mailbox:
         return self.state is not EMPTY or not self.rx_frames
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Notifications:
     """One receiver's notification state (Hafnium ``struct notifications`` pair).
 
@@ -103,7 +103,7 @@ class Notifications:
         return bool(self.pending_sp or self.pending_vm or self.pending_framework)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Endpoint:
     """An endpoint the SPMC knows: the hypervisor (0), a VM (1..0x7FFF) or a partition."""
 

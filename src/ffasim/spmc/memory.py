@@ -118,7 +118,7 @@ class Txn(NamedTuple):
     emads: tuple[Emad, ...]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Borrower:
     """One receiver of a transaction, as the sender described it, and its retrieval."""
 
@@ -134,7 +134,7 @@ class Borrower:
     relinquished: int = 0  # completed relinquishes (a borrower may retrieve again)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ShareState:
     """Hafnium ``struct ffa_memory_share_state``: one handle's transaction."""
 

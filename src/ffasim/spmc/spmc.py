@@ -44,17 +44,20 @@ NPI_INTID = 5
 MEI_INTID = 4
 
 
-_ZEROS = (0,) * abi.NUM_REGS
+_ZEROS_14 = (0,) * (abi.NUM_REGS - 4)
+_ZEROS_15 = (0,) * (abi.NUM_REGS - 3)
+_SUCCESS_32 = abi.FFA_SUCCESS_32
+_ERROR = abi.FFA_ERROR
 
 
 def success(w2: int = 0, w3: int = 0) -> Regs:
     """FFA_SUCCESS_32 with w2/w3 (the hot-path form of ``abi.success``; values < 2**32)."""
-    return (abi.FFA_SUCCESS_32, 0, w2, w3, *_ZEROS[4:])
+    return (_SUCCESS_32, 0, w2, w3, *_ZEROS_14)
 
 
 def error(code: int) -> Regs:
     """FFA_ERROR with ``code`` (the hot-path form of ``abi.error``)."""
-    return (abi.FFA_ERROR, 0, code & abi.MASK32, *_ZEROS[3:])
+    return (_ERROR, 0, code & 0xFFFFFFFF, *_ZEROS_15)
 
 
 def is_vm_id(ep: int) -> bool:
@@ -263,25 +266,27 @@ class Spmc:
 
 def _normalise(regs: Regs) -> Regs:
     """18 unsigned 64-bit registers; SMC32 calls see only the low 32 bits of x0..x7."""
-    if type(regs) is not tuple or len(regs) != abi.NUM_REGS or not _in_range(regs):
-        vals = [int(v) & abi.MASK64 for v in tuple(regs)[: abi.NUM_REGS]]
-        regs = tuple(vals + [0] * (abi.NUM_REGS - len(vals)))
-    fid = regs[0]
-    if fid > abi.MASK32:
-        fid &= abi.MASK32
-        regs = (fid, *regs[1:])
-    if fid & abi.SMC64_BIT or max(regs[1:8]) <= abi.MASK32:
-        return regs  # the common case: nothing to mask
-    m = abi.MASK32
-    return (fid, regs[1] & m, regs[2] & m, regs[3] & m, regs[4] & m, regs[5] & m, regs[6] & m,
-            regs[7] & m, *regs[8:])  # fmt: skip
-
-
-def _in_range(regs: tuple[int, ...]) -> bool:
-    try:
-        return min(regs) >= 0 and max(regs) <= abi.MASK64
-    except TypeError:
-        return False
+    if type(regs) is tuple and len(regs) == abi.NUM_REGS:
+        try:
+            lo, hi = min(regs), max(regs)
+        except TypeError:
+            lo = hi = -1
+        if lo >= 0 and hi <= abi.MASK32:
+            return regs  # the common case: every register already fits in 32 bits
+        if (
+            lo >= 0
+            and hi <= abi.MASK64
+            and regs[0] <= abi.MASK32
+            and (regs[0] & abi.SMC64_BIT or max(regs[1:8]) <= abi.MASK32)
+        ):
+            return regs
+    vals = [int(v) & abi.MASK64 for v in tuple(regs)[: abi.NUM_REGS]]
+    vals += [0] * (abi.NUM_REGS - len(vals))
+    vals[0] &= abi.MASK32
+    if not vals[0] & abi.SMC64_BIT:
+        for i in range(1, 8):
+            vals[i] &= abi.MASK32
+    return tuple(vals)
 
 
 # ---------------------------------------------------------------------------------------------
