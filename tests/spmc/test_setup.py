@@ -31,6 +31,14 @@ def test_version_is_locked_after_another_call() -> None:
     assert hyp.call(abi.FFA_VERSION, abi.FFA_VERSION_1_1)[0] == abi.FFA_VERSION_1_2
 
 
+def test_version_not_locked_by_ffa_interrupt() -> None:
+    _, hyp = make(map_buffers=False)
+    hyp.call(abi.FFA_INTERRUPT)
+    assert hyp.call(abi.FFA_VERSION, abi.FFA_VERSION_1_1)[0] == abi.FFA_VERSION_1_2
+    hyp.call(abi.FFA_VERSION, abi.FFA_VERSION_1_2)  # not locked by VERSION itself either
+    assert hyp.call(abi.FFA_VERSION, abi.FFA_VERSION_1_1)[0] == abi.FFA_VERSION_1_2
+
+
 def test_vms_take_the_hypervisor_version() -> None:
     spmc, hyp = make(version=abi.FFA_VERSION_1_1)
     hyp.forward_rxtx(1)

@@ -256,8 +256,8 @@ class Spmc:
 
     def _call(self, ep: Endpoint, r: Regs) -> Regs:
         fid = r[0]
-        if fid != abi.FFA_VERSION:
-            ep.negotiated = True
+        if fid != abi.FFA_VERSION and fid != abi.FFA_INTERRUPT:
+            ep.negotiated = True  # Hafnium ffa_version_negotiated
         handler = self._dispatch.get(fid)
         if handler is None:
             return self.refuse(abi.FFA_RET_NOT_SUPPORTED, f"unknown function {abi.name(fid)}")
