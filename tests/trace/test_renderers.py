@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ffasim import abi
 from ffasim.trace import (
@@ -98,7 +101,7 @@ def test_mermaid_is_a_sequence_diagram_with_calls_returns_notes_and_finding() ->
     assert "    SPMC-->>Xen: [d0v0] FFA_SUCCESS_32(w2=0x3, w3=0x18)" in lines
     i = lines.index("    rect rgb(255, 215, 215)")
     assert lines[i + 1].startswith("    Note over d1v0,Xen: assertion: Assertion")
-    assert ";" not in lines[i + 1]  # a semicolon would end the Mermaid statement
+    assert "boom" in lines[i + 1] and "failed#59; boom" in lines[i + 1]  # ';' is an entity
     assert lines[i + 2] == "    end"
 
 
@@ -164,3 +167,68 @@ def test_mermaid_leaves_out_boot_and_firmware_locks_unless_full() -> None:
     # A finding during boot keeps the boot events.
     with_finding = [*boot, Ev(0, "boot", "finding", "isolation: freed while mapped"), *inner]
     assert "FFA_VERSION" in render_mermaid(with_finding)
+
+
+_kinds = st.sampled_from(
+    [
+        "call",
+        "ret",
+        "lock",
+        "unlock",
+        "block",
+        "wake",
+        "fault",
+        "log",
+        "violation",
+        "alloc",
+        "free",
+        "mem",
+        "switch",
+        "thread-start",
+        "thread-end",
+        "finding",
+    ]
+)
+_regs = st.tuples(
+    st.sampled_from(
+        [
+            abi.FFA_VERSION,
+            abi.FFA_MEM_SHARE_64,
+            abi.FFA_ERROR,
+            abi.FFA_SUCCESS_32,
+            abi.FFA_MSG_SEND_DIRECT_REQ_32,
+            0x12345,
+        ]
+    ),
+    *[st.integers(0, 2**64 - 1)] * 17,
+)
+
+
+@st.composite
+def _traces(draw: st.DrawFn) -> list[Ev]:
+    out = []
+    for step in range(draw(st.integers(0, 30))):
+        kind = draw(_kinds)
+        thread = draw(st.sampled_from(["boot", "d0v0", "d1v0", "sri"]))
+        detail = draw(st.text(max_size=20))
+        data: tuple[Any, ...] = ()
+        if kind in ("call", "ret"):
+            data = (draw(st.sampled_from(["hvc", "smc", "sp"])), draw(_regs))
+        out.append(Ev(step, thread, kind, detail, data))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(_traces())
+def test_every_renderer_takes_any_trace(trace: list[Ev]) -> None:
+    text = render_text(trace, show_mem=True)
+    assert len(text.splitlines()) == len(trace)  # one line per event, whatever the details
+    assert render_text(from_json(render_json(trace)), show_mem=True) == text
+    mermaid = render_mermaid(trace, full=True)
+    assert mermaid.startswith("sequenceDiagram\n")
+    for line in mermaid.splitlines()[1:]:
+        assert line.startswith("    ") and ";" not in re.sub(r"#\w+;", "", line)
+    doc = json.loads(render_chrome(trace))
+    assert all({"ph", "ts", "pid", "tid"} <= e.keys() for e in doc["traceEvents"])
+    slices = [e for e in doc["traceEvents"] if e["ph"] == "X"]
+    assert all(e["dur"] >= 1 for e in slices)

@@ -31,10 +31,14 @@ NOTE_KINDS: dict[str, str] = {
 FINDING_COLOUR = "rgb(255, 215, 215)"
 
 
+_ESCAPES = str.maketrans({"#": "#35;", ";": "#59;", "<": "#lt;", ">": "#gt;"})
+
+
 def _clean(text: str) -> str:
-    """Make ``text`` safe inside a Mermaid message or note (no statement breaks, no markup)."""
-    text = text.replace("#", "#35;").replace(";", ",").replace("\n", " ")
-    return text.replace("<", "#lt;").replace(">", "#gt;").replace("%%", "% %")
+    """Make ``text`` safe inside a Mermaid message or note: the characters that end a
+    statement or start markup become Mermaid entity codes (one pass, so codes stay intact)."""
+    one_line = " ".join(text.split())  # every line or page break becomes a space
+    return one_line.replace("%%", "% %").translate(_ESCAPES)
 
 
 def _sp_participant(regs: tuple[int, ...]) -> str:

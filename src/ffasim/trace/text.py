@@ -42,7 +42,7 @@ def render_text(
                 continue
             if ev.kind in HIDDEN_BY_DEFAULT and not show_mem:
                 continue
-        text = event_text(ev)
+        text = " ".join(event_text(ev).splitlines())  # one event, one line
         if ev.kind == "finding":
             text = "!! " + text
         lines.append(f"{ev.step:>6}  {ev.thread:<{width}}  {ev.kind:<12} {'  ' * d}{text}")
