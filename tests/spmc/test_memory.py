@@ -8,8 +8,8 @@ import struct
 import pytest
 
 from ffasim import abi
-from ffasim.machine import AccessFault, Frame
-from ffasim.spmc import DirectMessage, SecurePartition, Spmc
+from ffasim.machine import AccessFault, Frame, Machine
+from ffasim.spmc import DirectMessage, SecurePartition, Spmc, default_partitions
 
 from .helpers import (
     NX,
@@ -604,3 +604,16 @@ def test_borrower_access_outside_retrieved_pages_faults() -> None:
     (page,) = hyp.vm_pages(1, 1)
     with pytest.raises(AccessFault):
         hyp.direct(1, 0x8001, page.pa)
+
+
+def test_memory_service_speaks_v1_1_on_a_v1_1_spmc() -> None:
+    m = Machine()
+    spmc = Spmc(m, default_partitions(), version=abi.FFA_VERSION_1_1)
+    assert spmc.partitions[0x8002].ffa_version == abi.FFA_VERSION_1_1
+    hyp = Hyp(spmc)
+    (page,) = hyp.vm_pages(1, 1)
+    hyp.m.mem.write(page.pa, b"\x02" * 4096, "d0")
+    desc = txn(1, [(0x8002, RW)], [(page.pa, 1)], version=abi.FFA_VERSION_1_1)
+    h = handle_of(hyp.send(SHARE, desc))
+    assert hyp.direct(1, 0x8002, 2, h, 0, 0, 0)[3:5] == (0, 2 * 4096)
+    assert hyp.call(abi.FFA_MEM_RECLAIM, h, 0, 0)[0] == abi.FFA_SUCCESS_32

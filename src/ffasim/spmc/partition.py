@@ -53,7 +53,8 @@ class SecurePartition:
     ``properties`` are the FF-A partition properties the manifest declares (FF-A v1.2 Table
     6.2); the SPMC reports them masked as Hafnium does. ``on_vm_created`` / ``on_vm_destroyed``
     are called for the framework messages when ``properties`` bits 6 / 7 subscribe; they return
-    the status word (0 or an FF-A error code).
+    the status word (0 or an FF-A error code). ``ffa_version`` is the version the partition
+    speaks (descriptor layouts, partition-info format), by default the SPMC's.
 
     Handler results: a sequence of up to 5 ints (up to 14 for REQ2) is the response payload,
     zero-padded; an 18-register tuple whose x0 is FFA_ERROR (``abi.error(code)``) makes the
@@ -69,6 +70,7 @@ class SecurePartition:
         handler: Handler | None = None,
         on_vm_created: VmHook | None = None,
         on_vm_destroyed: VmHook | None = None,
+        ffa_version: int | None = None,
     ) -> None:
         if not 0x8001 <= id <= 0xFFBF:
             raise ValueError(f"a secure partition ID is 0x8001..0xffbf, got 0x{id:x}")
@@ -80,6 +82,9 @@ class SecurePartition:
         self.handler = handler
         self.on_vm_created = on_vm_created
         self.on_vm_destroyed = on_vm_destroyed
+        self.ffa_version = ffa_version
+        """The FF-A version the partition speaks (its manifest's ``ffa-version``); ``None``
+        until adopted means the SPMC's own version."""
         self.party = f"sp{id:04x}"
         # Set when an Spmc adopts the partition at boot.
         self.spmc: Spmc | None = None

@@ -143,7 +143,9 @@ class Spmc:
             enabled=bool(sp.properties & abi.FFA_PART_PROP_RECV_NOTIF),
             vcpu_count=max(1, sp.exec_ctx),
         )
-        ep = Endpoint(sp.id, self.version, Mailbox(sp.id), notif)
+        if sp.ffa_version is None:
+            sp.ffa_version = self.version
+        ep = Endpoint(sp.id, sp.ffa_version, Mailbox(sp.id), notif)
         rx, tx = frames[0], frames[1]
         assert rx is not None and tx is not None
         ep.mailbox.rx_frames = [rx]
