@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ffasim import abi
+from ffasim.machine import EventSink, Machine
+from ffasim.spmc import Spmc
 
 from .helpers import code, make
 
@@ -142,3 +144,27 @@ def test_unknown_function_and_unknown_caller_not_supported() -> None:
     assert code(hyp.call(abi.FFA_RXTX_MAP_32, hyp.tx, hyp.rx, 1)) == abi.FFA_RET_NOT_SUPPORTED
     assert code(spmc.entry(0x8009, abi.regs(abi.FFA_ID_GET))) == abi.FFA_RET_NOT_SUPPORTED
     assert code(spmc.entry(5, abi.regs(abi.FFA_ID_GET))) == abi.FFA_RET_NOT_SUPPORTED
+
+
+class Log(EventSink):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def log(self, ctx: str, text: str) -> None:
+        self.lines.append(text)
+
+
+def test_console_log_packs_characters_little_endian() -> None:
+    sink = Log()
+    spmc = Spmc(Machine(sink))
+    sp = spmc.partitions[0x8001]
+    w2 = int.from_bytes(b"hell", "little")
+    w3 = int.from_bytes(b"o!\0\0", "little")
+    assert sp.smc(abi.FFA_CONSOLE_LOG_32, 6, w2, w3)[0] == abi.FFA_SUCCESS_32
+    assert sink.lines[-1] == "sp8001: hello!"
+    x2 = int.from_bytes(b"64-bit l", "little")
+    assert sp.smc(abi.FFA_CONSOLE_LOG_64, 8, x2)[0] == abi.FFA_SUCCESS_32
+    assert sink.lines[-1] == "sp8001: 64-bit l"
+    assert code(sp.smc(abi.FFA_CONSOLE_LOG_32, 0)) == abi.FFA_RET_INVALID_PARAMETERS
+    assert code(sp.smc(abi.FFA_CONSOLE_LOG_32, 25)) == abi.FFA_RET_INVALID_PARAMETERS
+    assert sp.smc(abi.FFA_CONSOLE_LOG_64, 128)[0] == abi.FFA_SUCCESS_32

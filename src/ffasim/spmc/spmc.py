@@ -115,6 +115,8 @@ class Spmc:
                 abi.FFA_FEATURES: ffa_features,
                 abi.FFA_ID_GET: ffa_id_get,
                 abi.FFA_SPM_ID_GET: ffa_spm_id_get,
+                abi.FFA_CONSOLE_LOG_32: ffa_console_log,
+                abi.FFA_CONSOLE_LOG_64: ffa_console_log,
             }
         )
         for module in (rxtx, partinfo, messaging, memory, notifications):
@@ -420,3 +422,19 @@ def ffa_id_get(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
 def ffa_spm_id_get(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     """The SPMC's ID, 0x8000."""
     return abi.success(SPMC_ID)
+
+
+def ffa_console_log(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
+    """FFA_CONSOLE_LOG_32/64: w1[7:0] characters packed little-endian from x2 (4 per register
+    for SMC32 up to w7, 8 per register for SMC64 up to x17), logged as the caller's line."""
+    count = r[1] & 0xFF
+    wide = bool(r[0] & abi.SMC64_BIT)
+    per_reg = 8 if wide else 4
+    last = abi.NUM_REGS if wide else 8
+    if count == 0 or count > per_reg * (last - 2):
+        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, f"CONSOLE_LOG of {count} chars")
+    raw = b"".join((r[i] & ((1 << (8 * per_reg)) - 1)).to_bytes(per_reg, "little")
+                   for i in range(2, last))  # fmt: skip
+    who = spmc.partitions[ep.id].party if ep.id in spmc.partitions else "hyp"
+    spmc.log(f"{who}: {raw[:count].decode('ascii', 'replace')}")
+    return success()
