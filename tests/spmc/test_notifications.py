@@ -50,7 +50,7 @@ def test_partition_to_vm_notification_cycle_raises_sri() -> None:
     hyp.call(abi.FFA_NOTIFICATION_BITMAP_CREATE, 1, 1)
     bind = hyp.call(abi.FFA_NOTIFICATION_BIND, abi.pack_target(0x8001, 1), 0, 0x5, 1)
     assert bind[0] == abi.FFA_SUCCESS_32
-    assert spmc.endpoints[1].notif.bindings == {0: 0x8001, 2: 0x8001, 32: 0x8001}
+    assert spmc.endpoints[1].notif.bindings_sp == {0: 0x8001, 2: 0x8001, 32: 0x8001}
     assert sp.smc(abi.FFA_NOTIFICATION_SET, abi.pack_target(0x8001, 1), 0, 0x4)[0] == (
         abi.FFA_SUCCESS_32
     )
@@ -116,7 +116,7 @@ def test_bind_errors_in_order() -> None:
     assert hyp.call(abi.FFA_NOTIFICATION_BIND, t, 0, 1)[0] == abi.FFA_SUCCESS_32
     r = hyp.call(abi.FFA_NOTIFICATION_BIND, abi.pack_target(0x8002, 1), 0, 1)
     assert code(r) == DENIED  # bound to another sender
-    assert hyp.call(abi.FFA_NOTIFICATION_BIND, t, 0, 1)[0] == abi.FFA_SUCCESS_32  # same again
+    assert code(hyp.call(abi.FFA_NOTIFICATION_BIND, t, 0, 1)) == DENIED  # even to itself
     r = hyp.call(abi.FFA_NOTIFICATION_UNBIND, abi.pack_target(0x8002, 1), 0, 1)
     assert code(r) == DENIED  # not bound to this sender
     sp = spmc.partitions[0x8001]
@@ -182,3 +182,22 @@ def test_info_get_lists_at_most_twenty_ids_and_sets_more_flag() -> None:
     assert ids == list(range(1, 21))
     r = hyp.call(abi.FFA_NOTIFICATION_INFO_GET_64)
     assert r[2] == 2 << 7 and r[3] == 21 | (22 << 16)
+
+
+def test_vm_and_partition_senders_have_separate_bitmaps() -> None:
+    spmc, _hyp = make()
+    sp = spmc.partitions[0x8002]
+    bind = abi.FFA_NOTIFICATION_BIND
+    assert sp.smc(bind, abi.pack_target(3, 0x8002), 0, 1)[0] == abi.FFA_SUCCESS_32
+    # Bit 0 of the from-partitions bitmap is still free for a partition sender.
+    assert sp.smc(bind, abi.pack_target(0x8001, 0x8002), 0, 1)[0] == abi.FFA_SUCCESS_32
+    assert code(sp.smc(bind, abi.pack_target(4, 0x8002), 0, 1)) == DENIED  # VM bit 0 taken
+    echo = spmc.partitions[0x8001]
+    assert echo.smc(abi.FFA_NOTIFICATION_SET, abi.pack_target(0x8001, 0x8002), 0, 1)[0] == (
+        abi.FFA_SUCCESS_32
+    )
+    # A pending from-partition bit does not block the VM sender's unbind of its bit 0.
+    r = sp.smc(abi.FFA_NOTIFICATION_UNBIND, abi.pack_target(3, 0x8002), 0, 1)
+    assert r[0] == abi.FFA_SUCCESS_32
+    r = sp.smc(abi.FFA_NOTIFICATION_GET, 0x8002, SP_FLAG | abi.FFA_NOTIF_FLAG_BITMAP_VM)
+    assert r[2:6] == (1, 0, 0, 0)

@@ -85,14 +85,17 @@ class Mailbox:
 class Notifications:
     """One receiver's notification state (Hafnium ``struct notifications`` pair).
 
-    ``bindings`` maps each bound bit to the sender allowed to set it. Pending bits are kept
+    As in Hafnium, notifications from VMs and from partitions are two separate 64-bit
+    bitmaps: ``bindings_vm`` / ``bindings_sp`` map each bound bit of one to the sender allowed
+    to set it. Pending bits are kept
     per source kind, as FFA_NOTIFICATION_GET returns them: from partitions, from VMs, and the
     64-bit framework bitmap (bit 0: SPM "RX buffer full", bit 32: hypervisor "RX buffer full").
     """
 
     enabled: bool
     vcpu_count: int = 1
-    bindings: dict[int, int] = field(default_factory=dict)
+    bindings_sp: dict[int, int] = field(default_factory=dict)
+    bindings_vm: dict[int, int] = field(default_factory=dict)
     pending_sp: int = 0
     pending_vm: int = 0
     pending_framework: int = 0

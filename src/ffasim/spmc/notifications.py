@@ -66,7 +66,8 @@ def ffa_notification_bitmap_destroy(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if vm.notif.any_pending():
         return spmc.refuse(abi.FFA_RET_DENIED, f"BITMAP_DESTROY: 0x{vm_id:x} has pending bits")
     vm.notif.enabled = False
-    vm.notif.bindings.clear()
+    vm.notif.bindings_sp.clear()
+    vm.notif.bindings_vm.clear()
     vm.notif.info_get_due = False
     spmc.vm_free_if_unused(vm)
     return success()
@@ -99,17 +100,19 @@ def _bind_common(spmc: Spmc, ep: Endpoint, r: Regs, bind: bool) -> Regs:
     if bind and not is_vm_id(sender) and sender not in spmc.partitions:
         return spmc.refuse(INVALID, f"BIND: unknown partition 0x{sender:x}")
     notif = receiver.notif
-    for bit in _bits(bitmap):
-        bound = notif.bindings.get(bit)
-        if (bind and bound is not None and bound != sender) or (not bind and bound != sender):
-            return spmc.refuse(abi.FFA_RET_DENIED, f"{what}: bit {bit} bound otherwise")
-    if bitmap & (notif.pending_sp | notif.pending_vm):
+    from_vm = is_vm_id(sender)
+    bindings = notif.bindings_vm if from_vm else notif.bindings_sp
+    # Bind: every bit must be unbound (even to this sender); unbind: bound to this sender.
+    want = None if bind else sender
+    if any(bindings.get(bit) != want for bit in _bits(bitmap)):
+        return spmc.refuse(abi.FFA_RET_DENIED, f"{what}: bits of 0x{bitmap:x} bound otherwise")
+    if bitmap & (notif.pending_vm if from_vm else notif.pending_sp):
         return spmc.refuse(abi.FFA_RET_DENIED, f"{what}: bits are pending")
     for bit in _bits(bitmap):
         if bind:
-            notif.bindings[bit] = sender
+            bindings[bit] = sender
         else:
-            del notif.bindings[bit]
+            del bindings[bit]
     return success()
 
 
@@ -144,17 +147,18 @@ def ffa_notification_set(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
             return spmc.refuse(INVALID, "SET: the hypervisor signals a partition for a VM")
     elif sender != ep.id:
         return spmc.refuse(INVALID, "SET: a partition signals as itself")
-    if flags & FLAG_DELAY_SRI and is_vm_id(sender):
-        return spmc.refuse(INVALID, "SET: delay-SRI from a VM")
     if not bitmap:
         return spmc.refuse(INVALID, "SET: empty bitmap")
+    if flags & FLAG_DELAY_SRI and is_vm_id(sender):
+        return spmc.refuse(INVALID, "SET: delay-SRI from a VM")
     receiver = spmc.endpoints.get(receiver_id)
     if receiver is None or receiver_id == sender:
         return spmc.refuse(INVALID, f"SET: unknown receiver 0x{receiver_id:x}")
     notif = receiver.notif
     if not notif.enabled:
         return spmc.refuse(abi.FFA_RET_DENIED, f"SET: 0x{receiver_id:x} takes no notifications")
-    if any(notif.bindings.get(bit) != sender for bit in _bits(bitmap)):
+    bindings = notif.bindings_vm if is_vm_id(sender) else notif.bindings_sp
+    if any(bindings.get(bit) != sender for bit in _bits(bitmap)):
         return spmc.refuse(abi.FFA_RET_DENIED, "SET: bits not bound to this sender")
     if is_vm_id(sender):
         notif.pending_vm |= bitmap
