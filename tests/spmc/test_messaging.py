@@ -236,8 +236,6 @@ def test_msg_send2_errors_in_hafnium_order() -> None:
     assert code(hyp.call(abi.FFA_MSG_SEND2, 1 << 16)) == abi.FFA_RET_INVALID_PARAMETERS
     mem.write(tx.pa, _msg(1, 0x8002, b"x"), "d0")  # 0x8002 takes no indirect messages
     assert code(hyp.call(abi.FFA_MSG_SEND2, 1 << 16)) == abi.FFA_RET_DENIED
-    mem.write(tx.pa, _msg(1, 3, b"x"), "d0")  # VM to VM is the hypervisor's business
-    assert code(hyp.call(abi.FFA_MSG_SEND2, 1 << 16)) == abi.FFA_RET_DENIED
     mem.write(tx.pa, struct.pack("<IIIHHI", 0, 0, 8, 0x8001, 1, 1), "d0")  # offset < header
     assert code(hyp.call(abi.FFA_MSG_SEND2, 1 << 16)) == abi.FFA_RET_INVALID_PARAMETERS
     mem.write(tx.pa, struct.pack("<IIIHHI", 0, 0, 40, 0x8001, 1, 4096), "d0")  # too big
@@ -255,3 +253,13 @@ def test_msg_send2_to_vm_without_bitmap_still_marks_rx_full() -> None:
     assert spmc.endpoints[1].notif.pending_framework == 1
     # The hypervisor cannot release the VM's RX before the notification is collected.
     assert code(hyp.call(abi.FFA_RX_RELEASE, 1)) == abi.FFA_RET_DENIED
+
+
+def test_msg_send2_vm_to_vm_forwarded_by_the_hypervisor_is_delivered() -> None:
+    spmc, hyp = make()
+    _rx1, tx1, _ = hyp.forward_rxtx(1)
+    rx3, _tx3, _ = hyp.forward_rxtx(3)
+    hyp.m.mem.write(tx1.pa, _msg(1, 3, b"vm"), "d0")
+    assert hyp.call(abi.FFA_MSG_SEND2, 1 << 16)[0] == abi.FFA_SUCCESS_32
+    assert hyp.m.mem.read(rx3.pa + 40, 2, "d2") == b"vm"
+    assert spmc.endpoints[3].notif.pending_framework == 1 << 32  # hypervisor RX-full bit

@@ -196,11 +196,9 @@ def ffa_run(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
 
 
 def _indirect_supported(spmc: Spmc, src: Endpoint, dst: Endpoint) -> bool:
-    """Hafnium ``ffa_indirect_msg_is_supported`` (SPMC): both ends v1.1+, partitions that
-    declare indirect messaging, and not VM to VM (the hypervisor's business)."""
+    """Hafnium ``ffa_indirect_msg_is_supported`` (SPMC): both ends v1.1+, and partitions
+    that declare indirect messaging (the SPMC knows nothing of VMs' configuration)."""
     if src.version < abi.FFA_VERSION_1_1 or dst.version < abi.FFA_VERSION_1_1:
-        return False
-    if is_vm_id(src.id) and is_vm_id(dst.id):
         return False
     for ep in (src, dst):
         sp = spmc.partitions.get(ep.id)
