@@ -143,7 +143,7 @@ def ffa_notification_set(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if flags & ~(FLAG_PER_VCPU | FLAG_DELAY_SRI) & 0xFFFF:
         return spmc.refuse(INVALID, "SET: flags MBZ")
     if ep.id == HYP_ID:
-        if not is_vm_id(sender) or sender == HYP_ID or is_vm_id(receiver_id):
+        if not is_vm_id(sender) or is_vm_id(receiver_id):
             return spmc.refuse(INVALID, "SET: the hypervisor signals a partition for a VM")
     elif sender != ep.id:
         return spmc.refuse(INVALID, "SET: a partition signals as itself")
