@@ -852,8 +852,6 @@ def ffa_mem_relinquish(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(INVALID, "relinquish: a partition names another endpoint")
     if ep.id == HYP_ID and not is_vm_id(endpoint):
         return spmc.refuse(INVALID, "relinquish: the hypervisor names a partition")
-    if flags & ~(FLAG_CLEAR | FLAG_TIME_SLICE):
-        return spmc.refuse(INVALID, f"relinquish: bad flags 0x{flags:x}")
     share = _find(spmc, handle)
     if share is None or not share.complete:
         return spmc.refuse(INVALID, f"relinquish: unknown handle 0x{handle:x}")
@@ -896,8 +894,6 @@ def ffa_mem_reclaim(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(INVALID, "reclaim: caller is not the sender")
     if ep.id == HYP_ID and not share.ns:
         return spmc.refuse(INVALID, "reclaim: the hypervisor reclaims a partition's memory")
-    if flags & ~(FLAG_CLEAR | FLAG_TIME_SLICE):
-        return spmc.refuse(INVALID, f"reclaim: bad flags 0x{flags:x}")
     if any(b.state != NOT_RETRIEVED for b in share.borrowers) or share.hyp_pending is not None:
         return spmc.refuse(DENIED, f"reclaim: 0x{handle:x} is still borrowed")
     if flags & FLAG_CLEAR:
