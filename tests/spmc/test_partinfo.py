@@ -77,10 +77,14 @@ def test_v1_0_caller_gets_8_byte_entries_with_masked_properties() -> None:
     assert [e[2] for e in _entries(hyp.read_rx(24), 8, 3)] == [0x5, 0x1, 0x4]
 
 
-def test_v1_1_caller_does_not_see_v1_2_bits() -> None:
+def test_properties_follow_the_partition_version_not_the_caller() -> None:
     _, hyp = make(version=abi.FFA_VERSION_1_1)
     hyp.call(abi.FFA_PARTITION_INFO_GET)
-    assert _entries(hyp.read_rx(24), 24, 1)[0][2] == 0x1CD
+    assert _entries(hyp.read_rx(24), 24, 1)[0][2] == 0x3CD
+    old = SecurePartition(0x8001, ECHO_UUID, properties=0x3CD, ffa_version=abi.FFA_VERSION_1_1)
+    _, hyp = make([old])
+    hyp.call(abi.FFA_PARTITION_INFO_GET)
+    assert _entries(hyp.read_rx(24), 24, 1)[0][2] == 0x1CD  # a v1.1 partition: no REQ2 bit
 
 
 def test_partition_caller_sees_send_bits_but_no_vm_availability_bits() -> None:
@@ -92,6 +96,7 @@ def test_partition_caller_sees_send_bits_but_no_vm_availability_bits() -> None:
     assert sender.smc(abi.FFA_RX_RELEASE)[0] == abi.FFA_SUCCESS_32
     # Without direct-request receipt the VM availability bits are not shown to the NW.
     quiet = SecurePartition(0x8005, "11111111-2222-3333-4444-666666666666", properties=0xC0)
+    # (bits 6/7 without bit 0: not advertised; unknown high bits are never reported)
     _spmc, hyp = make([quiet])
     hyp.call(abi.FFA_PARTITION_INFO_GET)
     assert _entries(hyp.read_rx(24), 24, 1)[0][2] == 0x100

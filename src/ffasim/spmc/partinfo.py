@@ -29,28 +29,33 @@ MAX_PARTINFO_ENTRIES = 64
 REGS_PER_ENTRY = 3
 ENTRIES_PER_CALL = 5
 
-_SEND_BITS = abi.FFA_PART_PROP_DIRECT_REQ_SEND | abi.FFA_PART_PROP_DIRECT_REQ2_SEND
 _VM_AVAIL_BITS = abi.FFA_PART_PROP_NOTIF_CREATED | abi.FFA_PART_PROP_NOTIF_DESTROYED
 
 
 def partition_properties(sp: SecurePartition, caller: Endpoint) -> int:
-    """The properties ``caller`` sees for ``sp`` (Hafnium ``ffa_setup_partition_properties``
-    with ``api_ffa_partitions_info_get_properties``): send bits only for partition callers,
-    VM availability bits only for the normal world and only with direct-request receipt,
-    AArch64 always, everything masked to what the caller's version defines."""
-    props = sp.properties | abi.FFA_PART_PROP_AARCH64_STATE
-    props &= ~abi.FFA_PART_PROP_IS_TYPE_MASK
-    if caller.id == HYP_ID:
-        props &= ~_SEND_BITS
-        if not props & abi.FFA_PART_PROP_DIRECT_REQ_RECV:
-            props &= ~_VM_AVAIL_BITS
-    else:
-        props &= ~_VM_AVAIL_BITS
+    """The properties ``caller`` sees for ``sp``, computed as Hafnium's
+    ``ffa_setup_partition_properties`` and ``api_ffa_partitions_info_get_properties`` do:
+    the messaging bits the manifest declares (send bits only to partition callers, REQ2 bits
+    only for a v1.2+ partition), AArch64 always, notifications and indirect messaging for a
+    v1.1+ partition, and the VM availability bits only for the normal world and only with
+    direct-request receipt. A v1.0 caller's 8-byte entry keeps bits [2:0] only."""
+    declared = sp.properties
+    version = sp.ffa_version or abi.FFA_VERSION_1_2
+    mask = abi.FFA_PART_PROP_DIRECT_REQ_RECV
+    mask2 = abi.FFA_PART_PROP_DIRECT_REQ2_RECV
+    if caller.id != HYP_ID:
+        mask |= abi.FFA_PART_PROP_DIRECT_REQ_SEND
+        mask2 |= abi.FFA_PART_PROP_DIRECT_REQ2_SEND
+    if version >= abi.FFA_VERSION_1_2:
+        mask |= mask2
+    props = (declared & mask) | abi.FFA_PART_PROP_AARCH64_STATE
+    if version >= abi.FFA_VERSION_1_1:
+        props |= declared & (abi.FFA_PART_PROP_RECV_NOTIF | abi.FFA_PART_PROP_INDIRECT_MSGS)
+    if caller.id == HYP_ID and props & abi.FFA_PART_PROP_DIRECT_REQ_RECV:
+        props |= declared & _VM_AVAIL_BITS
     if caller.version < abi.FFA_VERSION_1_1:
         return props & 0x7
-    if caller.version < abi.FFA_VERSION_1_2:
-        return props & 0x1FF
-    return props & 0x7FF
+    return props
 
 
 def _matches(spmc: Spmc, uuid: bytes) -> list[SecurePartition]:
