@@ -52,13 +52,19 @@ def test_vm_created_and_destroyed_reach_subscribed_partition() -> None:
 
 def test_vm_availability_errors() -> None:
     spmc, hyp = make()
-    # 0x8002 is not subscribed; 0x8009 does not exist; func 8 is not allowed from the NW.
+    # 0x8002 is not subscribed; 0x8009 does not exist; func 8 / 5 are not requests from the NW.
     for target, func in ((0x8002, 4), (0x8009, 4), (0x8001, 8), (0x8001, 5)):
         r = hyp.call(abi.FFA_MSG_SEND_DIRECT_REQ_32, target, FW | func, 0, 0, 7)
         assert code(r) == abi.FFA_RET_INVALID_PARAMETERS, (hex(target), func)
+    # From a partition: the sender must be able to send direct requests at all.
     sp = spmc.partitions[0x8002]
     r = sp.smc(abi.FFA_MSG_SEND_DIRECT_REQ_32, abi.pack_target(0x8002, 0x8001), FW | 4)
-    assert code(r) == abi.FFA_RET_INVALID_PARAMETERS
+    assert code(r) == abi.FFA_RET_DENIED
+    # Subscribed but unable to receive direct requests: refused like any direct request.
+    quiet = SecurePartition(0x8001, "aaaaaaaa-0000-0000-0000-000000000001", properties=0xC0)
+    _, hyp = make([quiet])
+    r = hyp.call(abi.FFA_MSG_SEND_DIRECT_REQ_32, 0x8001, FW | 4, 0, 0, 7)
+    assert code(r) == abi.FFA_RET_DENIED
 
 
 def test_vm_availability_status_is_the_hook_result() -> None:

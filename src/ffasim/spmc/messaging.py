@@ -19,7 +19,7 @@ from .. import abi
 from ..machine import FirmwarePanic
 from .mailbox import FULL, Endpoint
 from .partition import DirectMessage
-from .spmc import HYP_ID, Handler, Regs, is_vm_id, success
+from .spmc import HYP_ID, Handler, Regs, error, is_vm_id, success
 
 if TYPE_CHECKING:
     from .partition import SecurePartition
@@ -80,45 +80,37 @@ def run_partition(spmc: Spmc, sp: SecurePartition, msg: DirectMessage) -> Regs:
     return out
 
 
-def _vm_availability(
-    spmc: Spmc, ep: Endpoint, fid: int, sender: int, sp_id: int, w2: int, r: Regs
-) -> Regs:
-    """Hafnium ``check_vm_availability_message`` and the partition's framework response."""
+def _check_vm_availability(spmc: Spmc, receiver: int, w2: int, r: Regs) -> int:
+    """Hafnium ``check_vm_availability_message``: the partition exists and subscribed."""
     func = w2 & abi.FFA_MSG_TYPE_MASK
-    if ep.id != HYP_ID or func not in (abi.FFA_MSG_SEND_VM_CREATED, abi.FFA_MSG_SEND_VM_DESTROYED):
-        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, f"framework message 0x{w2:x} refused")
-    sp = spmc.partitions.get(sp_id)
+    if func not in (abi.FFA_MSG_SEND_VM_CREATED, abi.FFA_MSG_SEND_VM_DESTROYED):
+        spmc.log(f"framework message 0x{w2:x} refused")
+        return INVALID
+    sp = spmc.partitions.get(receiver)
     bit = (
         abi.FFA_PART_PROP_NOTIF_CREATED
         if func == abi.FFA_MSG_SEND_VM_CREATED
         else abi.FFA_PART_PROP_NOTIF_DESTROYED
     )
-    if (
-        sp is None
-        or not sp.properties & bit
-        or not sp.properties & abi.FFA_PART_PROP_DIRECT_REQ_RECV
-    ):
-        return spmc.refuse(
-            abi.FFA_RET_INVALID_PARAMETERS, f"0x{sp_id:x} is not subscribed to message {func}"
-        )
-    if sp_id in spmc.sp_busy:
-        return spmc.refuse(abi.FFA_RET_BUSY, f"0x{sp_id:x} is handling a request")
-    vm_id = r[5] & 0xFFFF
+    if sp is None or not sp.properties & bit:
+        spmc.log(f"0x{receiver:x} is not subscribed to framework message {func}")
+        return INVALID
     if (r[5] >> 16) & 0xFFFF or r[6] or r[7]:
-        spmc.log(f"VM availability message to 0x{sp_id:x}: reserved bits set (ignored)")
+        spmc.log(f"VM availability message to 0x{receiver:x}: reserved bits set (ignored)")
+    return abi.FFA_RET_OK
+
+
+def _run_vm_availability(spmc: Spmc, sp: SecurePartition, fid: int, sender: int, r: Regs) -> Regs:
+    """Deliver a VM created/destroyed message; the hook's result is the response status."""
+    func = r[2] & abi.FFA_MSG_TYPE_MASK
     sink = spmc.machine.sink
     sink.call("sp", sp.party, r)
-    spmc.sp_busy.add(sp_id)
     hook = sp.on_vm_created if func == abi.FFA_MSG_SEND_VM_CREATED else sp.on_vm_destroyed
-    status = 0 if hook is None else int(hook(vm_id))
-    spmc.sp_busy.discard(sp_id)
-    mask = abi.MASK64 if fid == abi.FFA_MSG_SEND_DIRECT_REQ_64 else abi.MASK32
-    resp = (
-        abi.FFA_MSG_SEND_DIRECT_RESP_64
-        if fid == abi.FFA_MSG_SEND_DIRECT_REQ_64
-        else abi.FFA_MSG_SEND_DIRECT_RESP_32
-    )
-    out = abi.regs(resp, abi.pack_target(sp_id, sender), _FRAMEWORK | (func + 1), status & mask)
+    status = 0 if hook is None else int(hook(r[5] & 0xFFFF))
+    wide = fid == abi.FFA_MSG_SEND_DIRECT_REQ_64
+    resp = abi.FFA_MSG_SEND_DIRECT_RESP_64 if wide else abi.FFA_MSG_SEND_DIRECT_RESP_32
+    status &= abi.MASK64 if wide else abi.MASK32
+    out = abi.regs(resp, abi.pack_target(sp.id, sender), _FRAMEWORK | (func + 1), status)
     sink.ret("sp", sp.party, out)
     return out
 
@@ -131,12 +123,16 @@ def ffa_msg_send_direct_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     sender = abi.ffa_sender(r[1])
     receiver = abi.ffa_receiver(r[1])
     req2 = fid == abi.FFA_MSG_SEND_DIRECT_REQ2
+    framework = False
     if not req2:
         w2 = r[2] & abi.MASK32
-        if w2 & _FRAMEWORK:
-            return _vm_availability(spmc, ep, fid, sender, receiver, w2, r)
-        if w2:
+        framework = bool(w2 & _FRAMEWORK)
+        if w2 and not framework:
             return spmc.refuse(INVALID, "direct request: w2 MBZ")
+        if framework:
+            ret = _check_vm_availability(spmc, receiver, w2, r)
+            if ret:
+                return error(ret)
     # Hafnium ffa_direct_msg_is_direct_request_valid (SPMC).
     if receiver == sender or not receiver & 0x8000:
         return spmc.refuse(INVALID, f"direct request to 0x{receiver:x}: not a partition")
@@ -168,10 +164,12 @@ def ffa_msg_send_direct_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     busy = spmc.sp_busy
     if receiver in busy:
         return spmc.refuse(abi.FFA_RET_BUSY, f"0x{receiver:x} is handling a request")
-    payload = tuple(r[4:18]) if req2 else tuple(r[3:8])
-    msg = DirectMessage(sender, receiver, payload, fid, uuid)
     busy.add(receiver)
-    out = run_partition(spmc, sp, msg)
+    if framework:
+        out = _run_vm_availability(spmc, sp, fid, sender, r)
+    else:
+        payload = tuple(r[4:18]) if req2 else tuple(r[3:8])
+        out = run_partition(spmc, sp, DirectMessage(sender, receiver, payload, fid, uuid))
     busy.discard(receiver)
     return out
 
