@@ -54,6 +54,10 @@ assert HDR_V1_0.size == 32 and HDR_V1_1.size == 48
 assert EMAD_V1_1.size == 16 and EMAD_V1_2.size == 32
 assert COMPOSITE.size == 16 and CONSTITUENT.size == 16 and RELINQUISH.size == 16
 
+_ZERO12 = bytes(12)
+_RETRIEVE_RESP = abi.FFA_MEM_RETRIEVE_RESP
+_ZEROS_15 = (0,) * (abi.NUM_REGS - 3)
+
 # Memory region attributes.
 ATTR_SHAREABILITY_MASK = 0x3
 ATTR_INNER_SHAREABLE = 0x3
@@ -198,7 +202,7 @@ def _decode(buf: bytes, version: int) -> Txn | int:
         if len(buf) < HDR_V1_1.size:
             return INVALID
         sender, attrs, flags, handle, tag, size, count, offset, res = HDR_V1_1.unpack_from(buf)
-        reserved_ok = not any(res)
+        reserved_ok = res == _ZERO12
     emads: list[Emad] = []
     if (
         size in (EMAD_V1_1.size, EMAD_V1_2.size)
@@ -233,14 +237,17 @@ def _sanity_check(txn: Txn, frag_len: int, version: int, retrieve: bool) -> int:
         return INVALID
     first = txn.emads[0].composite_offset
     if retrieve:
-        if any(e.composite_offset for e in txn.emads):
-            return INVALID
+        if first:
+            return INVALID  # and, checked below, every other offset equals this one
     elif first == 0 or first < emads_end or first + COMPOSITE.size > frag_len:
         return INVALID
-    if txn.emad_size == EMAD_V1_1.size and any(e.reserved for e in txn.emads):
-        return INVALID
-    if any(e.composite_offset != first for e in txn.emads):
-        return INVALID
+    check_reserved = txn.emad_size == EMAD_V1_1.size
+    for e in txn.emads:  # explicit loop: one or two EMADs, on the hot path
+        if check_reserved and e.reserved:
+            return INVALID
+    for e in txn.emads:
+        if e.composite_offset != first:
+            return INVALID
     return abi.FFA_RET_OK
 
 
@@ -777,7 +784,7 @@ def ffa_mem_retrieve_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         borrower.delivered = n
     else:
         _retrieved(spmc, share, borrower)
-    return abi.regs(abi.FFA_MEM_RETRIEVE_RESP, len(data), n)
+    return (_RETRIEVE_RESP, len(data), n, *_ZEROS_15)
 
 
 def _retrieved(spmc: Spmc, share: ShareState, borrower: Borrower) -> None:
@@ -894,7 +901,10 @@ def ffa_mem_reclaim(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(INVALID, "reclaim: caller is not the sender")
     if ep.id == HYP_ID and not share.ns:
         return spmc.refuse(INVALID, "reclaim: the hypervisor reclaims a partition's memory")
-    if any(b.state != NOT_RETRIEVED for b in share.borrowers) or share.hyp_pending is not None:
+    held = share.hyp_pending is not None
+    for b in share.borrowers:
+        held = held or b.state != NOT_RETRIEVED
+    if held:
         return spmc.refuse(DENIED, f"reclaim: 0x{handle:x} is still borrowed")
     if flags & FLAG_CLEAR:
         zero_frames(spmc, share.frames)
