@@ -231,3 +231,12 @@ def test_msg_wait_releases_partition_rx_unless_retained() -> None:
     assert code(sp.smc(abi.FFA_MSG_WAIT, 0, 0, 0, 0, 0, 0, 0, 1)) == (
         abi.FFA_RET_INVALID_PARAMETERS
     )
+
+
+def test_rx_acquire_of_id_0_takes_the_hypervisor_own_mailbox() -> None:
+    spmc, hyp = make()
+    assert hyp.call(abi.FFA_RX_ACQUIRE, 0)[0] == abi.FFA_SUCCESS_32
+    assert spmc.mailboxes[0].state is OWO
+    assert code(hyp.call(abi.FFA_PARTITION_INFO_GET)) == abi.FFA_RET_BUSY
+    assert hyp.call(abi.FFA_RX_RELEASE, 0)[0] == abi.FFA_SUCCESS_32
+    assert spmc.invariant_problems() == []

@@ -215,7 +215,7 @@ def ffa_rx_acquire(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     vm_id = abi.ffa_receiver(r[1])
     if ep.id != HYP_ID or not is_vm_id(vm_id):
         return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, "RX_ACQUIRE: only for the hypervisor")
-    target = spmc.vm_find(vm_id) if vm_id else None
+    target = spmc.vm_find(vm_id)  # ID 0 is the hypervisor's own mailbox, as in Hafnium
     if target is None or not target.mailbox.mapped:
         return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, f"RX_ACQUIRE: VM 0x{vm_id:x} has no RX")
     state = target.mailbox.state
