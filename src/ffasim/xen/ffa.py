@@ -97,6 +97,8 @@ class Ffa(FfaMsg):
     """The FF-A mediator (ffa.c on top of the other files): the ``reference`` variant."""
 
     FFA_FW_ABI_NEEDED = FFA_FW_ABI_NEEDED
+    # Whether SEND2 without RX_ACQUIRE in FFA_FEATURES means RX_ACQUIRE anyway (Hafnium <= v2.14).
+    FFA_FW_RX_ACQUIRE_WORKAROUND = True
 
     def __init__(self, machine: Machine, conduit: SmcConduit, vm_to_vm: bool = False) -> None:
         super().__init__(machine, conduit, vm_to_vm)
@@ -129,8 +131,10 @@ class Ffa(FfaMsg):
                 self.ffa_fw_abi_supported.add(FFA_ABI_BITNUM(fid))
             else:
                 self.printk(f"firmware does not support {abi.name(fid)}")
-        if not self.ffa_fw_supports_fid(abi.FFA_RX_ACQUIRE) and self.ffa_fw_supports_fid(
-            abi.FFA_MSG_SEND2
+        if (
+            self.FFA_FW_RX_ACQUIRE_WORKAROUND
+            and not self.ffa_fw_supports_fid(abi.FFA_RX_ACQUIRE)
+            and self.ffa_fw_supports_fid(abi.FFA_MSG_SEND2)
         ):
             self.printk("firmware reports FFA_MSG_SEND2 without FFA_RX_ACQUIRE: assuming it")
             self.ffa_fw_abi_supported.add(FFA_ABI_BITNUM(abi.FFA_RX_ACQUIRE))
@@ -209,12 +213,7 @@ class Ffa(FfaMsg):
             # Final: publish guest_vers once, never to change.
             ctx.guest_vers.set(tmp)
             if self.CONFIG_FFA_VM_TO_VM:
-                write_lock(self.ffa_ctx_list_rwlock)
-                self.inc_ffa_vm_count()
-                self.ffa_ctx_head.append(ctx)
-                ctx.in_ctx_list = True
-                self.ffa_partinfo_inc_tag()
-                write_unlock(self.ffa_ctx_list_rwlock)
+                self.ffa_ctx_list_add(ctx)
             spin_unlock(ctx.guest_vers_lock)  # out_continue:
             return None
         if not self.ffa_version_input_ok(in_vers):
@@ -229,6 +228,28 @@ class Ffa(FfaMsg):
             ctx.guest_vers_tmp.set(in_vers)
         spin_unlock(ctx.guest_vers_lock)  # out_handled:
         return ffa_set_regs(out_vers)
+
+    def ffa_ctx_list_add(self, ctx: FfaCtx) -> None:
+        """The VM-to-VM block of ``ffa_negotiate_version``: count the VM, add it to the VM list
+        and move the partition-info tag, all under the list's write lock, so that a reader
+        never sees the count and the list disagree (HEAD; the seed counts outside the lock)."""
+        write_lock(self.ffa_ctx_list_rwlock)
+        self.inc_ffa_vm_count()
+        self.ffa_ctx_head.append(ctx)
+        ctx.in_ctx_list = True
+        self.ffa_partinfo_inc_tag()
+        write_unlock(self.ffa_ctx_list_rwlock)
+
+    def ffa_ctx_list_del(self, ctx: FfaCtx) -> None:
+        """The VM-to-VM block of ``ffa_domain_teardown``: the reverse of
+        :meth:`ffa_ctx_list_add`, under the same write lock."""
+        write_lock(self.ffa_ctx_list_rwlock)
+        self.dec_ffa_vm_count()
+        if ctx in self.ffa_ctx_head:
+            self.ffa_ctx_head.remove(ctx)
+        ctx.in_ctx_list = False
+        self.ffa_partinfo_inc_tag()
+        write_unlock(self.ffa_ctx_list_rwlock)
 
     def ffa_version_input_ok(self, in_vers: int) -> bool:
         """Bit 31 of the caller's version is MBZ: NOT_SUPPORTED (HEAD stores the raw word, so
@@ -435,13 +456,7 @@ class Ffa(FfaMsg):
         if ctx is None:
             return 0
         if self.CONFIG_FFA_VM_TO_VM and ctx.guest_vers.read():
-            write_lock(self.ffa_ctx_list_rwlock)
-            self.dec_ffa_vm_count()
-            if ctx in self.ffa_ctx_head:
-                self.ffa_ctx_head.remove(ctx)
-            ctx.in_ctx_list = False
-            self.ffa_partinfo_inc_tag()
-            write_unlock(self.ffa_ctx_list_rwlock)
+            self.ffa_ctx_list_del(ctx)
         self.ffa_rxtx_domain_destroy(d)
         self.ffa_notif_domain_destroy(d)
         self.ffa_domain_teardown_continue(ctx, True)

@@ -128,9 +128,14 @@ def ffa_set_regs_success(w2: int, w3: int) -> Regs:
 
 
 def ffa_get_ret_code(resp: Regs) -> int:
-    """0 for FFA_SUCCESS, the signed w2 of FFA_ERROR, NOT_SUPPORTED for any other reply."""
+    """0 for FFA_SUCCESS, the signed w2 of FFA_ERROR, NOT_SUPPORTED for any other reply.
+
+    An FFA_ERROR whose x2 is 0 carries no code: Xen answers NOT_SUPPORTED rather than let it
+    pass as success (only the whole register is tested; its low 32 bits are the code)."""
     x0 = resp[0]
     if x0 == abi.FFA_ERROR:
+        if not resp[2]:
+            return abi.FFA_RET_NOT_SUPPORTED
         return abi.to_s32(resp[2])
     if x0 in (abi.FFA_SUCCESS_32, abi.FFA_SUCCESS_64):
         return abi.FFA_RET_OK

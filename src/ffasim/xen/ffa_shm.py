@@ -116,8 +116,9 @@ class FfaShm(FfaPartinfo):
         resp = self.smc(abi.FFA_MEM_SHARE_64, tot_len, tot_len, 0, 0)
         x0 = resp[0]
         if x0 == abi.FFA_ERROR:
-            code = abi.to_s32(resp[2])
-            return (code if code else abi.FFA_RET_NOT_SUPPORTED), 0
+            if resp[2]:  # the whole register is tested, its low 32 bits returned
+                return abi.to_s32(resp[2]), 0
+            return abi.FFA_RET_NOT_SUPPORTED, 0
         if x0 == abi.FFA_SUCCESS_32:
             return abi.FFA_RET_OK, abi.make_handle(resp[2], resp[3])
         if x0 == abi.FFA_MEM_FRAG_RX:

@@ -25,23 +25,24 @@ from ..ffa_private import Domain, FfaCtx, Regs
 from ..ffa_shm import INT32_MAX
 
 
-class HeadFfa(Ffa):
-    """Xen upstream HEAD (see the module docstring for what differs from ``reference``)."""
-
-    variant = "head"
+class UpstreamFfa(Ffa):
+    """What upstream Xen has had from the seed (Dec 2025) to HEAD and ``reference`` fixes: the
+    base of both ``head`` and ``seed-v1``, so that each of these functions is written once.
+    Not a variant of its own."""
 
     # -- ffa.c --------------------------------------------------------------------------------
     def ffa_version_input_ok(self, in_vers: int) -> bool:
-        return True
+        return True  # bit 31 is not checked; the word is stored as given
 
     def ffa_teardown_queue(self, ctx: FfaCtx) -> None:
-        """No domain reference for a queued teardown."""
+        """No domain reference for a queued teardown (the use after free of xen-mediator.md)."""
 
     def ffa_teardown_dequeued_done(self, ctx: FfaCtx) -> None:
         pass
 
     # -- ffa_rxtx.c ---------------------------------------------------------------------------
     def ffa_rxtx_spmc_rx_acquire(self) -> Frame | None:
+        """Seed defect 2: NULL is returned with ``ffa_spmc_rx_lock`` still held."""
         forced = self.machine.sink.fault("helper:ffa_rxtx_spmc_rx_acquire", (1,)) is not None
         spin_lock(self.ffa_spmc_rx_lock)
         buf = self.ffa_spmc_rx.get()
@@ -50,6 +51,7 @@ class HeadFfa(Ffa):
         return buf
 
     def ffa_rxtx_spmc_tx_acquire(self) -> Frame | None:
+        """Seed defect 2: NULL is returned with ``ffa_spmc_tx_lock`` still held."""
         forced = self.machine.sink.fault("helper:ffa_rxtx_spmc_tx_acquire", (1,)) is not None
         spin_lock(self.ffa_spmc_tx_lock)
         buf = self.ffa_spmc_tx.get()
@@ -58,7 +60,8 @@ class HeadFfa(Ffa):
         return buf
 
     def ffa_rxtx_spmc_destroy(self) -> None:
-        """Free first, then unmap whenever both pages existed."""
+        """Seed defect 4: free first, then unmap whenever both pages existed (even a pair
+        whose FFA_RXTX_MAP_64 had failed)."""
         spin_lock(self.ffa_spmc_rx_lock)
         spin_lock(self.ffa_spmc_tx_lock)
         tx = self.ffa_spmc_tx.get()
@@ -76,6 +79,20 @@ class HeadFfa(Ffa):
         spin_unlock(self.ffa_spmc_tx_lock)
         spin_unlock(self.ffa_spmc_rx_lock)
 
+    # -- ffa_shm.c ----------------------------------------------------------------------------
+    def ffa_spmc_share_frag_rx(self, resp: Regs) -> tuple[int, int]:
+        """The offset of the next fragment is returned as if it were an error code."""
+        handle = abi.make_handle(resp[1], resp[2])
+        if resp[3] > INT32_MAX:
+            return abi.FFA_RET_ABORTED, handle
+        return resp[3] & INT32_MAX, handle
+
+
+class HeadFfa(UpstreamFfa):
+    """Xen upstream HEAD (see the module docstring for what differs from ``reference``)."""
+
+    variant = "head"
+
     # -- ffa_partinfo.c -----------------------------------------------------------------------
     def ffa_get_vm_partinfo(
         self, d: Domain, uuid: bytes, start_index: int, out: bytearray, cap: int, dst_size: int
@@ -88,9 +105,3 @@ class HeadFfa(Ffa):
     # -- ffa_shm.c ----------------------------------------------------------------------------
     def mem_share_frag_too_long(self) -> int:
         return abi.FFA_RET_OK  # goto out_unlock with ret == 0: SUCCESS, handle 0
-
-    def ffa_spmc_share_frag_rx(self, resp: Regs) -> tuple[int, int]:
-        handle = abi.make_handle(resp[1], resp[2])
-        if resp[3] > INT32_MAX:
-            return abi.FFA_RET_ABORTED, handle
-        return resp[3] & INT32_MAX, handle

@@ -42,15 +42,15 @@ from ...machine import (
     read_lock,
     read_unlock,
     spin_is_locked,
-    spin_lock,
     spin_trylock,
     spin_unlock,
+    write_lock,
+    write_unlock,
 )
-from ..ffa import Ffa
+from ..ffa import FFA_FW_ABI_NEEDED
 from ..ffa_msg import FFA_PART_MSG_RXTX_1_1
 from ..ffa_partinfo import ffa_copy_info, ffa_sp_entry_read_id
 from ..ffa_private import (
-    FFA_ABI_BITNUM,
     FFA_ADDRESS_RANGE,
     FFA_ID_IS_SECURE,
     FFA_MAX_NUM_SP,
@@ -69,28 +69,25 @@ from ..ffa_private import (
     ffa_set_regs_error,
     ffa_set_regs_success,
 )
-from ..ffa_shm import INT32_MAX, P2MType, get_page_from_gfn
+from ..ffa_shm import P2MType, get_page_from_gfn
+from .head import UpstreamFfa
 
-SEED_FW_ABI_NEEDED: tuple[int, ...] = (
-    abi.FFA_VERSION,
-    abi.FFA_FEATURES,
-    abi.FFA_NOTIFICATION_BITMAP_CREATE,
-    abi.FFA_NOTIFICATION_BITMAP_DESTROY,
-    abi.FFA_PARTITION_INFO_GET,
-    abi.FFA_NOTIFICATION_INFO_GET_64,
-    abi.FFA_NOTIFICATION_GET,
-    abi.FFA_RX_RELEASE,
-    abi.FFA_RXTX_MAP_64,
-    abi.FFA_RXTX_UNMAP,
-    abi.FFA_MEM_SHARE_32,
-    abi.FFA_MEM_SHARE_64,
-    abi.FFA_MEM_RECLAIM,
-    abi.FFA_MSG_SEND_DIRECT_REQ_32,
-    abi.FFA_MSG_SEND_DIRECT_REQ_64,
-    abi.FFA_MSG_SEND2,
-    abi.FFA_MSG_SEND_DIRECT_REQ2,
-    abi.FFA_RUN,
-)
+
+def _seed_fw_abi_needed() -> tuple[int, ...]:
+    """The seed's ``ffa_fw_abi_needed[]``: HEAD's list as it was before 4992308e97, which
+    added FFA_RX_ACQUIRE (so the seed never asks the SPMC about it) and dropped
+    FFA_MEM_SHARE_32 (the seed probes it just before FFA_MEM_SHARE_64)."""
+    out: list[int] = []
+    for fid in FFA_FW_ABI_NEEDED:
+        if fid == abi.FFA_RX_ACQUIRE:
+            continue
+        if fid == abi.FFA_MEM_SHARE_64:
+            out.append(abi.FFA_MEM_SHARE_32)
+        out.append(fid)
+    return tuple(out)
+
+
+SEED_FW_ABI_NEEDED = _seed_fw_abi_needed()
 
 _SEED_FEATURES = frozenset(
     {
@@ -136,25 +133,34 @@ _SEED_DIRECT_PASS = frozenset(
 )
 
 
-class SeedV1Ffa(Ffa):
+class SeedV1Ffa(UpstreamFfa):
     """The seed patch v1 (see the module docstring for what differs and why)."""
 
     variant = "seed-v1"
     FFA_MY_VERSION = abi.FFA_VERSION_1_1
     FFA_FW_ABI_NEEDED = SEED_FW_ABI_NEEDED
+    FFA_FW_RX_ACQUIRE_WORKAROUND = False  # 4992308e97 added it
     RXTX_DESC_RX_REGION_OFFS = 12  # sizeof(struct ffa_endpoint_rxtx_descriptor_1_1)
     RXTX_MAP_VMAP_FAILURE = abi.FFA_RET_INVALID_PARAMETERS
 
     # -- ffa.c ------------------------------------------------------------------------------------
-    def ffa_probe_fw_abis(self) -> None:
-        for fid in self.FFA_FW_ABI_NEEDED:
-            if self.ffa_abi_supported(fid):
-                self.ffa_fw_abi_supported.add(FFA_ABI_BITNUM(fid))
-            else:
-                self.printk(f"firmware does not support {abi.name(fid)}")
+    def ffa_ctx_list_add(self, ctx: FfaCtx) -> None:
+        """The seed counts the VM before it takes the list's write lock (and has no partition
+        info tag): a count request in between sees one VM more than a listing would."""
+        self.inc_ffa_vm_count()
+        write_lock(self.ffa_ctx_list_rwlock)
+        self.ffa_ctx_head.append(ctx)
+        ctx.in_ctx_list = True
+        write_unlock(self.ffa_ctx_list_rwlock)
 
-    def ffa_version_input_ok(self, in_vers: int) -> bool:
-        return True  # bit 31 is not checked; the word is stored as given
+    def ffa_ctx_list_del(self, ctx: FfaCtx) -> None:
+        """Uncounted before the write lock is taken, as the seed's ``ffa_domain_teardown``."""
+        self.dec_ffa_vm_count()
+        write_lock(self.ffa_ctx_list_rwlock)
+        if ctx in self.ffa_ctx_head:
+            self.ffa_ctx_head.remove(ctx)
+        ctx.in_ctx_list = False
+        write_unlock(self.ffa_ctx_list_rwlock)
 
     def handle_features(self, d: Domain, regs: Regs) -> Regs:
         a1 = regs[1] & abi.MASK32
@@ -180,30 +186,16 @@ class SeedV1Ffa(Ffa):
             return ffa_set_regs_error(abi.FFA_RET_NOT_SUPPORTED)
         return super().ffa_handle_call(d, regs)
 
-    def ffa_teardown_queue(self, ctx: FfaCtx) -> None:
-        """No domain reference for a queued teardown (the use-after-free of xen-mediator.md)."""
-
-    def ffa_teardown_dequeued_done(self, ctx: FfaCtx) -> None:
-        pass
-
     # -- ffa_rxtx.c -------------------------------------------------------------------------------
     def ffa_rxtx_spmc_rx_acquire(self) -> Frame | None:
-        forced = self.machine.sink.fault("helper:ffa_rxtx_spmc_rx_acquire", (1,)) is not None
+        """Defect 1, then upstream's helper (defect 2: NULL returned with the lock held)."""
         ASSERT(not spin_is_locked(self.ffa_spmc_rx_lock), "!spin_is_locked(&ffa_spmc_rx_lock)")
-        spin_lock(self.ffa_spmc_rx_lock)
-        buf = self.ffa_spmc_rx.get()
-        if buf is None or forced:
-            return None  # defect 2: the lock stays held
-        return buf
+        return super().ffa_rxtx_spmc_rx_acquire()
 
     def ffa_rxtx_spmc_tx_acquire(self) -> Frame | None:
-        forced = self.machine.sink.fault("helper:ffa_rxtx_spmc_tx_acquire", (1,)) is not None
+        """Defect 1, then upstream's helper (defect 2: NULL returned with the lock held)."""
         ASSERT(not spin_is_locked(self.ffa_spmc_tx_lock), "!spin_is_locked(&ffa_spmc_tx_lock)")
-        spin_lock(self.ffa_spmc_tx_lock)
-        buf = self.ffa_spmc_tx.get()
-        if buf is None or forced:
-            return None  # defect 2: the lock stays held
-        return buf
+        return super().ffa_rxtx_spmc_tx_acquire()
 
     def ffa_rxtx_spmc_rx_release(self, notify_fw: bool = True) -> int:
         """Always FFA_RX_RELEASE (defect 3); the seed returns nothing, failures are logged."""
@@ -213,25 +205,6 @@ class SeedV1Ffa(Ffa):
             self.printk(f"failed to release RX buffer: {ret}")
         spin_unlock(self.ffa_spmc_rx_lock)
         return 0
-
-    def ffa_rxtx_spmc_destroy(self) -> None:
-        """Free first, then unmap whenever both pages existed (defect 4)."""
-        spin_lock(self.ffa_spmc_rx_lock)
-        spin_lock(self.ffa_spmc_tx_lock)
-        tx = self.ffa_spmc_tx.get()
-        rx = self.ffa_spmc_rx.get()
-        need_unmap = tx is not None and rx is not None
-        if tx is not None:
-            self.machine.heap.free_page(tx)
-            self.ffa_spmc_tx.set(None)
-        if rx is not None:
-            self.machine.heap.free_page(rx)
-            self.ffa_spmc_rx.set(None)
-        if need_unmap:
-            self.ffa_rxtx_unmap(0)
-        self.ffa_spmc_mapped = False
-        spin_unlock(self.ffa_spmc_tx_lock)
-        spin_unlock(self.ffa_spmc_rx_lock)
 
     def _rxtx_unmap_locked(self, d: Domain, ctx: FfaCtx, teardown: bool) -> int:
         """No RX ownership check, no forced release at teardown."""
@@ -243,6 +216,17 @@ class SeedV1Ffa(Ffa):
                 return ret
         self._rxtx_drop_mappings(ctx)
         return abi.FFA_RET_OK
+
+    def ffa_tx_acquire(self, ctx: FfaCtx) -> tuple[int, int, int]:
+        """The seed has no ``ffa_tx_acquire`` (patch 06 added it): ``ffa_handle_mem_share`` does
+        ``spin_trylock(&ctx->tx_lock)`` itself and then uses ``ctx->tx`` and ``page_count`` as
+        they are, without checking that a TX is mapped. With nothing mapped a share is DENIED
+        by its length check, or INVALID_PARAMETERS from ``read_mem_transaction`` when the
+        fragment is empty (never a NULL read: the header check comes first). SEND2, the other
+        caller, is overridden whole below."""
+        if not spin_trylock(ctx.tx_lock):
+            return abi.FFA_RET_BUSY, 0, 0
+        return abi.FFA_RET_OK, ctx.tx.get() or 0, ctx.page_count * FFA_PAGE_SIZE
 
     # -- ffa_partinfo.c ---------------------------------------------------------------------------
     def ffa_get_sp_count(self, uuid: bytes) -> tuple[int, int]:
@@ -414,13 +398,6 @@ class SeedV1Ffa(Ffa):
 
     def share_shm(self, shm: FfaShmMem, ffa_vers: int) -> int:
         return super().share_shm(shm, abi.FFA_VERSION_1_1)  # v1.1 EMADs only
-
-    def ffa_spmc_share_frag_rx(self, resp: Regs) -> tuple[int, int]:
-        """The offset of the next fragment is returned as if it were an error code."""
-        handle = abi.make_handle(resp[1], resp[2])
-        if resp[3] > INT32_MAX:
-            return abi.FFA_RET_ABORTED, handle
-        return resp[3] & INT32_MAX, handle
 
     # -- ffa_msg.c --------------------------------------------------------------------------------
     def ffa_handle_msg_send_direct_req(self, d: Domain, regs: Regs, fid: int) -> Regs:
