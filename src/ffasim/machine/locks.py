@@ -71,12 +71,17 @@ def spin_trylock(lock: Spinlock) -> bool:
 
 def spin_unlock(lock: Spinlock) -> None:
     m = lock.machine
-    m.sink.point(LOCK, lock, True)
+    sink = m.sink
+    sink.point(LOCK, lock, True)
     if lock.holder != m.current:
         raise HypervisorPanic(f"{m.current} unlocks {lock.name} held by {lock.describe_holder()}")
     lock.holder = None
-    m.held.remove(lock)
-    m.sink.released(lock)
+    held = m.held
+    if held and held[-1] is lock:
+        held.pop()  # the usual last-in, first-out order
+    else:
+        held.remove(lock)
+    sink.released(lock)
 
 
 def spin_is_locked(lock: Spinlock) -> bool:

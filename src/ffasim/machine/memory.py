@@ -100,6 +100,20 @@ class PhysMem:
         if size <= 0:
             return b""
         sink = self.machine.sink
+        off = pa & PAGE_MASK
+        if off + size <= PAGE_SIZE:
+            # The common case, one frame: the same single event as the loop below reports.
+            mfn = pa >> PAGE_SHIFT
+            f = self.frames.get(mfn)
+            if f is None:
+                f = self.frame(mfn)
+            sink.mem_access(party, f, off, size, False)
+            data = f.data
+            if data is None:
+                return _ZERO_PAGE[off : off + size]
+            if size < 512:
+                return bytes(data[off : off + size])  # two small copies cost less than a view
+            return bytes(memoryview(data)[off : off + size])
         out = []
         while size:
             f = self.frame(pa >> PAGE_SHIFT)
@@ -120,6 +134,18 @@ class PhysMem:
     def write(self, pa: int, data: bytes | bytearray | memoryview, party: str) -> None:
         """Write ``data`` at physical address ``pa`` as ``party``."""
         sink = self.machine.sink
+        off = pa & PAGE_MASK
+        if (type(data) is bytes or type(data) is bytearray) and 0 < len(data) <= PAGE_SIZE - off:
+            # The common case, bytes within one frame: the same single event as the loop.
+            mfn = pa >> PAGE_SHIFT
+            f = self.frames.get(mfn)
+            if f is None:
+                f = self.frame(mfn)
+            sink.mem_access(party, f, off, len(data), True)
+            if f.data is None:
+                f.data = bytearray(PAGE_SIZE)
+            f.data[off : off + len(data)] = data
+            return
         view = memoryview(data)
         pos = 0
         total = len(view)

@@ -122,8 +122,10 @@ class SecurePartition:
         """Whether this partition may touch ``frame`` now (its own memory not lent away, or a
         page it retrieved and has not relinquished; writes need write permission)."""
         spmc = self._attached()
-        ep = spmc.endpoints[self.id]
-        perm = ep.mapped.get(frame.mfn)
+        return self._may_access(spmc, spmc.endpoints[self.id].mapped, frame, write)
+
+    def _may_access(self, spmc: Spmc, mapped: dict[int, bool], frame: Frame, write: bool) -> bool:
+        perm = mapped.get(frame.mfn)
         if perm is not None:
             return perm or not write
         return frame.owner == self.party and frame.secure and spmc.sender_has_access(frame.mfn)
@@ -133,7 +135,9 @@ class SecurePartition:
             raise AccessFault(self.party, addr, n, "negative address or size")
         if n == 0:
             return
-        mem = self._attached().machine.mem
+        spmc = self._attached()
+        mem = spmc.machine.mem
+        mapped = spmc.endpoints[self.id].mapped
         first = addr >> PAGE_SHIFT
         last = (addr + n - 1) >> PAGE_SHIFT
         for mfn in range(first, last + 1):
@@ -141,8 +145,12 @@ class SecurePartition:
                 frame = mem.frame(mfn)
             except AccessFault:
                 raise AccessFault(self.party, addr, n, "outside physical memory") from None
-            if not self.may_access(frame, write):
-                why = "read-only mapping" if self.may_access(frame, False) else "not mapped"
+            if not self._may_access(spmc, mapped, frame, write):
+                why = (
+                    "read-only mapping"
+                    if self._may_access(spmc, mapped, frame, False)
+                    else "not mapped"
+                )
                 raise AccessFault(self.party, (mfn << PAGE_SHIFT) | (addr & PAGE_MASK), n, why)
 
     def _attached(self) -> Spmc:

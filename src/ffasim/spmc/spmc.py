@@ -17,6 +17,7 @@ exception escaping here is a firmware crash (or a partition handler's crash) and
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,8 @@ _ZEROS_14 = (0,) * (abi.NUM_REGS - 4)
 _ZEROS_15 = (0,) * (abi.NUM_REGS - 3)
 _SUCCESS_32 = abi.FFA_SUCCESS_32
 _ERROR = abi.FFA_ERROR
+_FFA_VERSION = abi.FFA_VERSION
+_FFA_INTERRUPT = abi.FFA_INTERRUPT
 
 
 def success(w2: int = 0, w3: int = 0) -> Regs:
@@ -124,6 +127,8 @@ class Spmc:
 
         hyp_ep = Endpoint(HYP_ID, version, Mailbox(HYP_ID), Notifications(enabled=False))
         self.endpoints[HYP_ID] = hyp_ep
+        # Who may call entry(): the hypervisor and each partition (never a VM directly).
+        self._callers: dict[int, Endpoint] = {HYP_ID: hyp_ep}
         for sp in partitions:
             self._adopt(sp)
 
@@ -156,6 +161,7 @@ class Spmc:
         grant(tx, "spmc")
         self.partitions[sp.id] = sp
         self.endpoints[sp.id] = ep
+        self._callers[sp.id] = ep
         sp.spmc = self
         sp.rx = rx.pa
         sp.tx = tx.pa
@@ -238,29 +244,25 @@ class Spmc:
     # -- the entry point --------------------------------------------------------------------
     def entry(self, caller_id: int, regs: Regs) -> Regs:
         """The SMC entry: run the call in ``regs`` for endpoint ``caller_id``; return x0..x17."""
-        ep = (
-            self.endpoints.get(caller_id)
-            if caller_id == HYP_ID or caller_id in self.partitions
-            else None
-        )
+        ep = self._callers.get(caller_id)
         if ep is None:
             return abi.error(abi.FFA_RET_NOT_SUPPORTED)
         r = _normalise(regs)
-        nested = self.lock.holder == self.machine.current and self.lock.holder is not None
-        if nested:
-            return self._call(ep, r)
-        spin_lock(self.lock)
+        lock = self.lock
+        if lock.holder is not None and lock.holder == self.machine.current:
+            return self._call(ep, r)  # a partition's call from inside a handler
+        spin_lock(lock)
         out = self._call(ep, r)
         sri = self._sri_due
         self._sri_due = False
-        spin_unlock(self.lock)
+        spin_unlock(lock)
         if sri and self.on_sri is not None:
             self.on_sri()
         return out
 
     def _call(self, ep: Endpoint, r: Regs) -> Regs:
         fid = r[0]
-        if fid != abi.FFA_VERSION and fid != abi.FFA_INTERRUPT:
+        if fid != _FFA_VERSION and fid != _FFA_INTERRUPT:
             ep.negotiated = True  # Hafnium ffa_version_negotiated
         handler = self._dispatch.get(fid)
         if handler is None:
@@ -268,22 +270,28 @@ class Spmc:
         return handler(self, ep, r)
 
 
+# Packing validates all 18 registers in C: the cheapest "every value is an int in range" test.
+_PACK_U32 = struct.Struct(f"<{abi.NUM_REGS}I").pack
+_PACK_U64 = struct.Struct(f"<{abi.NUM_REGS}Q").pack
+_PACK_U32_X1_X7 = struct.Struct("<7I").pack
+
+
 def _normalise(regs: Regs) -> Regs:
     """18 unsigned 64-bit registers; SMC32 calls see only the low 32 bits of x0..x7."""
     if type(regs) is tuple and len(regs) == abi.NUM_REGS:
         try:
-            lo, hi = min(regs), max(regs)
-        except TypeError:
-            lo = hi = -1
-        if lo >= 0 and hi <= abi.MASK32:
+            _PACK_U32(*regs)
             return regs  # the common case: every register already fits in 32 bits
-        if (
-            lo >= 0
-            and hi <= abi.MASK64
-            and regs[0] <= abi.MASK32
-            and (regs[0] & abi.SMC64_BIT or max(regs[1:8]) <= abi.MASK32)
-        ):
-            return regs
+        except struct.error:
+            pass
+        try:
+            _PACK_U64(*regs)
+            if regs[0] <= abi.MASK32:
+                if not regs[0] & abi.SMC64_BIT:
+                    _PACK_U32_X1_X7(*regs[1:8])
+                return regs  # already in range for its calling convention
+        except struct.error:
+            pass
     vals = [int(v) & abi.MASK64 for v in tuple(regs)[: abi.NUM_REGS]]
     vals += [0] * (abi.NUM_REGS - len(vals))
     vals[0] &= abi.MASK32
