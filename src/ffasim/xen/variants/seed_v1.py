@@ -47,8 +47,8 @@ from ...machine import (
     write_lock,
     write_unlock,
 )
-from ..ffa import FFA_FW_ABI_NEEDED
-from ..ffa_msg import FFA_PART_MSG_RXTX_1_1
+from ..ffa import _FEATURES_ALWAYS, FFA_FW_ABI_NEEDED
+from ..ffa_msg import _DIRECT_PASS, FFA_PART_MSG_RXTX_1_1
 from ..ffa_partinfo import ffa_copy_info, ffa_sp_entry_read_id
 from ..ffa_private import (
     FFA_ADDRESS_RANGE,
@@ -89,48 +89,26 @@ def _seed_fw_abi_needed() -> tuple[int, ...]:
 
 SEED_FW_ABI_NEEDED = _seed_fw_abi_needed()
 
-_SEED_FEATURES = frozenset(
-    {
-        abi.FFA_ERROR,
-        abi.FFA_VERSION,
-        abi.FFA_SUCCESS_32,
-        abi.FFA_SUCCESS_64,
-        abi.FFA_FEATURES,
-        abi.FFA_ID_GET,
-        abi.FFA_RX_RELEASE,
-        abi.FFA_RXTX_UNMAP,
-        abi.FFA_MEM_RECLAIM,
-        abi.FFA_PARTITION_INFO_GET,
-        abi.FFA_MSG_SEND_DIRECT_REQ_32,
-        abi.FFA_MSG_SEND_DIRECT_REQ_64,
-        abi.FFA_MSG_SEND2,
-        abi.FFA_MEM_SHARE_32,
-        abi.FFA_MEM_SHARE_64,
-        abi.FFA_RXTX_MAP_32,
-        abi.FFA_RXTX_MAP_64,
-        abi.FFA_NOTIFICATION_BIND,
-        abi.FFA_NOTIFICATION_UNBIND,
-        abi.FFA_NOTIFICATION_GET,
-        abi.FFA_NOTIFICATION_SET,
-        abi.FFA_NOTIFICATION_INFO_GET_32,
-        abi.FFA_NOTIFICATION_INFO_GET_64,
-    }
-)
+# What the seed's handle_features answers SUCCESS(0, 0) for: HEAD's unconditional set without
+# FFA_INTERRUPT (patch 09 added it), plus what HEAD gates (4992308e97) and the seed offered
+# whatever the firmware had: direct requests, SEND2, MEM_SHARE, RXTX_MAP (w2 = 0 for every one).
+_SEED_FEATURES = (_FEATURES_ALWAYS - {abi.FFA_INTERRUPT}) | {
+    abi.FFA_MSG_SEND_DIRECT_REQ_32,
+    abi.FFA_MSG_SEND_DIRECT_REQ_64,
+    abi.FFA_MSG_SEND2,
+    abi.FFA_MEM_SHARE_32,
+    abi.FFA_MEM_SHARE_64,
+    abi.FFA_RXTX_MAP_32,
+    abi.FFA_RXTX_MAP_64,
+}
 
 # Function IDs the seed's dispatcher does not know (they reach the default case).
 _SEED_UNHANDLED = frozenset(
     {abi.FFA_RUN, abi.FFA_MSG_SEND_DIRECT_REQ2, abi.FFA_PARTITION_INFO_GET_REGS}
 )
 
-_SEED_DIRECT_PASS = frozenset(
-    {
-        abi.FFA_ERROR,
-        abi.FFA_SUCCESS_32,
-        abi.FFA_SUCCESS_64,
-        abi.FFA_MSG_SEND_DIRECT_RESP_32,
-        abi.FFA_MSG_SEND_DIRECT_RESP_64,
-    }
-)
+# Replies a seed direct request passes back: HEAD's without FFA_MSG_YIELD and FFA_INTERRUPT.
+_SEED_DIRECT_PASS = _DIRECT_PASS - {abi.FFA_YIELD, abi.FFA_INTERRUPT}
 
 
 class SeedV1Ffa(UpstreamFfa):
