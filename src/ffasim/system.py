@@ -58,10 +58,6 @@ _MASK64 = abi.MASK64
 _ZEROS = (0,) * 17
 
 
-def _smccc_unknown() -> abi.Regs:
-    return abi.regs(ARM_SMCCC_NOT_SUPPORTED)
-
-
 class VM:
     """A guest domain: ``smc`` as one of its vCPUs, its RAM, its injected virtual IRQs."""
 
@@ -106,9 +102,13 @@ class VM:
         d.in_hypercall += 1
         r = None
         if is_std_service_ffa_fid(regs[0]):
-            r = self.system.xen.ffa_handle_call(d, regs)
+            xen = self.system.xen
+            r = xen.ffa_handle_call(d, regs)
+            if r is not None and not xen.ffa_set_regs_clears_x8_x17(d):
+                # Xen wrote x0..x7 only: x8..x17 are still the caller's.
+                r = (*r[:8], *regs[8:])
         if r is None:
-            r = _smccc_unknown()
+            r = (ARM_SMCCC_NOT_SUPPORTED, *regs[1:])  # vsmc writes x0 only
         d.in_hypercall -= 1
         if not d.in_hypercall and d.pause_waiters:
             sink.released(d.pause_lock)

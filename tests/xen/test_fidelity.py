@@ -10,10 +10,10 @@ import pytest
 from ffasim import abi
 from ffasim.machine import HypervisorPanic, Machine
 from ffasim.machine.events import ATOMIC
-from ffasim.system import System
+from ffasim.system import VM, System
 from ffasim.xen.ffa import FFA_FW_ABI_NEEDED
 from ffasim.xen.ffa_notif import FfaNotif
-from ffasim.xen.ffa_private import ffa_get_ret_code
+from ffasim.xen.ffa_private import ARM_SMCCC_NOT_SUPPORTED, ffa_get_ret_code
 from ffasim.xen.variants.seed_v1 import SEED_FW_ABI_NEEDED
 
 from .helpers import FaultSink, code, mem_share, negotiate, ready, reclaim, share_descriptor
@@ -206,3 +206,51 @@ def test_seed_ffa_rxtx_spmc_tx_acquire_asserts_before_it_locks() -> None:
         xen.ffa_rxtx_spmc_tx_acquire()
     xen.ffa_rxtx_spmc_tx_release()
     assert not seed.machine.held
+
+
+# -- ffa_private.h: ffa_set_regs; vsmc.c: the unknown-function answer ---------------------------
+_UPPER = tuple(0x1000 + n for n in range(8, 18))  # what the guest leaves in x8..x17
+
+
+def _id_get_upper(vm: VM) -> tuple[int, ...]:
+    r = vm.smc(abi.FFA_ID_GET, 0, 0, 0, 0, 0, 0, 0, *_UPPER)
+    assert code(r) == 0
+    return r[8:]
+
+
+@pytest.mark.parametrize(
+    ("variant", "vers", "upper"),
+    [
+        ("reference", abi.FFA_VERSION_1_2, (0,) * 10),
+        ("head", abi.FFA_VERSION_1_2, (0,) * 10),
+        ("reference", abi.FFA_VERSION_1_1, _UPPER),
+        ("reference", abi.FFA_VERSION_1_0, _UPPER),
+        ("seed-v1", abi.FFA_VERSION_1_1, _UPPER),
+    ],
+)
+def test_ffa_set_regs_zeroes_x8_x17_only_for_v1_2_guests(
+    variant: str, vers: int, upper: tuple[int, ...]
+) -> None:
+    """ffa_set_regs writes x0..x7; from patch 12 it also zeroes x8..x17, but only for a 64-bit
+    guest that negotiated v1.2. Any other guest finds its own x8..x17 unchanged."""
+    system = System(variant=variant)
+    vm = system.create_vm()
+    negotiate(vm, vers)
+    assert _id_get_upper(vm) == upper
+
+
+def test_ffa_version_before_negotiation_leaves_x8_x17() -> None:
+    """ffa_negotiate_version answers FFA_VERSION through ffa_set_regs while guest_vers is still
+    0, so even a guest asking for v1.2 keeps its x8..x17 in that answer."""
+    vm = System().create_vm()
+    r = vm.smc(abi.FFA_VERSION, abi.FFA_VERSION_1_2, 0, 0, 0, 0, 0, 0, *_UPPER)
+    assert r == (abi.FFA_VERSION_1_2, 0, 0, 0, 0, 0, 0, 0, *_UPPER)
+
+
+def test_vsmc_unknown_function_writes_x0_only() -> None:
+    """vsmccc_handle_call answers an unhandled call by writing ARM_SMCCC_ERR_UNKNOWN_FUNCTION
+    to x0 alone; the caller's other registers stay as they were."""
+    vm = System().create_vm()
+    args = tuple(range(1, 18))
+    r = vm.smc(0x84000000 | 0x50, *args)  # a standard-service call below FF-A's range
+    assert r == (ARM_SMCCC_NOT_SUPPORTED, *args)

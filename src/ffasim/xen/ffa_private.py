@@ -331,6 +331,18 @@ class FfaBase:
     def printk(self, text: str) -> None:
         self.machine.sink.log(self.machine.current, "ffa: " + text)
 
+    # -- the guest's registers --------------------------------------------------------------------
+    def ffa_set_regs_clears_x8_x17(self, d: Domain) -> bool:
+        """Whether Xen's ``ffa_set_regs`` also zeroes x8..x17 for ``d``: only for a 64-bit guest
+        that negotiated v1.2 or later (patch 12). Otherwise a reply writes x0..x7 only and the
+        guest finds its own x8..x17 as it left them (the seed never zeroes them)."""
+        ctx = d.tee
+        return (
+            ctx is not None
+            and ctx.guest_vers.value >= abi.FFA_VERSION_1_2
+            and is_64bit_domain(d)
+        )
+
     # -- SMC helpers ------------------------------------------------------------------------------
     def smc(self, *args: int) -> Regs:
         """``arm_smccc_1_2_smc``: a world switch into the SPMC, as the hypervisor (ID 0)."""
