@@ -338,9 +338,7 @@ class FfaBase:
         guest finds its own x8..x17 as it left them (the seed never zeroes them)."""
         ctx = d.tee
         return (
-            ctx is not None
-            and ctx.guest_vers.value >= abi.FFA_VERSION_1_2
-            and is_64bit_domain(d)
+            ctx is not None and ctx.guest_vers.value >= abi.FFA_VERSION_1_2 and is_64bit_domain(d)
         )
 
     # -- SMC helpers ------------------------------------------------------------------------------
