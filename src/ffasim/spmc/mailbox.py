@@ -122,6 +122,15 @@ class Endpoint:
     @property
     def party(self) -> str:
         """The machine party of this endpoint's own memory."""
-        if self.id & 0x8000:
-            return f"sp{self.id:04x}"
-        return "xen" if self.id == 0 else f"d{self.id - 1}"
+        party = _PARTY.get(self.id)
+        if party is None:
+            if self.id & 0x8000:
+                party = f"sp{self.id:04x}"
+            else:
+                party = "xen" if self.id == 0 else f"d{self.id - 1}"
+            _PARTY[self.id] = party
+        return party
+
+
+# Endpoint ID -> party name (a pure function of the ID, asked on every page-mapping change).
+_PARTY: dict[int, str] = {}

@@ -50,10 +50,12 @@ EMAD_V1_2 = struct.Struct("<HBBI16s8s")  # ... impdef, reserved
 COMPOSITE = struct.Struct("<IIQ")  # total pages, constituent count, reserved
 CONSTITUENT = struct.Struct("<QII")  # address, pages, reserved
 RELINQUISH = struct.Struct("<QII")  # handle, flags, endpoint count
+RELINQUISH_FIRST = struct.Struct("<QIIH")  # ... and the first endpoint ID
 assert HDR_V1_0.size == 32 and HDR_V1_1.size == 48
 assert EMAD_V1_1.size == 16 and EMAD_V1_2.size == 32
 assert COMPOSITE.size == 16 and CONSTITUENT.size == 16 and RELINQUISH.size == 16
 
+_ZERO8 = bytes(8)
 _ZERO12 = bytes(12)
 _RETRIEVE_RESP = abi.FFA_MEM_RETRIEVE_RESP
 _ZEROS_15 = (0,) * (abi.NUM_REGS - 3)
@@ -191,26 +193,29 @@ class ShareState:
 # Decoding
 
 
-# Decoded descriptors by (bytes, layout): decoding is a pure function of a copy the SPMC
-# already took, and scenarios (and the checker's replays of them) send the same descriptors
-# again and again. Bounded: cleared when full.
-_DECODED: dict[tuple[bytes, bool], Txn | int] = {}
-_DECODED_MAX = 256
+# Descriptors decoded and sanity-checked, by (bytes, version, retrieve): both are pure
+# functions of the copy the SPMC took of the buffer, and scenarios (and the checker's replays
+# of them) send the same descriptors again and again. Bounded: cleared when full.
+_CHECKED: dict[tuple[bytes, int, bool], tuple[Txn | int, int]] = {}
+_CHECKED_MAX = 256
+
+
+def _decode_checked(buf: bytes, version: int, retrieve: bool) -> tuple[Txn | int, int]:
+    """``_decode(buf, version)`` and, when it decodes, its ``_sanity_check`` for a fragment of
+    ``len(buf)`` bytes (else 0): the two first steps of a send or a retrieve request."""
+    key = (buf, version, retrieve)
+    hit = _CHECKED.get(key)
+    if hit is None:
+        txn = _decode(buf, version)
+        ret = 0 if isinstance(txn, int) else _sanity_check(txn, len(buf), version, retrieve)
+        if len(_CHECKED) >= _CHECKED_MAX:
+            _CHECKED.clear()
+        hit = _CHECKED[key] = (txn, ret)
+    return hit
 
 
 def _decode(buf: bytes, version: int) -> Txn | int:
     """Header and EMADs of a transaction descriptor in ``version``'s layout, or an error."""
-    key = (buf, version < abi.FFA_VERSION_1_1)
-    txn = _DECODED.get(key)
-    if txn is None:
-        txn = _decode_uncached(buf, version)
-        if len(_DECODED) >= _DECODED_MAX:
-            _DECODED.clear()
-        _DECODED[key] = txn
-    return txn
-
-
-def _decode_uncached(buf: bytes, version: int) -> Txn | int:
     if version < abi.FFA_VERSION_1_1:
         if len(buf) < HDR_V1_0.size:
             return INVALID
@@ -320,7 +325,7 @@ def encode_txn(
     else:
         size = EMAD_V1_2.size if version >= abi.FFA_VERSION_1_2 else EMAD_V1_1.size
         offset = HDR_V1_1.size
-        head = HDR_V1_1.pack(sender, attrs, flags, handle, tag, size, count, offset, bytes(12))
+        head = HDR_V1_1.pack(sender, attrs, flags, handle, tag, size, count, offset, _ZERO12)
     comp = offset + count * size
     parts = [head]
     for rid, perms, eflags, impdef in emads:
@@ -328,10 +333,11 @@ def encode_txn(
             parts.append(EMAD_V1_1.pack(rid, perms, eflags, comp, 0))
         else:
             parts.append(
-                EMAD_V1_2.pack(rid, perms, eflags, comp, impdef.ljust(16, b"\0"), bytes(8))
+                EMAD_V1_2.pack(rid, perms, eflags, comp, impdef, _ZERO8)  # pack pads impdef
             )
     parts.append(COMPOSITE.pack(total_pages, len(constituents), 0))
-    parts.extend(CONSTITUENT.pack(a, n, 0) for a, n in constituents)
+    for a, n in constituents:
+        parts.append(CONSTITUENT.pack(a, n, 0))
     return b"".join(parts)
 
 
@@ -471,10 +477,9 @@ def ffa_mem_send(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if frag > mbox.size or (version < abi.FFA_VERSION_1_1 and frag > PAGE_SIZE):
         return spmc.refuse(INVALID, "memory send: fragment longer than the TX buffer")
     buf = spmc.machine.mem.read(mbox.tx, frag, "spmc")  # read once
-    txn = _decode(buf, version)
+    txn, ret = _decode_checked(buf, version, retrieve=False)
     if isinstance(txn, int):
         return spmc.refuse(txn, "memory send: descriptor shorter than its header")
-    ret = _sanity_check(txn, frag, version, retrieve=False)
     if ret:
         return spmc.refuse(ret, "memory send: descriptor fails the sanity check")
     if version < abi.FFA_VERSION_1_1 and frag + (HDR_V1_1.size - HDR_V1_0.size) > PAGE_SIZE:
@@ -627,7 +632,8 @@ def _deliver(spmc: Spmc, ep: Endpoint, data: bytes, offset: int) -> int:
         # First fragment: cut at a constituent boundary past the composite header.
         head = _response_head_len(data)
         n = head + ((room - head) // CONSTITUENT.size) * CONSTITUENT.size
-    spmc.machine.mem.write(mbox.rx, data[offset : offset + n], "spmc")
+    piece = data if offset == 0 and n == len(data) else data[offset : offset + n]
+    spmc.machine.mem.write(mbox.rx, piece, "spmc")
     mbox.state = FULL
     mbox.recv_func = abi.FFA_MEM_RETRIEVE_RESP
     return n
@@ -691,12 +697,11 @@ def ffa_mem_retrieve_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if mbox.busy():
         return spmc.refuse(abi.FFA_RET_BUSY, f"retrieve: RX of 0x{ep.id:x} is busy")
     version = ep.version
-    txn = _decode(buf, version)
+    txn, ret = _decode_checked(buf, version, retrieve=True)  # the check is used only below
     if isinstance(txn, int):
         return spmc.refuse(txn, "retrieve: request shorter than its header")
     if txn.emad_count == 0:
         return _hyp_retrieve(spmc, ep, txn)
-    ret = _sanity_check(txn, total, version, retrieve=True)
     if ret:
         return spmc.refuse(ret, "retrieve: request fails the sanity check")
     share = _find(spmc, txn.handle)
@@ -875,11 +880,10 @@ def ffa_mem_relinquish(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     mbox = ep.mailbox
     if not mbox.mapped:
         return spmc.refuse(INVALID, "relinquish: caller has no TX buffer")
-    buf = spmc.machine.mem.read(mbox.tx, RELINQUISH.size + 2, "spmc")  # read once
-    handle, flags, count = RELINQUISH.unpack_from(buf)
+    buf = spmc.machine.mem.read(mbox.tx, RELINQUISH_FIRST.size, "spmc")  # read once
+    handle, flags, count, endpoint = RELINQUISH_FIRST.unpack(buf)
     if count != 1:
         return spmc.refuse(INVALID, "relinquish: exactly one endpoint")
-    endpoint = int.from_bytes(buf[16:18], "little")
     if ep.id != HYP_ID and endpoint != ep.id:
         return spmc.refuse(INVALID, "relinquish: a partition names another endpoint")
     if ep.id == HYP_ID and not is_vm_id(endpoint):

@@ -8,6 +8,7 @@ the caller as Hafnium computes them; the UUID field is filled only for a nil-UUI
 
 from __future__ import annotations
 
+import functools
 import struct
 from typing import TYPE_CHECKING
 
@@ -39,11 +40,18 @@ def partition_properties(sp: SecurePartition, caller: Endpoint) -> int:
     only for a v1.2+ partition), AArch64 always, notifications and indirect messaging for a
     v1.1+ partition, and the VM availability bits only for the normal world and only with
     direct-request receipt. A v1.0 caller's 8-byte entry keeps bits [2:0] only."""
-    declared = sp.properties
-    version = sp.ffa_version or abi.FFA_VERSION_1_2
+    return _properties(
+        sp.properties, sp.ffa_version or abi.FFA_VERSION_1_2, caller.id == HYP_ID, caller.version
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _properties(declared: int, version: int, from_hyp: bool, caller_version: int) -> int:
+    """:func:`partition_properties` from the values it depends on (memoised: a pure function,
+    asked once per partition on each FFA_PARTITION_INFO_GET)."""
     mask = abi.FFA_PART_PROP_DIRECT_REQ_RECV
     mask2 = abi.FFA_PART_PROP_DIRECT_REQ2_RECV
-    if caller.id != HYP_ID:
+    if not from_hyp:
         mask |= abi.FFA_PART_PROP_DIRECT_REQ_SEND
         mask2 |= abi.FFA_PART_PROP_DIRECT_REQ2_SEND
     if version >= abi.FFA_VERSION_1_2:
@@ -51,9 +59,9 @@ def partition_properties(sp: SecurePartition, caller: Endpoint) -> int:
     props = (declared & mask) | abi.FFA_PART_PROP_AARCH64_STATE
     if version >= abi.FFA_VERSION_1_1:
         props |= declared & (abi.FFA_PART_PROP_RECV_NOTIF | abi.FFA_PART_PROP_INDIRECT_MSGS)
-    if caller.id == HYP_ID and props & abi.FFA_PART_PROP_DIRECT_REQ_RECV:
+    if from_hyp and props & abi.FFA_PART_PROP_DIRECT_REQ_RECV:
         props |= declared & _VM_AVAIL_BITS
-    if caller.version < abi.FFA_VERSION_1_1:
+    if caller_version < abi.FFA_VERSION_1_1:
         return props & 0x7
     return props
 
@@ -89,21 +97,34 @@ def ffa_partition_info_get(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
             else f"PARTITION_INFO_GET: 0x{ep.id:x} has no RX buffer",
         )
     nil = uuid == abi.NIL_UUID
+    from_hyp = ep.id == HYP_ID
+    v1_2 = abi.FFA_VERSION_1_2
     if ep.version < abi.FFA_VERSION_1_1:
         size = PARTINFO_V1_0.size
+        pack0 = PARTINFO_V1_0.pack
         data = b"".join(
-            PARTINFO_V1_0.pack(sp.id, sp.exec_ctx, partition_properties(sp, ep)) for sp in found
+            [
+                pack0(
+                    sp.id,
+                    sp.exec_ctx,
+                    _properties(sp.properties, sp.ffa_version or v1_2, from_hyp, ep.version),
+                )
+                for sp in found
+            ]
         )
     else:
         size = PARTINFO_V1_1.size
+        pack1 = PARTINFO_V1_1.pack
         data = b"".join(
-            PARTINFO_V1_1.pack(
-                sp.id,
-                sp.exec_ctx,
-                partition_properties(sp, ep),
-                sp.uuid_bytes if nil else abi.NIL_UUID,
-            )
-            for sp in found
+            [
+                pack1(
+                    sp.id,
+                    sp.exec_ctx,
+                    _properties(sp.properties, sp.ffa_version or v1_2, from_hyp, ep.version),
+                    sp.uuid_bytes if nil else abi.NIL_UUID,
+                )
+                for sp in found
+            ]
         )
     if len(data) > mbox.size:
         return spmc.refuse(abi.FFA_RET_NO_MEMORY, "PARTITION_INFO_GET: entries exceed the RX")
