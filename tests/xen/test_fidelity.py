@@ -254,3 +254,24 @@ def test_vsmc_unknown_function_writes_x0_only() -> None:
     args = tuple(range(1, 18))
     r = vm.smc(0x84000000 | 0x50, *args)  # a standard-service call below FF-A's range
     assert r == (ARM_SMCCC_NOT_SUPPORTED, *args)
+
+
+# -- ffa_partinfo.c (seed): init_subscribers ----------------------------------------------------
+@pytest.mark.parametrize("site", ["alloc:subscr_vm_created", "alloc:subscr_vm_destroyed"])
+def test_seed_init_subscribers_allocation_failure_means_no_firmware(site: str) -> None:
+    """init_subscribers (seed) fails when either subscriber array cannot be allocated: probe
+    then destroys Xen's RX/TX pair and runs without firmware."""
+    sink = FaultSink({site: 1})
+    seed = System(variant="seed-v1", machine=Machine(sink))
+    assert sink.hits == [site]
+    assert seed.xen.ffa_fw_version == 0
+    assert not seed.xen.ffa_fw_supports_fid(abi.FFA_PARTITION_INFO_GET)
+    assert seed.xen.sp_list == []
+    assert seed.xen.ffa_spmc_rx.value is None and seed.xen.ffa_spmc_tx.value is None
+
+
+def test_seed_init_subscribers_keeps_the_bit_15_partitions() -> None:
+    seed = System(variant="seed-v1")
+    ids = [int.from_bytes(e[:2], "little") for e in seed.xen.sp_list]
+    assert ids and all(i & 0x8000 for i in ids)
+    assert seed.xen.sp_list_entry_size == 24

@@ -49,7 +49,11 @@ from ...machine import (
 )
 from ..ffa import _FEATURES_ALWAYS, FFA_FW_ABI_NEEDED
 from ..ffa_msg import _DIRECT_PASS, FFA_PART_MSG_RXTX_1_1
-from ..ffa_partinfo import ffa_copy_info, ffa_sp_entry_read_id
+from ..ffa_partinfo import (
+    ffa_copy_info,
+    ffa_sp_entry_read_id,
+    ffa_sp_entry_read_partition_properties,
+)
 from ..ffa_private import (
     FFA_ADDRESS_RANGE,
     FFA_ID_IS_SECURE,
@@ -301,9 +305,40 @@ class SeedV1Ffa(UpstreamFfa):
     def ffa_handle_partition_info_get_regs(self, d: Domain, regs: Regs) -> Regs:
         return ffa_set_regs_error(abi.FFA_RET_NOT_SUPPORTED)
 
+    def init_subscribers(self, buf: Frame, count: int, fpi_size: int) -> bool:
+        """Keep the SPs that follow the bit-15 convention and allocate the VM_CREATED and
+        VM_DESTROYED subscriber arrays (each only when some SP subscribes; fault sites
+        ``alloc:subscr_vm_created`` and ``alloc:subscr_vm_destroyed``). Entries must be 24
+        bytes or more, with no upper bound: ``count * fpi_size`` may run past Xen's one-page
+        RX buffer."""
+        if fpi_size < FFA_PARTITION_INFO_1_1.size:
+            self.printk(f"partition info size invalid: {fpi_size}")
+            return False
+        raw = self.machine.mem.read(buf.pa, count * fpi_size, "xen") if count else b""
+        entries = []
+        for n in range(count):
+            entry = raw[n * fpi_size : (n + 1) * fpi_size]
+            if FFA_ID_IS_SECURE(ffa_sp_entry_read_id(entry)):
+                entries.append(entry)
+            else:
+                self.printk(f"secure partition {ffa_sp_entry_read_id(entry):#06x} unusable")
+        props = [ffa_sp_entry_read_partition_properties(e) for e in entries]
+        failed = False
+        for site, bit in (
+            ("alloc:subscr_vm_created", abi.FFA_PART_PROP_NOTIF_CREATED),
+            ("alloc:subscr_vm_destroyed", abi.FFA_PART_PROP_NOTIF_DESTROYED),
+        ):
+            if any(p & bit for p in props) and self.machine.sink.fault(site, (1,)) is not None:
+                failed = True
+        if failed:
+            self.printk("failed to allocate subscription lists")  # uninit_subscribers()
+            return False
+        self.sp_list = entries
+        self.sp_list_entry_size = fpi_size
+        return True
+
     def ffa_partinfo_init(self) -> bool:
-        """``init_subscribers`` from one live call; no bound on the entry size (it only needs
-        24 bytes or more), RX_RELEASE on every path (defect 3)."""
+        """``init_subscribers`` from one live call, RX_RELEASE on every path (defect 3)."""
         if not self.ffa_fw_supports_fid(abi.FFA_PARTITION_INFO_GET) or not self.ffa_fw_supports_fid(
             abi.FFA_MSG_SEND_DIRECT_REQ_32
         ):
@@ -317,19 +352,8 @@ class SeedV1Ffa(UpstreamFfa):
             self.printk(f"failed to get partition info: {e}")
         elif count >= FFA_MAX_NUM_SP:
             self.printk(f"too many secure partitions: {count}")
-        elif fpi_size >= FFA_PARTITION_INFO_1_1.size:
-            # Unbounded: count * fpi_size may run past Xen's one-page RX buffer.
-            buf = self.machine.mem.read(spmc_rx.pa, count * fpi_size, "xen") if count else b""
-            entries = []
-            for n in range(count):
-                entry = buf[n * fpi_size : (n + 1) * fpi_size]
-                if FFA_ID_IS_SECURE(ffa_sp_entry_read_id(entry)):
-                    entries.append(entry)
-                else:
-                    self.printk(f"secure partition {ffa_sp_entry_read_id(entry):#06x} unusable")
-            self.sp_list = entries
-            self.sp_list_entry_size = fpi_size
-            ret = True
+        else:
+            ret = self.init_subscribers(spmc_rx, count, fpi_size)
         self.ffa_rxtx_spmc_rx_release(True)  # out:
         return ret
 
