@@ -112,7 +112,7 @@ class Ffa(FfaMsg):
         self.now = 0.0
         self.probed = False
 
-    # -- probe ------------------------------------------------------------------------------------
+    # -- firmware queries (used by the probe below) ---------------------------------------------
     def ffa_get_version(self) -> tuple[bool, int]:
         resp = self.smc(abi.FFA_VERSION, self.FFA_MY_VERSION)
         ret = abi.to_s32(resp[0])
@@ -122,75 +122,6 @@ class Ffa(FfaMsg):
 
     def ffa_abi_supported(self, fid: int) -> bool:
         return not self.ffa_simple_call(abi.FFA_FEATURES, fid, 0, 0, 0)
-
-    def ffa_probe_fw_abis(self) -> None:
-        """Ask the SPMC about every ABI Xen uses; HEAD then works around Hafnium <= v2.14,
-        which supports RX_ACQUIRE without reporting it."""
-        for fid in self.FFA_FW_ABI_NEEDED:
-            if self.ffa_abi_supported(fid):
-                self.ffa_fw_abi_supported.add(FFA_ABI_BITNUM(fid))
-            else:
-                self.printk(f"firmware does not support {abi.name(fid)}")
-        if (
-            self.FFA_FW_RX_ACQUIRE_WORKAROUND
-            and not self.ffa_fw_supports_fid(abi.FFA_RX_ACQUIRE)
-            and self.ffa_fw_supports_fid(abi.FFA_MSG_SEND2)
-        ):
-            self.printk("firmware reports FFA_MSG_SEND2 without FFA_RX_ACQUIRE: assuming it")
-            self.ffa_fw_abi_supported.add(FFA_ABI_BITNUM(abi.FFA_RX_ACQUIRE))
-
-    def ffa_probe_fw(self) -> bool:
-        ok = self._ffa_probe_fw()
-        if not ok:  # err_no_fw:
-            self.ffa_fw_version = 0
-            self.ffa_fw_abi_supported.clear()
-            self.printk("no firmware support")
-        return ok
-
-    def _ffa_probe_fw(self) -> bool:
-        if self.smccc_ver < 0x10002:
-            return False
-        ok, vers = self.ffa_get_version()
-        if not ok:
-            self.printk("cannot retrieve the FF-A version")
-            return False
-        major = abi.version_major(vers)
-        minor = abi.version_minor(vers)
-        if major != abi.version_major(self.FFA_MY_VERSION) or minor < abi.version_minor(
-            FFA_MIN_SPMC_VERSION
-        ):
-            self.printk(f"incompatible firmware version {major}.{minor}")
-            return False
-        # Use ours when the firmware's minor is higher, else the firmware's (spec §13.2.1).
-        if minor > abi.version_minor(self.FFA_MY_VERSION):
-            self.ffa_fw_version = self.FFA_MY_VERSION
-        else:
-            self.ffa_fw_version = vers
-        self.ffa_probe_fw_abis()
-        if not self.ffa_rxtx_spmc_init():
-            self.printk("error during RXTX buffer init")
-            return False
-        if not self.ffa_partinfo_init():
-            self.ffa_rxtx_spmc_destroy()  # err_rxtx_destroy:
-            return False
-        self.ffa_notif_init()
-        return True
-
-    def ffa_probe_vm_to_vm(self) -> bool:
-        if not self.CONFIG_FFA_VM_TO_VM:
-            return False
-        self.printk("VM to VM is enabled, system is insecure !!")
-        return True
-
-    def ffa_probe(self) -> bool:
-        self.printk(f"ARM FF-A Mediator version {abi.version_str(self.FFA_MY_VERSION)}")
-        fw = self.ffa_probe_fw()
-        if not fw and not self.ffa_probe_vm_to_vm():
-            return False
-        if not self.ffa_fw_version:
-            self.printk("ARM FF-A only available between VMs")
-        self.probed = True
-        return True
 
     # -- version negotiation ----------------------------------------------------------------------
     def ffa_negotiate_version(self, d: Domain, ctx: FfaCtx, regs: Regs) -> Regs | None:
@@ -469,3 +400,73 @@ class Ffa(FfaMsg):
 
     def ffa_relinquish_resources(self, d: Domain) -> int:
         return 0
+
+    # -- probe (after the domain lifecycle, as in ffa.c) ------------------------------------------
+    def ffa_probe_fw_abis(self) -> None:
+        """Ask the SPMC about every ABI Xen uses; HEAD then works around Hafnium <= v2.14,
+        which supports RX_ACQUIRE without reporting it."""
+        for fid in self.FFA_FW_ABI_NEEDED:
+            if self.ffa_abi_supported(fid):
+                self.ffa_fw_abi_supported.add(FFA_ABI_BITNUM(fid))
+            else:
+                self.printk(f"firmware does not support {abi.name(fid)}")
+        if (
+            self.FFA_FW_RX_ACQUIRE_WORKAROUND
+            and not self.ffa_fw_supports_fid(abi.FFA_RX_ACQUIRE)
+            and self.ffa_fw_supports_fid(abi.FFA_MSG_SEND2)
+        ):
+            self.printk("firmware reports FFA_MSG_SEND2 without FFA_RX_ACQUIRE: assuming it")
+            self.ffa_fw_abi_supported.add(FFA_ABI_BITNUM(abi.FFA_RX_ACQUIRE))
+
+    def ffa_probe_fw(self) -> bool:
+        ok = self._ffa_probe_fw()
+        if not ok:  # err_no_fw:
+            self.ffa_fw_version = 0
+            self.ffa_fw_abi_supported.clear()
+            self.printk("no firmware support")
+        return ok
+
+    def _ffa_probe_fw(self) -> bool:
+        if self.smccc_ver < 0x10002:
+            return False
+        ok, vers = self.ffa_get_version()
+        if not ok:
+            self.printk("cannot retrieve the FF-A version")
+            return False
+        major = abi.version_major(vers)
+        minor = abi.version_minor(vers)
+        if major != abi.version_major(self.FFA_MY_VERSION) or minor < abi.version_minor(
+            FFA_MIN_SPMC_VERSION
+        ):
+            self.printk(f"incompatible firmware version {major}.{minor}")
+            return False
+        # Use ours when the firmware's minor is higher, else the firmware's (spec §13.2.1).
+        if minor > abi.version_minor(self.FFA_MY_VERSION):
+            self.ffa_fw_version = self.FFA_MY_VERSION
+        else:
+            self.ffa_fw_version = vers
+        self.ffa_probe_fw_abis()
+        if not self.ffa_rxtx_spmc_init():
+            self.printk("error during RXTX buffer init")
+            return False
+        if not self.ffa_partinfo_init():
+            self.ffa_rxtx_spmc_destroy()  # err_rxtx_destroy:
+            return False
+        self.ffa_notif_init()
+        return True
+
+    def ffa_probe_vm_to_vm(self) -> bool:
+        if not self.CONFIG_FFA_VM_TO_VM:
+            return False
+        self.printk("VM to VM is enabled, system is insecure !!")
+        return True
+
+    def ffa_probe(self) -> bool:
+        self.printk(f"ARM FF-A Mediator version {abi.version_str(self.FFA_MY_VERSION)}")
+        fw = self.ffa_probe_fw()
+        if not fw and not self.ffa_probe_vm_to_vm():
+            return False
+        if not self.ffa_fw_version:
+            self.printk("ARM FF-A only available between VMs")
+        self.probed = True
+        return True

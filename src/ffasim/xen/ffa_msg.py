@@ -79,15 +79,6 @@ class FfaMsg(FfaNotif):
             args += regs[8:18]  # 17 registers for REQ2
         return self.ffa_finish_direct_req_run(abi.regs(*args))
 
-    def ffa_handle_run(self, d: Domain, regs: Regs, fid: int) -> Regs:
-        if not self.ffa_fw_supports_fid(fid):
-            return ffa_set_regs_error(abi.FFA_RET_NOT_SUPPORTED)
-        dst = regs[1] & abi.MASK32
-        # Target in [31:16], vCPU in [15:0]; FFA_RUN to VMs is not supported.
-        if not FFA_ID_IS_SECURE(dst >> 16):
-            return ffa_set_regs_error(abi.FFA_RET_NOT_SUPPORTED)
-        return self.ffa_finish_direct_req_run(abi.regs(fid, dst))
-
     def ffa_msg_send2_vm(
         self, src_d: Domain, dst_id: int, view: GuestView, hdr: tuple[int, ...]
     ) -> int:
@@ -151,3 +142,12 @@ class FfaMsg(FfaNotif):
         if self.CONFIG_FFA_VM_TO_VM:
             return self.ffa_msg_send2_vm(d, dst_id, view, tuple(hdr))
         return abi.FFA_RET_INVALID_PARAMETERS
+
+    def ffa_handle_run(self, d: Domain, regs: Regs, fid: int) -> Regs:
+        if not self.ffa_fw_supports_fid(fid):
+            return ffa_set_regs_error(abi.FFA_RET_NOT_SUPPORTED)
+        dst = regs[1] & abi.MASK32
+        # Target in [31:16], vCPU in [15:0]; FFA_RUN to VMs is not supported.
+        if not FFA_ID_IS_SECURE(dst >> 16):
+            return ffa_set_regs_error(abi.FFA_RET_NOT_SUPPORTED)
+        return self.ffa_finish_direct_req_run(abi.regs(fid, dst))
