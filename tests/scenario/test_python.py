@@ -146,3 +146,20 @@ def test_python_step_unexpected_error_is_a_violation() -> None:
     assert inst.finish() == [
         "d0v0: busy: FFA_ID_GET returned FFA_ERROR(BUSY), expected FFA_SUCCESS"
     ]
+
+
+def test_scenario_function_returning_the_wrong_type_names_the_function() -> None:
+    assert _error("def scenario():\n    return 7\n") == (
+        "s.py: scenario() must return a ffasim.scenario.Scenario, got int"
+    )
+
+
+def test_python_step_calling_exit_is_a_crash_not_the_end_of_ffasim() -> None:
+    def leave(env: StepEnv) -> None:
+        raise SystemExit(4)
+
+    sc = Scenario("py-exit", threads=[ThreadSpec((python_step(leave, "leave"),), vm=0)])
+    inst = sc.instantiate()
+    with pytest.raises(RuntimeError) as info:
+        inst.threads[0].body()
+    assert str(info.value) == "leave called exit(4)"

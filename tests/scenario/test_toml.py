@@ -288,7 +288,7 @@ def test_thread_names_a_missing_vm() -> None:
 def test_thread_names_a_missing_vcpu() -> None:
     _assert_error(
         HEAD + '\n[[thread]]\nvm = 0\nvcpu = 2\nsteps = [{ op = "map" }]\n',
-        r"s\.toml:9: thread 1, vcpu: names vCPU 2, but VM 0 has 2",
+        r"s\.toml:9: thread 1, vcpu: names vCPU 2, but VM 0 has 2 vCPUs \(0\.\.1\)",
     )
 
 
@@ -527,4 +527,22 @@ def test_count_only_has_no_ids_to_check() -> None:
     _assert_error(
         _thread('  { op = "partition_info", count_only = true, ids = [0x8001] },'),
         r"s\.toml:10: thread 1, step 1, ids: a count-only call lists no IDs to check",
+    )
+
+
+def test_unquoted_version_is_a_float_and_the_message_says_to_quote_it() -> None:
+    _assert_error(
+        HEAD + '\n[[setup]]\nop = "negotiate"\nvm = 0\nversion = 1.2\n',
+        r's\.toml:10: setup 1, version: must be a version string such as "1\.2" \(quoted\), '
+        r"got the float 1\.2",
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [("true", "true"), ("2.0", r"2\.0 \(a float\)"), ('"two"', "'two'")]
+)
+def test_vcpus_of_the_wrong_type_is_shown_as_written(value: str, shown: str) -> None:
+    _assert_error(
+        f'[scenario]\nname = "t"\n\n[[vm]]\nvcpus = {value}\n',
+        rf"s\.toml:5: vm 1, vcpus: must be 1\.\.8, got {shown}",
     )

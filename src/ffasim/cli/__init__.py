@@ -6,6 +6,8 @@ Each sub-command lives in its own module, which registers itself on :data:`app`.
 
 from __future__ import annotations
 
+import inspect
+
 import typer
 
 app = typer.Typer(
@@ -23,6 +25,19 @@ def _root() -> None:
 
 
 from . import _check, _decode, _run  # noqa: E402,F401  (each registers its commands)
+
+
+def _reflow(doc: str) -> str:
+    """A docstring as help text: its paragraphs each on one line, so that the help formatter,
+    which keeps single line breaks, wraps them to the terminal instead of at the source's
+    column 100."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
+
+
+for _info in app.registered_commands:
+    if _info.help is None and _info.callback is not None and _info.callback.__doc__:
+        _info.help = _reflow(_info.callback.__doc__)
 
 
 def main() -> None:

@@ -76,6 +76,8 @@ def _read_input(
 ) -> tuple[bytes, str | None, str | None]:
     """(bytes, type named by a sample, sample title)."""
     if sample:
+        if file is not None:
+            raise InputError("give either --sample or --file, not both")
         if len(hex_args) > 1:
             raise InputError("--sample takes one sample name")
         return _load_sample(hex_args[0] if hex_args else DEFAULT_SAMPLE)
@@ -124,7 +126,12 @@ def decode(
     ] = None,
     file: Annotated[
         str | None,
-        typer.Option("--file", "-f", help="Read hex text or raw binary from F ('-' = stdin)."),
+        typer.Option(
+            "--file",
+            "-f",
+            help="Read hex text or raw binary from F ('-' = stdin).",
+            metavar="F",
+        ),
     ] = None,
     type_name: Annotated[
         str | None,
@@ -133,19 +140,23 @@ def decode(
             "-t",
             help=f"Descriptor type: {', '.join(TYPES)}. Default: guess.",
             show_default=False,
+            metavar="T",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON for machines.", metavar="")
+    ] = False,
     sample: Annotated[
         bool,
         typer.Option(
             "--sample",
             help=f"Decode a bundled sample: HEX names it (default {DEFAULT_SAMPLE}, the "
             "golden vector of a v1.1 MEM_SHARE).",
+            metavar="",
         ),
     ] = False,
     list_samples: Annotated[
-        bool, typer.Option("--list-samples", help="List the bundled samples and exit.")
+        bool, typer.Option("--list-samples", help="List the bundled samples and exit.", metavar="")
     ] = False,
 ) -> None:
     """Decode an FF-A descriptor and print it field by field: offset, size, value, meaning.
@@ -172,7 +183,8 @@ def decode(
         guessed = True
         if chosen is None:
             _fail(
-                f"{len(data)} bytes decode as no known descriptor; name one with --type",
+                f"{len(data)} byte{'s' if len(data) != 1 else ''} decode"
+                f"{'s' if len(data) == 1 else ''} as no known descriptor; name one with --type",
                 as_json,
             )
             return

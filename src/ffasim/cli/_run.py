@@ -93,6 +93,11 @@ class RunSink(EventSink):
     def log(self, ctx: str, text: str) -> None:
         self.events.append(_TraceEvent(len(self.events), self._ctx(), "log", f"{ctx}: {text}"))
 
+    def thread_event(self, kind: str, name: str) -> None:
+        """A thread starting or ending, as the checker's traces mark them: the renderers use
+        the first start to tell the boot and setup from the scenario proper."""
+        self.events.append(_TraceEvent(len(self.events), name, kind, name))
+
     def violation(self, kind: str, message: str) -> None:
         self.events.append(
             _TraceEvent(len(self.events), self._ctx(), "violation", message, (kind,))
@@ -247,7 +252,11 @@ class _Out:
             typer.echo(text)
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, as_json: bool = False) -> NoReturn:
+    """Bad usage or input: one line on stderr (and, under --json, ``{"error": ...}`` on stdout,
+    as ``ffasim check --json`` does, so that a script reading stdout sees why), exit 2."""
+    if as_json:
+        typer.echo(json.dumps({"error": message}))
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
 
@@ -293,25 +302,38 @@ def _node_json(depth: int, node: CallNode) -> dict[str, Any]:
 @app.command()
 def run(
     scenario: Annotated[
-        str, typer.Argument(help="A built-in scenario name, or a .toml or .py scenario file.")
+        str,
+        typer.Argument(
+            help="A built-in scenario name, or a .toml or .py scenario file.", metavar="SCENARIO"
+        ),
     ] = "default",
     variant: Annotated[
         str | None,
         typer.Option(
-            "--variant", help="Mediator variant (default: the scenario's, else reference)."
+            "--variant",
+            help="Mediator variant (default: the scenario's, else reference).",
+            metavar="NAME",
         ),
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON record instead of the trace.")
+        bool, typer.Option("--json", help="Print one JSON record instead of the trace.", metavar="")
     ] = False,
     trace: Annotated[
         Path | None,
         typer.Option("--trace", help="Also write the call trace to FILE.", metavar="FILE"),
     ] = None,
     trace_format: Annotated[
-        str, typer.Option("--trace-format", help=f"Format of --trace: {', '.join(TRACE_FORMATS)}.")
-    ] = "json",
-    boot: Annotated[bool, typer.Option("--boot", help="Also print Xen's boot-time calls.")] = False,
+        str | None,
+        typer.Option(
+            "--trace-format",
+            help=f"Format of --trace: {', '.join(TRACE_FORMATS)} (default json).",
+            metavar="FORMAT",
+            show_default=False,
+        ),
+    ] = None,
+    boot: Annotated[
+        bool, typer.Option("--boot", help="Also print Xen's boot-time calls.", metavar="")
+    ] = False,
 ) -> None:
     """Run SCENARIO once, sequentially, and print every FF-A call and the verdict.
 
@@ -322,20 +344,23 @@ def run(
     from ..scenario import ScenarioError, load
     from ..system import DomainCreationError
 
-    if trace_format not in TRACE_FORMATS:
+    if trace_format is not None and trace_format not in TRACE_FORMATS:
         _fail(
-            f"unknown trace format {trace_format!r} (expected one of: {', '.join(TRACE_FORMATS)})"
+            f"unknown trace format {trace_format!r} (expected one of: {', '.join(TRACE_FORMATS)})",
+            as_json,
         )
+    if trace_format is not None and trace is None:
+        _fail("--trace-format needs --trace FILE (where the trace goes)", as_json)
     try:
         sc = load(scenario)
     except ScenarioError as e:
-        _fail(str(e))
+        _fail(str(e), as_json)
     if variant is not None:
         from ..xen import variants
 
         known = list(variants.names())
         if variant not in known:
-            _fail(f"unknown variant {variant!r} (known: {', '.join(known)})")
+            _fail(f"unknown variant {variant!r} (known: {', '.join(known)})", as_json)
     used_variant = variant or sc.variant or "reference"
 
     sink = RunSink()
@@ -350,7 +375,9 @@ def run(
         for th in instance.threads:
             sink.phase = th.name
             machine.current = th.name
+            sink.thread_event("thread-start", th.name)
             th.body()
+            sink.thread_event("thread-end", th.name)
         sink.phase = "finish"
         problems = instance.finish()
     except DomainCreationError as e:
@@ -373,9 +400,9 @@ def run(
         from ..trace import render
 
         try:
-            trace.write_text(render(sink.events, trace_format), encoding="utf-8")
+            trace.write_text(render(sink.events, trace_format or "json"), encoding="utf-8")
         except OSError as e:
-            _fail(f"cannot write {trace}: {e.strerror or e}")
+            _fail(f"cannot write {trace}: {e.strerror or e}", as_json)
 
     if as_json:
         typer.echo(

@@ -287,7 +287,7 @@ class Scenario:
                 out.append(
                     (
                         (*here, "vcpu"),
-                        f"names vCPU {th.vcpu}, but VM {th.vm} has {self.vms[th.vm].vcpus}",
+                        f"names vCPU {th.vcpu}, but VM {th.vm} has {_vcpus(self.vms[th.vm].vcpus)}",
                     )
                 )
             if th.name in names:
@@ -345,7 +345,8 @@ class Scenario:
                     out.append(
                         (
                             (*here, "vcpu"),
-                            f"names vCPU {st.vcpu}, but VM {st.vm} has {self.vms[st.vm].vcpus}",
+                            f"names vCPU {st.vcpu}, but VM {st.vm} has "
+                            f"{_vcpus(self.vms[st.vm].vcpus)}",
                         )
                     )
         else:
@@ -745,6 +746,10 @@ class Instance:
             return rec
         except ModelError:
             raise
+        except SystemExit as e:
+            # exit() in a Python step would end ffasim itself, with the step's status and no
+            # word: it is a crash of the scenario like any other exception.
+            raise RuntimeError(f"{st.label()} called exit({e.code!r})") from None
         except Exception as e:
             if vm is not None and not self.alive(vm):
                 # The toolstack destroyed the domain between two of this step's calls.
@@ -807,6 +812,11 @@ class Instance:
         problems += [f"leak: {line}" for line in self.system.audit()]
         self._verdict = problems
         return list(problems)
+
+
+def _vcpus(n: int) -> str:
+    """``"2 vCPUs (0..1)"``: how many a VM has, and the numbers that name them."""
+    return "1 vCPU (0)" if n == 1 else f"{n} vCPUs (0..{n - 1})"
 
 
 def _expected(expect: Sequence[str]) -> str:

@@ -98,6 +98,8 @@ def _show(v: Any) -> str:
         return "an array"
     if isinstance(v, dict):
         return "a table"
+    if isinstance(v, float):
+        return f"{v!r} (a float)"
     return type(v).__name__
 
 
@@ -113,6 +115,8 @@ def _conv_version(v: Any) -> int:
         if not m or int(m[1]) > 0x7FFF or int(m[2]) > 0xFFFF:
             raise Invalid(f'must be a version such as "1.2", got {_show(v)}')
         return abi.make_version(int(m[1]), int(m[2]))
+    if isinstance(v, float):  # version = 1.2 unquoted: TOML reads a float
+        raise Invalid(f'must be a version string such as "1.2" (quoted), got the float {v!r}')
     return _int(v, 0, abi.MASK32, 'a version such as "1.2" or a 32-bit version word')
 
 

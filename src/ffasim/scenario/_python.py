@@ -51,6 +51,7 @@ def load_python(path: str | FsPath) -> Scenario:
         raise ScenarioError("cannot load as a Python module", file=file)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and pickling look modules up by name
+    source = "SCENARIO"
     try:
         spec.loader.exec_module(module)
         obj: Any = getattr(module, "SCENARIO", None)
@@ -60,6 +61,7 @@ def load_python(path: str | FsPath) -> Scenario:
                 raise ScenarioError("defines neither SCENARIO nor scenario()", file=file)
             if not callable(factory):
                 raise ScenarioError("scenario must be a function returning a Scenario", file=file)
+            source = "scenario()"
             obj = factory()
     except ScenarioError as e:
         if e.file == file:
@@ -72,7 +74,8 @@ def load_python(path: str | FsPath) -> Scenario:
     finally:
         sys.modules.pop(name, None)
     if not isinstance(obj, Scenario):
+        what = "SCENARIO must be" if source == "SCENARIO" else "scenario() must return"
         raise ScenarioError(
-            f"SCENARIO must be a ffasim.scenario.Scenario, got {type(obj).__name__}", file=file
+            f"{what} a ffasim.scenario.Scenario, got {type(obj).__name__}", file=file
         )
     return obj

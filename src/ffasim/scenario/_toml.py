@@ -29,7 +29,7 @@ from ._model import (
     build_step,
     describe_path,
 )
-from ._ops import Invalid, Param, convert
+from ._ops import Invalid, Param, _show, convert
 
 PROPERTY_NAMES: dict[str, int] = {
     "direct_req_recv": abi.FFA_PART_PROP_DIRECT_REQ_RECV,
@@ -284,7 +284,7 @@ class _Loader:
         uuid = self.value((*path, "uuid"), "uuid", t["uuid"])
         exec_ctx = t.get("exec_ctx", 1)
         if isinstance(exec_ctx, bool) or not isinstance(exec_ctx, int) or not 1 <= exec_ctx <= 64:
-            raise self.fail((*path, "exec_ctx"), f"must be 1..64, got {exec_ctx!r}")
+            raise self.fail((*path, "exec_ctx"), f"must be 1..64, got {_show(exec_ctx)}")
         props = t.get("properties", ["direct_req_recv", "aarch64"])
         if isinstance(props, list):
             bits = 0
@@ -313,9 +313,9 @@ class _Loader:
         vcpus = t.get("vcpus", 1)
         pages = t.get("pages", 64)
         if isinstance(vcpus, bool) or not isinstance(vcpus, int) or not 1 <= vcpus <= 8:
-            raise self.fail((*path, "vcpus"), f"must be 1..8, got {vcpus!r}")
+            raise self.fail((*path, "vcpus"), f"must be 1..8, got {_show(vcpus)}")
         if isinstance(pages, bool) or not isinstance(pages, int) or not 4 <= pages <= 4096:
-            raise self.fail((*path, "pages"), f"must be 4..4096, got {pages!r}")
+            raise self.fail((*path, "pages"), f"must be 4..4096, got {_show(pages)}")
         return VmSpec(vcpus, pages)
 
     def step(self, t: Any, path: Path, *, placed: bool) -> Step:

@@ -1,0 +1,266 @@
+"""What a user of the ``ffasim`` command runs into: help that reads well, usage mistakes named
+in one line (and in JSON under ``--json``), options that do what they say."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ffasim.cli import app
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
+
+
+def _one_error(r: object, pattern: str) -> None:
+    """Exit 2, and stderr is exactly one line matching ``pattern`` (anchored)."""
+    assert r.exit_code == 2, r.output  # type: ignore[attr-defined]
+    err = r.stderr  # type: ignore[attr-defined]
+    assert err.count("\n") == 1, err
+    assert re.fullmatch(pattern, err.rstrip("\n")), err
+    assert "Traceback" not in r.output  # type: ignore[attr-defined]
+
+
+# -- help -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "sentence"),
+    [
+        (
+            "run",
+            "The threads run one after another in the order the scenario lists them. Exit 0: "
+            "every step got an answer it accepts and nothing leaked; 1: not so, or the model "
+            "crashed; 2: bad usage or scenario.",
+        ),
+        (
+            "check",
+            "Each finding is minimised and its schedule saved under --out; replay it with "
+            "'ffasim replay FILE'. Exit 0: nothing found; 1: found; 2: bad usage or scenario.",
+        ),
+        (
+            "replay",
+            "Exit 1 when the replayed execution shows a finding (it reproduces), 0 when it "
+            "does not, 2 on a bad file or when the execution leaves the schedule (the model "
+            "changed).",
+        ),
+    ],
+)
+def test_help_paragraphs_are_reflowed_not_cut_at_the_source_column(
+    command: str, sentence: str
+) -> None:
+    r = runner.invoke(app, [command, "--help"], env=WIDE)
+    assert r.exit_code == 0
+    lines = [line.strip() for line in r.stdout.splitlines()]
+    assert sentence in lines, r.stdout
+
+
+def test_help_shows_value_names_and_no_type_on_flags() -> None:
+    r = runner.invoke(app, ["check", "--help"], env=WIDE)
+    assert r.exit_code == 0
+    rows = {m[1]: m[2] for m in re.finditer(r"│ (--[a-z-]+) +(\S*) +", r.stdout)}
+    assert rows["--variant"] == "NAME"
+    assert rows["--budget"] == "N"
+    assert rows["--faults"] == "SPEC"
+    assert rows["--time-limit"] == "S"
+    assert rows["--out"] == "DIR"
+    # A flag takes no value: nothing in the value column (it used to say <bool>).
+    for flag in ("--json", "--list", "--all"):
+        assert re.search(rf"│ {flag} {{2,}}[A-Z]", r.stdout), flag
+    assert re.search(r"Usage: ffasim check \[OPTIONS\] \[SCENARIO\]", r.stdout)
+
+
+def test_replay_usage_names_its_argument_file() -> None:
+    r = runner.invoke(app, ["replay", "--help"], env=WIDE)
+    assert r.exit_code == 0
+    assert re.search(r"Usage: ffasim replay \[OPTIONS\] \{?FILE\}?\s", r.stdout), r.stdout
+
+
+# -- run --------------------------------------------------------------------------------------
+
+
+def test_run_trace_format_without_trace_is_a_usage_error() -> None:
+    r = runner.invoke(app, ["run", "--trace-format", "mermaid"])
+    _one_error(r, r"error: --trace-format needs --trace FILE \(where the trace goes\)")
+
+
+def test_run_json_prints_a_json_error_for_an_unknown_scenario() -> None:
+    r = runner.invoke(app, ["run", "no-such", "--json"])
+    assert r.exit_code == 2
+    assert json.loads(r.stdout) == {
+        "error": "unknown scenario 'no-such': not a built-in (default, partinfo-2vcpu, "
+        "rxtx-map-race, share-vs-partinfo, destroy-during-call, sri-vs-notification-get) "
+        "nor a .toml or .py file"
+    }
+
+
+def test_run_json_prints_a_json_error_for_an_unknown_variant() -> None:
+    r = runner.invoke(app, ["run", "--json", "--variant", "v9"])
+    assert r.exit_code == 2
+    assert json.loads(r.stdout) == {
+        "error": "unknown variant 'v9' (known: reference, seed-v1, head)"
+    }
+
+
+def test_run_mermaid_trace_leaves_out_boot_and_setup_like_replay(tmp_path: Path) -> None:
+    out = tmp_path / "t.md"
+    r = runner.invoke(
+        app, ["run", "partinfo-2vcpu", "--trace", str(out), "--trace-format", "mermaid"]
+    )
+    assert r.exit_code == 0, r.output
+    lines = out.read_text().splitlines()
+    assert lines[:5] == [
+        "sequenceDiagram",
+        "    participant d0v0",
+        "    participant d1v0",
+        "    participant Xen",
+        "    participant SPMC",
+    ]
+    assert re.fullmatch(r"    Note over Xen,SPMC: boot and setup: \d+ events not shown", lines[6])
+    assert lines[7] == "    d0v0->>Xen: FFA_PARTITION_INFO_GET"
+    assert not any("[boot]" in line for line in lines)
+
+
+def test_run_text_trace_marks_each_thread(tmp_path: Path) -> None:
+    out = tmp_path / "t.txt"
+    r = runner.invoke(app, ["run", "partinfo-2vcpu", "--trace", str(out), "--trace-format", "text"])
+    assert r.exit_code == 0, r.output
+    marks = [line.split()[1:] for line in out.read_text().splitlines() if " thread-" in line]
+    assert marks == [
+        ["d0v0", "thread-start", "d0v0"],
+        ["d0v0", "thread-end", "d0v0"],
+        ["d1v0", "thread-start", "d1v0"],
+        ["d1v0", "thread-end", "d1v0"],
+    ]
+
+
+# -- check --------------------------------------------------------------------------------------
+
+
+def test_check_list_json_is_json() -> None:
+    r = runner.invoke(app, ["check", "--list", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert [s["name"] for s in doc["scenarios"]] == [
+        "default",
+        "partinfo-2vcpu",
+        "rxtx-map-race",
+        "share-vs-partinfo",
+        "destroy-during-call",
+        "sri-vs-notification-get",
+    ]
+    assert [v["name"] for v in doc["variants"]] == ["reference", "seed-v1", "head"]
+    assert all(s["description"] and "\n" not in s["description"] for s in doc["scenarios"])
+
+
+def test_check_time_limit_nan_is_refused() -> None:
+    r = runner.invoke(app, ["check", "partinfo-2vcpu", "--time-limit", "nan"])
+    _one_error(r, r"error: --time-limit must be a number of seconds, not nan")
+
+
+# -- replay -------------------------------------------------------------------------------------
+
+
+def _seed_assert_schedule(tmp_path: Path) -> Path:
+    r = runner.invoke(
+        app, ["check", "partinfo-2vcpu", "--variant", "seed-v1", "--out", str(tmp_path)]
+    )
+    assert r.exit_code == 1, r.output
+    return tmp_path / "partinfo-2vcpu-seed-v1-assertion.json"
+
+
+def test_replay_of_a_binary_file_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    p = tmp_path / "s.json"
+    p.write_bytes(b"\xff\xfe\x00{")
+    r = runner.invoke(app, ["replay", str(p)])
+    _one_error(r, rf"error: {re.escape(str(p))}: not a schedule: not UTF-8 text")
+
+
+def test_replay_same_finding_at_moved_source_lines_reproduces_without_a_note(
+    tmp_path: Path,
+) -> None:
+    path = _seed_assert_schedule(tmp_path)
+    doc = json.loads(path.read_text())
+    # The model was edited since the check: every line number in the message moved.
+    doc["finding"] = re.sub(r"\.py:(\d+)", lambda m: f".py:{int(m[1]) + 7}", doc["finding"])
+    path.write_text(json.dumps(doc))
+    r = runner.invoke(app, ["replay", str(path), "--format", "json", "-o", str(tmp_path / "t")])
+    assert r.exit_code == 1, r.output
+    assert re.fullmatch(
+        r"finding: assertion: HypervisorPanic: Assertion '!spin_is_locked\(&ffa_spmc_rx_lock\)' "
+        r"failed \(at .*\)\n",
+        r.stderr,
+    ), r.stderr
+
+
+def test_replay_of_another_finding_still_says_so(tmp_path: Path) -> None:
+    path = _seed_assert_schedule(tmp_path)
+    doc = json.loads(path.read_text())
+    doc["finding"] = "deadlock: d0v0 and d1v0 wait for each other"
+    path.write_text(json.dumps(doc))
+    r = runner.invoke(app, ["replay", str(path), "-o", str(tmp_path / "t")])
+    assert r.exit_code == 1, r.output
+    assert r.stderr.splitlines()[-1] == (
+        "note: the schedule recorded 'deadlock: d0v0 and d1v0 wait for each other', "
+        "the replay found something else"
+    )
+
+
+# -- decode -------------------------------------------------------------------------------------
+
+
+def test_decode_sample_and_file_together_is_a_usage_error(tmp_path: Path) -> None:
+    p = tmp_path / "d.hex"
+    p.write_text("00 00")
+    r = runner.invoke(app, ["decode", "--sample", "--file", str(p)])
+    _one_error(r, r"error: give either --sample or --file, not both")
+
+
+@pytest.mark.parametrize(
+    ("hex_text", "message"),
+    [
+        ("00", r"error: 1 byte decodes as no known descriptor; name one with --type"),
+        ("0000", r"error: 2 bytes decode as no known descriptor; name one with --type"),
+    ],
+)
+def test_decode_unknown_bytes_message_counts_in_words(hex_text: str, message: str) -> None:
+    _one_error(runner.invoke(app, ["decode", hex_text]), message)
+
+
+# -- scenarios ----------------------------------------------------------------------------------
+
+EXITING_STEP = """\
+from ffasim.scenario import Scenario, ThreadSpec, VmSpec, python_step
+
+
+def leave(env):
+    raise SystemExit(4)
+
+
+SCENARIO = Scenario(
+    "py-exit", vms=[VmSpec()], threads=[ThreadSpec((python_step(leave, "leave"),), vm=0)]
+)
+"""
+
+
+def test_run_python_step_calling_exit_is_reported_as_a_crash(tmp_path: Path) -> None:
+    p = tmp_path / "s.py"
+    p.write_text(EXITING_STEP)
+    r = runner.invoke(app, ["run", str(p)])
+    assert r.exit_code == 1, r.output
+    lines = r.stdout.splitlines()
+    assert lines[-2:] == ["crash: RuntimeError in d0v0: leave called exit(4)", "verdict: FAILED"]
+
+
+def test_check_python_step_calling_exit_is_a_crash_finding(tmp_path: Path) -> None:
+    p = tmp_path / "s.py"
+    p.write_text(EXITING_STEP)
+    r = runner.invoke(app, ["check", str(p), "--out", str(tmp_path / "f"), "--json"])
+    assert r.exit_code == 1, r.output
+    (finding,) = json.loads(r.stdout)["findings"]
+    assert finding["kind"] == "crash"
+    assert re.fullmatch(r"RuntimeError: leave called exit\(4\) \(at .*\)", finding["message"])
