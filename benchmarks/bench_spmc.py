@@ -66,6 +66,7 @@ def bench_share_cycle(seconds: float) -> float:
     retrieve_hdr = struct.Struct("<HHIQQIII12sHBBI24s")
     release = abi.regs(abi.FFA_RX_RELEASE)
     relinquish = abi.regs(abi.FFA_MEM_RELINQUISH)
+    retrieve = abi.regs(abi.FFA_MEM_RETRIEVE_REQ_64, 80, 80)
 
     def cycle() -> None:
         r = entry(0, share_regs)
@@ -74,7 +75,7 @@ def bench_share_cycle(seconds: float) -> float:
             1, 0, 0, handle, 0, 32, 1, 48, bytes(12), 0x8001, 2, 0, 0, bytes(24)
         )
         sp.write(sp.tx, req)
-        r = entry(0x8001, abi.regs(abi.FFA_MEM_RETRIEVE_REQ_64, 80, 80))
+        r = entry(0x8001, retrieve)
         assert r[0] == abi.FFA_MEM_RETRIEVE_RESP
         entry(0x8001, release)
         sp.write(sp.tx, struct.pack("<QIIH", handle, 0, 1, 0x8001))

@@ -412,7 +412,8 @@ def _send_complete(spmc: Spmc, share: ShareState) -> Regs:
     comp = share.composite_offset
     total_pages, count, _ = COMPOSITE.unpack_from(raw, comp)
     start = comp + COMPOSITE.size  # the validated lengths put exactly ``count`` entries here
-    consts = [(a, n) for a, n, _ in CONSTITUENT.iter_unpack(raw[start : start + 16 * count])]
+    unpack = CONSTITUENT.unpack_from
+    consts = [unpack(raw, at)[:2] for at in range(start, start + 16 * count, 16)]
     # Each failure below is the same INVALID_PARAMETERS, so only whether one fails matters.
     error = abi.FFA_RET_OK
     if count > 1:
@@ -561,7 +562,7 @@ def _send_validate(ep: Endpoint, kind: str, txn: Txn, buf: bytes, total: int) ->
         if e.receiver == txn.sender or e.receiver in seen or e.composite_offset != comp:
             return INVALID
         seen.add(e.receiver)
-        data, instr = _data(e.perms), _instr(e.perms)
+        data, instr = e.perms & 0x3, (e.perms >> 2) & 0x3  # _data(), _instr()
         if data == DATA_RESERVED or instr == INSTR_RESERVED or instr != INSTR_NOT_SPECIFIED:
             return INVALID
         if kind != "donate" and data == DATA_NOT_SPECIFIED:
