@@ -275,3 +275,39 @@ def test_seed_init_subscribers_keeps_the_bit_15_partitions() -> None:
     ids = [int.from_bytes(e[:2], "little") for e in seed.xen.sp_list]
     assert ids and all(i & 0x8000 for i in ids)
     assert seed.xen.sp_list_entry_size == 24
+
+
+# -- ffa_shm.c (seed): ffa_handle_mem_share reads the EMAD field by field ---------------------
+def _seed_share_with_emad_at(emad_offs: int, receiver: int) -> abi.Regs:
+    """A seed share whose one EMAD (declared 0 bytes long) sits at ``emad_offs`` of the TX
+    page, pointing at the composite region the descriptor has at 64."""
+    import struct
+
+    seed = System(variant="seed-v1")
+    guest = ready(seed.create_vm(), abi.FFA_VERSION_1_1)
+    desc = bytearray(share_descriptor(guest.id, 0x8002, [(guest.ipa(4), 1)]))
+    struct.pack_into("<II", desc, 24, 0, 1)  # EMAD size 0 (unchecked at the seed), count 1
+    struct.pack_into("<I", desc, 32, emad_offs)
+    page = bytearray(4096 + 8)
+    page[: len(desc)] = desc
+    struct.pack_into("<HBBI", page, emad_offs, receiver, abi.FFA_MEM_ACC_RW, 0, 64)
+    guest.write(guest.ipa(0), bytes(page[:4096]))
+    return guest.smc(abi.FFA_MEM_SHARE_64, 4096, 4096, 0, 0)
+
+
+def test_seed_ffa_handle_mem_share_reads_only_the_emad_fields_it_checks() -> None:
+    """The seed reads endpoint_id, perm and region_offs (8 bytes), never a whole 16-byte EMAD:
+    an EMAD 8 bytes before the end of the page stays inside Xen's mapping, and the share
+    goes through."""
+    assert code(_seed_share_with_emad_at(4088, 0x8002)) == 0
+
+
+def test_seed_ffa_handle_mem_share_non_secure_receiver_is_refused_before_perm_is_read() -> None:
+    """With the EMAD 2 bytes before the page end, only endpoint_id is in the page: a VM
+    receiver is NOT_SUPPORTED before perm (past the page) is read."""
+    assert code(_seed_share_with_emad_at(4094, 0x0002)) == abi.FFA_RET_NOT_SUPPORTED
+
+
+def test_seed_ffa_handle_mem_share_secure_receiver_reads_perm_past_the_mapping() -> None:
+    with pytest.raises(HypervisorPanic, match="guest buffer mapping"):
+        _seed_share_with_emad_at(4094, 0x8002)

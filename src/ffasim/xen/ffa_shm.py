@@ -64,6 +64,8 @@ assert FFA_MEM_ACCESS.size == 16 and FFA_MEM_ACCESS_1_2.size == 32
 assert FFA_MEM_TRANSACTION_1_0.size == 32 and FFA_MEM_TRANSACTION_1_1.size == 48
 
 INT32_MAX = 0x7FFFFFFF
+# The fields of an EMAD Xen reads: endpoint_id u16, perm u8, flags u8, region_offs u32.
+_EMAD_HEAD = struct.Struct("<HBBI")
 
 
 class FfaMemTransactionInt:
@@ -384,17 +386,9 @@ class FfaShm(FfaPartinfo):
             return ret, 0
         if trans.mem_access_offs + trans.mem_access_size > frag_len:
             return abi.FFA_RET_INVALID_PARAMETERS, 0
-        emad = view.get(trans.mem_access_offs, FFA_MEM_ACCESS.size)
-        dst_id, perm, _, region_offs, _ = FFA_MEM_ACCESS.unpack(emad)
-        # 1.2 EMADs carry an impdef value; the format follows the size, not the version.
-        impdef = (0, 0)
-        if trans.mem_access_size >= FFA_MEM_ACCESS_1_2.size:
-            lo, hi = struct.unpack("<QQ", view.get(trans.mem_access_offs + 8, 16))
-            impdef = (lo, hi)
-        if not FFA_ID_IS_SECURE(dst_id):
-            return abi.FFA_RET_NOT_SUPPORTED, 0  # no sharing with VMs
-        if perm != abi.FFA_MEM_ACC_RW:
-            return abi.FFA_RET_NOT_SUPPORTED, 0
+        ret, dst_id, region_offs, impdef = self.mem_share_read_mem_access(view, trans)
+        if ret:
+            return ret, 0
         if FFA_MEM_REGION.size + region_offs > frag_len:
             return abi.FFA_RET_NOT_SUPPORTED, 0
         page_count, range_count, _ = FFA_MEM_REGION.unpack(view.get(region_offs, 16))
@@ -421,6 +415,25 @@ class FfaShm(FfaPartinfo):
         ctx.shm_list.set([*lst, shm])
         spin_unlock(ctx.lock)
         return abi.FFA_RET_OK, shm.handle
+
+    def mem_share_read_mem_access(
+        self, view: GuestView, trans: FfaMemTransactionInt
+    ) -> tuple[int, int, int, tuple[int, int]]:
+        """The EMAD part of ``ffa_handle_mem_share``: read the receiver, its permissions and
+        the region offset once (the first 8 bytes), and the impdef value of a 1.2-sized EMAD,
+        then check them: ``(ret, dst_id, region_offs, impdef)``."""
+        offs = trans.mem_access_offs
+        dst_id, perm, _, region_offs = _EMAD_HEAD.unpack(view.get(offs, _EMAD_HEAD.size))
+        # 1.2 EMADs carry an impdef value; the format follows the size, not the version.
+        impdef = (0, 0)
+        if trans.mem_access_size >= FFA_MEM_ACCESS_1_2.size:
+            lo, hi = struct.unpack("<QQ", view.get(offs + 8, 16))
+            impdef = (lo, hi)
+        if not FFA_ID_IS_SECURE(dst_id):
+            return abi.FFA_RET_NOT_SUPPORTED, 0, 0, impdef  # no sharing with VMs
+        if perm != abi.FFA_MEM_ACC_RW:
+            return abi.FFA_RET_NOT_SUPPORTED, 0, 0, impdef
+        return abi.FFA_RET_OK, dst_id, region_offs, impdef
 
     def check_mem_access_size(self, size: int) -> int:
         """An EMAD smaller than the 16-byte v1.1 one is malformed."""

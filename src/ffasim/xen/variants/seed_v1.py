@@ -21,9 +21,10 @@ Overrides only what differs from the reference (Xen HEAD plus fixes), under Xen'
 - FFA_FEATURES rejects non-zero w2..w7 and knows the seed's list; RUN, DIRECT_REQ2 and
   PARTITION_INFO_GET_REGS are NOT_SUPPORTED;
 - MEM_SHARE: at most 255 pages, no NS-bit/EMAD-size/alignment checks, v1.1 EMADs only, a
-  FRAG_RX reply is returned to the guest as a positive "error" code; an EMAD declared 0 bytes
-  long at the end of the TX page is still read as 16 bytes, past Xen's mapping of the page
-  (modelled as a hypervisor data abort);
+  FRAG_RX reply is returned to the guest as a positive "error" code; the EMAD's fields are
+  read one by one before their checks, so with an EMAD declared 0 bytes long at the end of
+  the TX page, a field past the page is read past Xen's mapping of it (modelled as a
+  hypervisor data abort);
 - direct requests: no check that the destination differs from the caller; replies other than
   ERROR/SUCCESS/DIRECT_RESP become ABORTED with w1 = the request's src/dst;
 - SEND2 reads the sender's TX without checking that one is mapped (a NULL dereference: a
@@ -73,7 +74,7 @@ from ..ffa_private import (
     ffa_set_regs_error,
     ffa_set_regs_success,
 )
-from ..ffa_shm import P2MType, get_page_from_gfn
+from ..ffa_shm import FfaMemTransactionInt, P2MType, get_page_from_gfn
 from .head import UpstreamFfa
 
 
@@ -371,7 +372,22 @@ class SeedV1Ffa(UpstreamFfa):
         return abi.FFA_RET_OK
 
     def check_mem_access_size(self, size: int) -> int:
-        return abi.FFA_RET_OK  # not checked: a 0-byte EMAD is read as a 16-byte one
+        return abi.FFA_RET_OK  # not checked: the EMAD's fields are read whatever its size
+
+    def mem_share_read_mem_access(
+        self, view: GuestView, trans: FfaMemTransactionInt
+    ) -> tuple[int, int, int, tuple[int, int]]:
+        """The seed reads each EMAD field just before its check: the receiver, then (for an
+        SP) the permissions, then the region offset. With the EMAD size unchecked, a field
+        lying past the end of the TX page is read past Xen's mapping of it."""
+        offs = trans.mem_access_offs
+        dst_id = int.from_bytes(view.get(offs, 2), "little")
+        if not FFA_ID_IS_SECURE(dst_id):
+            return abi.FFA_RET_NOT_SUPPORTED, 0, 0, (0, 0)
+        if view.get(offs + 2, 1)[0] != abi.FFA_MEM_ACC_RW:
+            return abi.FFA_RET_NOT_SUPPORTED, 0, 0, (0, 0)
+        region_offs = int.from_bytes(view.get(offs + 4, 4), "little")
+        return abi.FFA_RET_OK, dst_id, region_offs, (0, 0)
 
     def check_mem_share_attr(self, attr: int) -> int:
         if attr != abi.FFA_NORMAL_MEM_REG_ATTR:
