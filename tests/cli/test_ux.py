@@ -264,3 +264,20 @@ def test_check_python_step_calling_exit_is_a_crash_finding(tmp_path: Path) -> No
     (finding,) = json.loads(r.stdout)["findings"]
     assert finding["kind"] == "crash"
     assert re.fullmatch(r"RuntimeError: leave called exit\(4\) \(at .*\)", finding["message"])
+
+
+def test_replay_unknown_context_is_named_with_the_known_ones(tmp_path: Path) -> None:
+    path = _seed_assert_schedule(tmp_path)
+    r = runner.invoke(app, ["replay", str(path), "--context", "d0v9"])
+    _one_error(r, r"error: no context 'd0v9' in this execution \(contexts: boot, d0v0, d1v0.*\)")
+
+
+def test_check_out_naming_a_file_is_refused_before_exploring(tmp_path: Path) -> None:
+    p = tmp_path / "f"
+    p.write_text("")
+    r = runner.invoke(app, ["check", "partinfo-2vcpu", "--variant", "seed-v1", "--out", str(p)])
+    _one_error(
+        r,
+        rf"error: --out {re.escape(str(p))} is a file; "
+        r"it must be a directory \(created if missing\)",
+    )

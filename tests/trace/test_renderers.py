@@ -232,3 +232,11 @@ def test_every_renderer_takes_any_trace(trace: list[Ev]) -> None:
     assert all({"ph", "ts", "pid", "tid"} <= e.keys() for e in doc["traceEvents"])
     slices = [e for e in doc["traceEvents"] if e["ph"] == "X"]
     assert all(e["dur"] >= 1 for e in slices)
+
+
+def test_mermaid_escapes_ampersands_so_no_html_entity_forms() -> None:
+    trace = [Ev(0, "d0v0", "finding", "assertion: Assertion '!spin_is_locked(&notif_lock)' failed")]
+    (note,) = [line for line in render_mermaid(trace).splitlines() if "Note over" in line]
+    assert note == (
+        "    Note over d0v0,Xen: assertion: Assertion '!spin_is_locked(#amp;notif_lock)' failed"
+    )

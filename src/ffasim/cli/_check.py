@@ -243,6 +243,8 @@ def check(
 
     if time_limit is not None and math.isnan(time_limit):
         _fail("--time-limit must be a number of seconds, not nan", as_json)
+    if out.exists() and not out.is_dir():  # found now, not after the whole exploration
+        _fail(f"--out {out} is a file; it must be a directory (created if missing)", as_json)
     progress = not as_json and sys.stdout.isatty()  # rich draws the bar on stdout
     try:
         report = check_scenario(
@@ -325,6 +327,11 @@ def replay(
         _fail(_one_line(e))
     except UnicodeDecodeError:  # Schedule.load reads text: a binary file is no schedule
         _fail(f"{file}: not a schedule: not UTF-8 text")
+    if context:
+        known = list(dict.fromkeys(ev.thread for ev in trace))
+        unknown = [c for c in context if c not in known]
+        if unknown:  # a typo would otherwise print only the finding line
+            _fail(f"no context {unknown[0]!r} in this execution (contexts: {', '.join(known)})")
     if fmt == "text" and context:
         text = render_text(trace, threads=context)
     elif fmt == "mermaid" and full:

@@ -31,7 +31,9 @@ NOTE_KINDS: dict[str, str] = {
 FINDING_COLOUR = "rgb(255, 215, 215)"
 
 
-_ESCAPES = str.maketrans({"#": "#35;", ";": "#59;", "<": "#lt;", ">": "#gt;"})
+_ESCAPES = str.maketrans({"#": "#35;", ";": "#59;", "<": "#lt;", ">": "#gt;", "&": "#amp;"})
+"""``&`` too: the browser decodes the label as HTML, where ``&not`` (in ``&notif_lock``) is
+an entity even without its semicolon."""
 
 
 def _clean(text: str) -> str:
