@@ -64,8 +64,6 @@ assert FFA_MEM_ACCESS.size == 16 and FFA_MEM_ACCESS_1_2.size == 32
 assert FFA_MEM_TRANSACTION_1_0.size == 32 and FFA_MEM_TRANSACTION_1_1.size == 48
 
 INT32_MAX = 0x7FFFFFFF
-# The fields of an EMAD Xen reads: endpoint_id u16, perm u8, flags u8, region_offs u32.
-_EMAD_HEAD = struct.Struct("<HBBI")
 
 
 class FfaMemTransactionInt:
@@ -420,10 +418,14 @@ class FfaShm(FfaPartinfo):
         self, view: GuestView, trans: FfaMemTransactionInt
     ) -> tuple[int, int, int, tuple[int, int]]:
         """The EMAD part of ``ffa_handle_mem_share``: read the receiver, its permissions and
-        the region offset once (the first 8 bytes), and the impdef value of a 1.2-sized EMAD,
-        then check them: ``(ret, dst_id, region_offs, impdef)``."""
+        the region offset once, and the impdef value of a 1.2-sized EMAD, then check them:
+        ``(ret, dst_id, region_offs, impdef)``.
+
+        Xen reads the first 8 bytes; the model fetches the whole 16-byte v1.1 EMAD (in bounds:
+        the size was checked to be 16 or more, and each byte is fetched once). The double-fetch
+        monitor regression test (tests/check) relies on that overlap with impdef."""
         offs = trans.mem_access_offs
-        dst_id, perm, _, region_offs = _EMAD_HEAD.unpack(view.get(offs, _EMAD_HEAD.size))
+        dst_id, perm, _, region_offs, _ = FFA_MEM_ACCESS.unpack(view.get(offs, FFA_MEM_ACCESS.size))
         # 1.2 EMADs carry an impdef value; the format follows the size, not the version.
         impdef = (0, 0)
         if trans.mem_access_size >= FFA_MEM_ACCESS_1_2.size:
