@@ -232,6 +232,13 @@ class Composite(_CompositeFields):
         return _decode_composite(buf, offset, end, strict)
 
 
+def _constituent_error(address: int, res: int, off: int) -> None:
+    """Raise the error for the constituent at ``off``: reserved field set, or misaligned."""
+    if res:
+        raise invalid("reserved field is not zero", off + 12, "constituent.reserved")
+    raise invalid(f"address 0x{address:x} is not 4 KiB aligned", off, "constituent.address")
+
+
 def _decode_composite(buf: _Buffer, off: int, end: int, strict: bool) -> Composite:
     if off < 0 or off + 16 > end:
         raise invalid(
@@ -259,10 +266,7 @@ def _decode_composite(buf: _Buffer, off: int, end: int, strict: bool) -> Composi
     pages = 0
     for address, page_count, res in ranges:
         if address & 0xFFF or res:
-            bad = c_off + 16 * len(cons)
-            if res:
-                raise invalid("reserved field is not zero", bad + 12, "constituent.reserved")
-            raise invalid(f"address 0x{address:x} is not 4 KiB aligned", bad, "constituent.address")
+            _constituent_error(address, res, c_off + 16 * len(cons))
         pages += page_count
         append(_tn(Constituent, (address, page_count)))
     if pages != total:
@@ -395,65 +399,40 @@ class MemTransaction(_MemTransactionFields):
         only values that do not fit their field raise (``struct.error``).
         """
         minor = version & 0xFFFF if version >> 16 == 1 else check_version(version)
-        receivers = self.receivers
+        # One unpacking of the record instead of an attribute load per field.
+        sender, attributes, flags, handle, tag, receivers, comp, emad_size, emad_offset = self
         n = len(receivers)
         esz: int = 16
         eoff: int = _V1_0_HEADER
         if minor:
-            esz = self.emad_size if self.emad_size is not None else (32 if minor >= 2 else 16)
-            eoff = self.emad_offset if self.emad_offset is not None else _V1_1_HEADER
+            esz = emad_size if emad_size is not None else (32 if minor >= 2 else 16)
+            eoff = emad_offset if emad_offset is not None else _V1_1_HEADER
         coff = eoff + n * esz
-        comp = self.composite
         if comp is None:
             out = bytearray(max(coff, _V1_1_HEADER if minor else _V1_0_HEADER))
             fill = 0
         else:
-            out = bytearray(max(coff, _V1_1_HEADER) + 16 + 16 * len(comp.constituents))
+            total, constituents = comp
+            out = bytearray(max(coff, _V1_1_HEADER) + 16 + 16 * len(constituents))
             fill = coff
         if minor == 0:
-            _pack_tx10(
-                out, 0, self.sender, self.attributes, 0, self.flags, self.handle, self.tag, 0, n
-            )
+            _pack_tx10(out, 0, sender, attributes, 0, flags, handle, tag, 0, n)
         else:
-            _pack_tx11(
-                out,
-                0,
-                self.sender,
-                self.attributes,
-                self.flags,
-                self.handle,
-                self.tag,
-                esz,
-                n,
-                eoff,
-                0,
-                0,
-            )
+            _pack_tx11(out, 0, sender, attributes, flags, handle, tag, esz, n, eoff, 0, 0)
         off = eoff
         if esz == 32:
-            for m in receivers:
-                _pack_emad32(
-                    out,
-                    off,
-                    m.receiver,
-                    m.permissions,
-                    m.flags,
-                    m.composite_offset or fill,
-                    m.impdef,
-                    0,
-                )
+            for receiver, perm, eflags, c, impdef in receivers:
+                _pack_emad32(out, off, receiver, perm, eflags, c or fill, impdef, 0)
                 off += 32
         else:
-            for m in receivers:
-                _pack_emad16(
-                    out, off, m.receiver, m.permissions, m.flags, m.composite_offset or fill, 0
-                )
+            for receiver, perm, eflags, c, _impdef in receivers:
+                _pack_emad16(out, off, receiver, perm, eflags, c or fill, 0)
                 off += esz
         if comp is not None:
-            _pack_composite(out, coff, comp.total_page_count, len(comp.constituents), 0)
+            _pack_composite(out, coff, total, len(constituents), 0)
             off = coff + 16
-            for c in comp.constituents:
-                _pack_constituent(out, off, c.address, c.page_count, 0)
+            for address, page_count in constituents:
+                _pack_constituent(out, off, address, page_count, 0)
                 off += 16
         return bytes(out)
 
