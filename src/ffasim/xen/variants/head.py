@@ -1,7 +1,8 @@
 """Variant ``head``: Xen's upstream mediator exactly as of c447b7308b ("xen/arm: ffa: Harden
 SEND2 against invented loads", Aug 2026), the bugs it still has included.
 
-Overrides only what the ``reference`` variant fixes, under Xen's names:
+Overrides only what the ``reference`` variant fixes, under Xen's names. Those that upstream has
+had since the seed live in ``UpstreamFfa``, which ``seed-v1`` shares:
 
 - seed defect 2 is still there: ``ffa_rxtx_spmc_{rx,tx}_acquire`` return NULL with the lock
   held (no ASSERT any more: v2 of the seed removed it);

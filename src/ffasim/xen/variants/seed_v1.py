@@ -1,7 +1,9 @@
 """Variant ``seed-v1``: the mediator exactly as "[PATCH v1 05/12] xen/arm: ffa: rework SPMC RX/TX
 buffer management" (Bertrand Marquis, 5 Dec 2025) leaves it, defects included.
 
-Overrides only what differs from the reference (Xen HEAD plus fixes), under Xen's names:
+Overrides only what differs from the reference (Xen HEAD plus fixes), under Xen's names; what
+upstream kept until HEAD (defects 2 and 4, the FRAG_RX "error", no bit-31 check, no domain
+reference for a queued teardown) comes from ``head.UpstreamFfa``, written once for both:
 
 - FF-A 1.1 to guests; the seed's firmware ABI list (MEM_SHARE_32, no RX_ACQUIRE: the SPMC is
   never asked about it, so VM buffers are never forwarded to it) and no Hafnium workaround;
@@ -30,6 +32,11 @@ Overrides only what differs from the reference (Xen HEAD plus fixes), under Xen'
 - SEND2 reads the sender's TX without checking that one is mapped (a NULL dereference: a
   hypervisor crash), uses the 1.1 header and forwards to SPs without RX_ACQUIRE;
 - NOTIFICATION_SET tests the sender's halfword for "secure", so SET to an SP is NOT_SUPPORTED;
+- MEM_SHARE trylocks the TX itself (``ffa_tx_acquire`` came with patch 06), without checking
+  that a TX is mapped;
+- with VM-to-VM, ``ffa_vm_count`` changes outside ``ffa_ctx_list_rwlock`` (no partinfo tag);
+- ``init_subscribers`` allocates the VM_CREATED/VM_DESTROYED subscriber arrays (fault sites
+  ``alloc:subscr_vm_created``, ``alloc:subscr_vm_destroyed``; a failure means no firmware);
 - a teardown queued only for VM_DESTROYED retries holds no domain reference.
 """
 
