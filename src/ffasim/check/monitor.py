@@ -69,6 +69,11 @@ class Monitor(EventSink):
 
     execution: Execution
 
+    step_kinds: frozenset[str] | None = None
+    """The kinds of scheduling point :meth:`on_step` wants (``"atomic"``, ``"lock"``...), or
+    ``None`` for all: the scheduler skips the call for the others (a cheap filter on the
+    hottest event). A sink that ignores it still calls ``on_step`` for every kind."""
+
     def attach(self, execution: Execution) -> None:
         """Called once, before the program builds its system."""
         self.execution = execution

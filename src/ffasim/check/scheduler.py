@@ -205,8 +205,15 @@ class Execution(EventSink):
         self._waiting: dict[str, Lockable] = {}
         self._waiters: dict[Lockable, list[str]] = {}
         self._woken_by: dict[str, int] = {}
-        self._calls: dict[str, list[str]] = {}
+        self._calls: dict[str, list[int | None]] = {}
+        """Per context, the function IDs of the calls it is inside (named only when needed)."""
+        self.hvc_calls: dict[str, list[str]] = {}
+        """Per context, the FF-A names of the guest hypercalls (``hvc`` layer) it is inside,
+        innermost last: the monitors' shared view (see ``CallTracking``). Pushed before the
+        monitors see a call, popped after they saw its return."""
         self._hooks: dict[str, list[Callable[..., None]]] = _NO_HOOKS
+        self._step_hooks: dict[str, list[Callable[..., None]]] = {}
+        self._step_filters: list[tuple[frozenset[str] | None, Callable[..., None]]] = []
 
     # -- the run --------------------------------------------------------------------------------
     def run(self) -> ExecutionResult:
@@ -222,6 +229,11 @@ class Execution(EventSink):
             m.attach(self)
         if self.monitors:
             self._hooks = _hooks_of(self.monitors)
+            self._step_filters = [
+                (getattr(m, "step_kinds", None), m.on_step)
+                for m, hook in zip(self.monitors, _overrides(self.monitors, "on_step"), strict=True)
+                if hook
+            ]
         self._main = getcurrent()
 
         # Boot: the program builds its system, single-threaded (only fault decisions).
@@ -400,17 +412,20 @@ class Execution(EventSink):
 
     def _do_step(self, me: str) -> None:
         """The resumed thread ``me`` performs its pending operation: one step."""
-        op = self.pending[me]
-        j = len(self.events)
-        self.events.append((me, op[0], op[1], op[2]))
-        if me in self._woken_by:
-            self.wake_edges[j] = self._woken_by.pop(me)
-        self._count_step(me, op)
+        kind, key, write = self.pending[me]
+        events = self.events
+        if self._woken_by and me in self._woken_by:
+            self.wake_edges[len(events)] = self._woken_by.pop(me)
+        events.append((me, kind, key, write))
+        self._count_step(me, kind, key, write)
 
-    def _count_step(self, thread: str, op: Op) -> None:
+    def _count_step(self, thread: str, kind: str, key: object, write: bool) -> None:
         self.step += 1
-        for hook in self._hooks["on_step"]:
-            hook(thread, op[0], op[1], op[2])
+        hooks = self._step_hooks.get(kind)
+        if hooks is None:
+            hooks = self._step_hooks[kind] = self._step_hooks_for(kind)
+        for hook in hooks:
+            hook(thread, kind, key, write)
         if self.step > self.max_steps:
             self.add_finding(
                 "deadlock",
@@ -419,6 +434,11 @@ class Execution(EventSink):
             )
         if self._stop:
             self._abandon()
+
+    def _step_hooks_for(self, kind: str) -> list[Callable[..., None]]:
+        """The ``on_step`` hooks of the monitors that want steps of ``kind`` (a monitor's
+        ``step_kinds``; ``None``: every kind), in monitor order."""
+        return [hook for kinds, hook in self._step_filters if kinds is None or kind in kinds]
 
     # -- EventSink: scheduling ------------------------------------------------------------------
     def point(self, kind: str, key: object, write: bool) -> None:
@@ -444,10 +464,10 @@ class Execution(EventSink):
             self.current_thread = me
             self.machine.current = saved
             self._do_step(me)
-        elif phase != _DEAD:
+        elif phase != _DEAD:  # boot or finish: one context, nothing to decide
             if self._stop:
                 self._abandon()
-            self._count_step(self.current_thread, (kind, key, write))
+            self._count_step(self.current_thread, kind, key, write)
 
     def block(self, lock: Lockable) -> None:
         if self._phase != _RUNNING:
@@ -554,12 +574,19 @@ class Execution(EventSink):
             hook(field, write)
 
     def call(self, layer: str, caller: str, args: tuple[int, ...]) -> None:
-        stack = self._calls.get(self.current_thread)
+        me = self.current_thread
+        stack = self._calls.get(me)
         if stack is None:
-            stack = self._calls[self.current_thread] = []  # "boot", "toolstack"
-        stack.append(abi.name(args[0]) if args else "?")
+            stack = self._calls[me] = []  # "boot", "toolstack"
+        stack.append(args[0] if args else None)
+        if layer == "hvc":
+            ctx = _context(self.machine, caller)
+            hvc = self.hvc_calls.get(ctx)
+            if hvc is None:
+                hvc = self.hvc_calls[ctx] = []
+            hvc.append(abi.name(args[0]) if args else "?")
         if self.record_trace:
-            self._trace(self.current_thread, "call", caller, (layer, tuple(args)))
+            self._trace(me, "call", caller, (layer, tuple(args)))
         for hook in self._hooks["call"]:
             hook(layer, caller, args)
 
@@ -571,6 +598,10 @@ class Execution(EventSink):
             self._trace(self.current_thread, "ret", caller, (layer, tuple(result)))
         for hook in self._hooks["ret"]:
             hook(layer, caller, result)
+        if layer == "hvc":
+            hvc = self.hvc_calls.get(_context(self.machine, caller))
+            if hvc:
+                hvc.pop()
 
     def log(self, ctx: str, text: str) -> None:
         if self.record_trace:
@@ -587,7 +618,7 @@ class Execution(EventSink):
     # -- findings -------------------------------------------------------------------------------
     def calls_of(self, thread: str) -> tuple[str, ...]:
         """The FF-A calls ``thread`` is inside now, outermost first (``"FFA_MEM_SHARE_64"``)."""
-        return tuple(self._calls.get(thread, ()))
+        return tuple(_fid_name(fid) for fid in self._calls.get(thread, ()))
 
     def add_finding(
         self,
@@ -607,7 +638,9 @@ class Execution(EventSink):
         if not threads and self.current_thread:
             threads = (self.current_thread,)
         if not calls:
-            calls = tuple(f"{t} {self._calls[t][0]}" for t in threads if self._calls.get(t))
+            calls = tuple(
+                f"{t} {_fid_name(self._calls[t][0])}" for t in threads if self._calls.get(t)
+            )
         step = -1
         if self.record_trace:
             step = len(self.trace)
@@ -656,7 +689,7 @@ class Execution(EventSink):
             for h in [t, *holders]:
                 if h not in involved:
                     involved.append(h)
-        calls = tuple(f"{t} {self._calls[t][0]}" for t in involved if self._calls.get(t))
+        calls = tuple(f"{t} {_fid_name(self._calls[t][0])}" for t in involved if self._calls.get(t))
         self.add_finding("deadlock", "; ".join(waits), tuple(involved), calls, force_stop=True)
 
     def _trace(self, thread: str, kind: str, detail: str, data: tuple[Any, ...] = ()) -> None:
@@ -679,14 +712,40 @@ _HOOKS = (
 )
 
 
+def _overrides(monitors: Sequence[Monitor], hook: str) -> list[bool]:
+    """Per monitor, whether it does something on ``hook``: it overrides the no-op default,
+    and not only with a method that declares itself idle under this scheduler (a function
+    with ``shared_by_scheduler`` set, such as ``CallTracking.call``, whose bookkeeping the
+    execution does once for every monitor)."""
+    base = getattr(Monitor, hook)
+    out = []
+    for m in monitors:
+        fn = getattr(type(m), hook, base)
+        out.append(fn is not base and not getattr(fn, "shared_by_scheduler", False))
+    return out
+
+
 def _hooks_of(monitors: Sequence[Monitor]) -> dict[str, list[Callable[..., None]]]:
-    """For each event, the bound methods of the monitors that override it: the no-op
-    defaults are not called at all (most monitors watch a few events)."""
+    """For each event, the bound methods of the monitors that act on it: the no-op defaults
+    are not called at all (most monitors watch a few events)."""
     out: dict[str, list[Callable[..., None]]] = {}
     for h in _HOOKS:
-        base = getattr(Monitor, h)
-        out[h] = [getattr(m, h) for m in monitors if getattr(type(m), h, base) is not base]
+        out[h] = [
+            getattr(m, h) for m, on in zip(monitors, _overrides(monitors, h), strict=True) if on
+        ]
     return out
+
+
+def _context(machine: Machine, caller: str) -> str:
+    """The context a call belongs to: ``caller`` when it names one, else the running one
+    (Xen and the SPMC call on behalf of whoever runs)."""
+    if caller and caller != "xen" and caller != "spmc":
+        return caller
+    return machine.current
+
+
+def _fid_name(fid: int | None) -> str:
+    return abi.name(fid) if fid is not None else "?"
 
 
 def _holders(lock: Lockable) -> list[str]:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from ... import abi
 from ...machine import Frame
 from ..monitor import Monitor
+
+if TYPE_CHECKING:
+    from ..scheduler import Execution
 
 _GUEST_PARTY = re.compile(r"d\d+\Z")
 
@@ -31,21 +35,39 @@ class CallTracking(Monitor):
     """A monitor that knows the hypercall each context is in (``"d0v0 FFA_MEM_SHARE_64"``).
 
     Subclasses that override :meth:`call` or :meth:`ret` call ``super()`` first.
+
+    Under the checker's scheduler the bookkeeping is done once for all monitors: the
+    execution keeps the stacks (``Execution.hvc_calls``), pushing a call before any monitor
+    sees it and popping it after every monitor saw its return, and ``in_call`` is that shared
+    dict. Attached to any other sink (a test harness that hands each event to each monitor),
+    the monitor keeps its own stacks, with the same result.
     """
 
     def __init__(self) -> None:
         self.in_call: dict[str, list[str]] = {}
+        self._own_stacks = True
+
+    def attach(self, execution: Execution) -> None:
+        super().attach(execution)
+        shared = getattr(execution, "hvc_calls", None)
+        if isinstance(shared, dict):
+            self.in_call = shared
+            self._own_stacks = False
 
     def call(self, layer: str, caller: str, args: tuple[int, ...]) -> None:
-        if layer == "hvc":
+        if layer == "hvc" and self._own_stacks:
             ctx = self.context(caller)
             self.in_call.setdefault(ctx, []).append(abi.name(args[0]) if args else "?")
 
+    call.shared_by_scheduler = True  # type: ignore[attr-defined]
+
     def ret(self, layer: str, caller: str, result: tuple[int, ...]) -> None:
-        if layer == "hvc":
+        if layer == "hvc" and self._own_stacks:
             stack = self.in_call.get(self.context(caller))
             if stack:
                 stack.pop()
+
+    ret.shared_by_scheduler = True  # type: ignore[attr-defined]
 
     def context(self, caller: str = "") -> str:
         """The context a call belongs to: ``caller`` when it names one, else the running one."""

@@ -35,8 +35,11 @@ class LeakMonitor(CallTracking):
                 "locks still held at the end: "
                 + ", ".join(f"{lock.name} by {lock.describe_holder()}" for lock in held),
             )
-        for mfn in sorted(m.mem.frames):
-            f = m.mem.frames[mfn]
-            if f.owner is None and any(n > 0 for n in f.grants.values()):
+        frames = m.mem.frames
+        # Few frames were ever granted: filter first, then sort those (the order of reports).
+        granted = [mfn for mfn, f in frames.items() if f.grants and f.owner is None]
+        for mfn in sorted(granted):
+            f = frames[mfn]
+            if any(n > 0 for n in f.grants.values()):
                 who = sorted(p for p, n in f.grants.items() if n > 0)
                 self.report("leak", f"{frame_name(f)} is free but still mapped by {', '.join(who)}")

@@ -43,8 +43,9 @@ def _state_name(mailbox: Any) -> str:
     return str(getattr(state, "name", state))
 
 
-def _rx_mfns(mailbox: Any) -> set[int]:
-    return {f.mfn for f in getattr(mailbox, "rx_frames", ())}
+def _in_rx(mailbox: Any, mfn: int) -> bool:
+    """Whether frame ``mfn`` is one of ``mailbox``'s RX buffer frames."""
+    return any(f.mfn == mfn for f in getattr(mailbox, "rx_frames", ()))
 
 
 class OwnershipMonitor(CallTracking):
@@ -76,7 +77,7 @@ class OwnershipMonitor(CallTracking):
             return
         if not write:
             hyp = mailboxes.get(HYP_ENDPOINT)
-            if hyp is not None and frame.mfn in _rx_mfns(hyp) and _state_name(hyp) != "FULL":
+            if hyp is not None and _in_rx(hyp, frame.mfn) and _state_name(hyp) != "FULL":
                 self._report(
                     "read",
                     frame,
@@ -87,7 +88,7 @@ class OwnershipMonitor(CallTracking):
             return
         for vm_id in sorted(self.acquired_vms):
             mb = mailboxes.get(vm_id)
-            if mb is None or frame.mfn not in _rx_mfns(mb):
+            if mb is None or not _in_rx(mb, frame.mfn):
                 continue
             if _state_name(mb) != "OTHER_WORLD_OWNED":
                 self._report(

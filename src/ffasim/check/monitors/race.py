@@ -47,7 +47,8 @@ class Access(NamedTuple):
     offset: int
     size: int
     write: bool
-    where: str  # "d0v0 in FFA_PARTITION_INFO_GET"
+    ctx: str  # the context ("d0v0")
+    call: str | None  # the hypercall it was in ("FFA_PARTITION_INFO_GET"), if any
     party: str
     locked: bool  # the field's guard was held (fields only)
 
@@ -60,6 +61,8 @@ def _held(guard: Spinlock | RwLock, ctx: str, write: bool) -> bool:
 
 class RaceMonitor(CallTracking):
     """Vector-clock race detection over guarded fields and shared memory."""
+
+    step_kinds = frozenset({"atomic"})  # the only steps that order anything here
 
     def __init__(self) -> None:
         super().__init__()
@@ -128,7 +131,7 @@ class RaceMonitor(CallTracking):
         guard = getattr(field, "guard", None)
         locked = guard is not None and _held(guard, ctx, write)
         vc = self.clocks[t]
-        new = Access(t, vc[t], 0, 1, write, self.where(ctx), "xen", locked)
+        new = Access(t, vc[t], 0, 1, write, ctx, self.current_call(ctx), "xen", locked)
         old = self._check(self.fields.setdefault(field, []), new, vc)
         if old is None or field in self.reported:
             return
@@ -142,8 +145,8 @@ class RaceMonitor(CallTracking):
             rule, how = "published once, read without a lock", ""
         self.report(
             "data-race",
-            f"{name} ({rule}): {_verb(new)} by {new.where} races with {_verb(old)} by "
-            f"{old.where}{how}",
+            f"{name} ({rule}): {_verb(new)} by {_where(new)} races with {_verb(old)} by "
+            f"{_where(old)}{how}",
             threads=(old.thread, new.thread),
             calls=_calls(old, new),
         )
@@ -156,7 +159,7 @@ class RaceMonitor(CallTracking):
             return
         ctx = self.execution.machine.current
         vc = self.clocks[t]
-        new = Access(t, vc[t], offset, size, write, self.where(ctx), party, False)
+        new = Access(t, vc[t], offset, size, write, ctx, self.current_call(ctx), party, False)
         old = self._check(self.frames.setdefault(frame.mfn, []), new, vc)
         if old is None or ("mfn", frame.mfn) in self.reported:
             return
@@ -165,7 +168,7 @@ class RaceMonitor(CallTracking):
         self.report(
             "data-race",
             f"{span(lo, hi - lo)} of {frame_name(frame)}: {new.party} {_verb(new)} by "
-            f"{new.where} races with {old.party} {_verb(old)} by {old.where} (no lock or "
+            f"{_where(new)} races with {old.party} {_verb(old)} by {_where(old)} (no lock or "
             f"atomic orders them)",
             threads=(old.thread, new.thread),
             calls=_calls(old, new),
@@ -182,5 +185,10 @@ def _verb(a: Access) -> str:
     return "write" if a.write else "read"
 
 
+def _where(a: Access) -> str:
+    """``d0v0 in FFA_PARTITION_INFO_GET`` (or just ``d0v0`` outside a hypercall)."""
+    return f"{a.ctx} in {a.call}" if a.call else a.ctx
+
+
 def _calls(*accesses: Access) -> tuple[str, ...]:
-    return tuple(a.where.replace(" in ", " ") for a in accesses if " in " in a.where)
+    return tuple(f"{a.ctx} {a.call}" for a in accesses if a.call)
