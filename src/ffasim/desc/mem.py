@@ -308,7 +308,7 @@ class MemAccess(_MemAccessFields):
         permissions: int,
         flags: int = 0,
         composite_offset: int = 0,
-        impdef: bytes = _NIL16,
+        impdef: bytes | bytearray | memoryview = _NIL16,
     ) -> MemAccess:
         if type(impdef) is not bytes or len(impdef) != 16:
             impdef = bytes(impdef)
