@@ -383,9 +383,10 @@ def _sender_frames(spmc: Spmc, share: ShareState) -> list[Frame] | int:
     known = mem.frames
     ns_excluded, page_share, donated = spmc.ns_excluded, spmc.page_share, spmc.donated
     frames: list[Frame] = []
-    sp_party = None if share.ns else f"sp{share.sender:04x}"
-    mailbox_mfns: set[int] = set()
-    if sp_party is not None:
+    sp_party = None
+    mailbox_mfns: set[int] | tuple[()] = ()
+    if not is_vm_id(share.sender):
+        sp_party = f"sp{share.sender:04x}"
         mbox = spmc.endpoints[share.sender].mailbox
         mailbox_mfns = {f.mfn for f in mbox.rx_frames + mbox.tx_frames}
     for addr, pages in share.constituents:
@@ -412,8 +413,10 @@ def _send_complete(spmc: Spmc, share: ShareState) -> Regs:
     comp = share.composite_offset
     total_pages, count, _ = COMPOSITE.unpack_from(raw, comp)
     start = comp + COMPOSITE.size  # the validated lengths put exactly ``count`` entries here
-    unpack = CONSTITUENT.unpack_from
-    consts = [unpack(raw, at)[:2] for at in range(start, start + 16 * count, 16)]
+    consts = []
+    for at in range(start, start + CONSTITUENT.size * count, CONSTITUENT.size):
+        a, n, _ = CONSTITUENT.unpack_from(raw, at)
+        consts.append((a, n))
     # Each failure below is the same INVALID_PARAMETERS, so only whether one fails matters.
     error = abi.FFA_RET_OK
     if count > 1:
@@ -472,12 +475,13 @@ def ffa_mem_send(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if frag > total:
         return spmc.refuse(INVALID, "memory send: fragment longer than total")
     mbox = ep.mailbox
-    if not mbox.mapped:
+    rx_frames = mbox.rx_frames  # the Mailbox properties spelt out: this is the hot path
+    if not rx_frames:  # not mbox.mapped
         return spmc.refuse(INVALID, "memory send: caller has no TX buffer")
     version = ep.version
-    if frag > mbox.size or (version < abi.FFA_VERSION_1_1 and frag > PAGE_SIZE):
+    if frag > len(rx_frames) * PAGE_SIZE or (version < abi.FFA_VERSION_1_1 and frag > PAGE_SIZE):
         return spmc.refuse(INVALID, "memory send: fragment longer than the TX buffer")
-    buf = spmc.machine.mem.read(mbox.tx, frag, "spmc")  # read once
+    buf = spmc.machine.mem.read(mbox.tx_frames[0].pa, frag, "spmc")  # read once
     txn, ret = _decode_checked(buf, version, retrieve=False)
     if isinstance(txn, int):
         return spmc.refuse(txn, "memory send: descriptor shorter than its header")
@@ -525,9 +529,11 @@ def ffa_mem_send(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
 
 def _world_rule(ep: Endpoint, kind: str, txn: Txn) -> int:
     """Hafnium ``ffa_memory_is_send_valid`` (SPMC): which worlds may borrow."""
-    to_vm = [e for e in txn.emads if is_vm_id(e.receiver)]
-    if not to_vm:
-        return abi.FFA_RET_OK
+    for e in txn.emads:
+        if is_vm_id(e.receiver):
+            break
+    else:
+        return abi.FFA_RET_OK  # no VM borrower
     if ep.id != HYP_ID or kind != "share" or txn.emad_count == 1:
         return DENIED
     return abi.FFA_RET_OK
@@ -626,17 +632,21 @@ def _deliver(spmc: Spmc, ep: Endpoint, data: bytes, offset: int) -> int:
     (whole constituents only after the head); mark the RX FULL; return its length."""
     mbox = ep.mailbox
     room = mbox.size
-    n = len(data) - offset
-    if n > room:
-        n = room - (room % CONSTITUENT.size) if offset else room
-    if offset == 0 and n < len(data):
-        # First fragment: cut at a constituent boundary past the composite header.
-        head = _response_head_len(data)
-        n = head + ((room - head) // CONSTITUENT.size) * CONSTITUENT.size
-    piece = data if offset == 0 and n == len(data) else data[offset : offset + n]
+    size = len(data)
+    n = size - offset
+    if n <= room and offset == 0:
+        piece = data  # the whole response fits: no copy
+    else:
+        if n > room:
+            n = room - (room % CONSTITUENT.size) if offset else room
+        if offset == 0 and n < size:
+            # First fragment: cut at a constituent boundary past the composite header.
+            head = _response_head_len(data)
+            n = head + ((room - head) // CONSTITUENT.size) * CONSTITUENT.size
+        piece = data[offset : offset + n]
     spmc.machine.mem.write(mbox.rx, piece, "spmc")
     mbox.state = FULL
-    mbox.recv_func = abi.FFA_MEM_RETRIEVE_RESP
+    mbox.recv_func = _RETRIEVE_RESP
     return n
 
 
@@ -692,9 +702,10 @@ def ffa_mem_retrieve_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if r[3] or r[4]:
         return spmc.refuse(INVALID, "retrieve: only the TX buffer method")
     mbox = ep.mailbox
-    if frag != total or total > mbox.size or not mbox.mapped:
+    rx_frames = mbox.rx_frames  # the Mailbox properties spelt out: this is the hot path
+    if frag != total or total > len(rx_frames) * PAGE_SIZE or not rx_frames:
         return spmc.refuse(INVALID, "retrieve: bad length or no TX buffer")
-    buf = spmc.machine.mem.read(mbox.tx, total, "spmc")  # read once
+    buf = spmc.machine.mem.read(mbox.tx_frames[0].pa, total, "spmc")  # read once
     if mbox.busy():
         return spmc.refuse(abi.FFA_RET_BUSY, f"retrieve: RX of 0x{ep.id:x} is busy")
     version = ep.version
@@ -714,7 +725,8 @@ def ffa_mem_retrieve_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(INVALID, "retrieve: length does not match the EMADs")
     if txn.sender != share.sender:
         return spmc.refuse(DENIED, "retrieve: wrong sender")
-    nw_borrowers = [e for e in txn.emads if is_vm_id(e.receiver)]
+    # The VM borrowers named: the hypervisor retrieves for one of them.
+    nw_borrowers = [e for e in txn.emads if is_vm_id(e.receiver)] if ep.id == HYP_ID else []
     if ep.id == HYP_ID and len(nw_borrowers) > 1:
         return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, "retrieve: several VM borrowers at once")
     ttype = (txn.flags & FLAG_TYPE_MASK) >> FLAG_TYPE_SHIFT
@@ -767,7 +779,7 @@ def ffa_mem_retrieve_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
             return spmc.refuse(INVALID, "retrieve: instruction access on a shared lend")
         if share.kind != "share" and single and want_i == INSTR_NOT_SPECIFIED:
             return spmc.refuse(INVALID, "retrieve: instruction access not specified")
-        if want_i == INSTR_X and share.ns:
+        if want_i == INSTR_X and is_vm_id(share.sender):  # share.ns
             return spmc.refuse(INVALID, "retrieve: executable NS memory")
         if want_i == INSTR_RESERVED:
             return spmc.refuse(INVALID, "retrieve: reserved instruction access")
@@ -796,7 +808,8 @@ def ffa_mem_retrieve_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
             grant(f, party)
             target.mapped[f.mfn] = writable
     resp_flags = (share.flags & FLAG_CLEAR) | (TYPE_OF_KIND[share.kind] << FLAG_TYPE_SHIFT)
-    attrs = share.attributes | (ATTR_NS if share.ns and version >= abi.FFA_VERSION_1_1 else 0)
+    ns = is_vm_id(share.sender)  # share.ns
+    attrs = share.attributes | (ATTR_NS if ns and version >= abi.FFA_VERSION_1_1 else 0)
     data = encode_txn(
         version,
         share.sender,
@@ -879,9 +892,9 @@ def ffa_mem_frag_rx(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
 def ffa_mem_relinquish(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     """FFA_MEM_RELINQUISH: a borrower gives retrieved memory back (descriptor in TX)."""
     mbox = ep.mailbox
-    if not mbox.mapped:
+    if not mbox.rx_frames:  # not mbox.mapped
         return spmc.refuse(INVALID, "relinquish: caller has no TX buffer")
-    buf = spmc.machine.mem.read(mbox.tx, RELINQUISH_FIRST.size, "spmc")  # read once
+    buf = spmc.machine.mem.read(mbox.tx_frames[0].pa, RELINQUISH_FIRST.size, "spmc")  # read once
     handle, flags, count, endpoint = RELINQUISH_FIRST.unpack(buf)
     if count != 1:
         return spmc.refuse(INVALID, "relinquish: exactly one endpoint")
@@ -897,7 +910,10 @@ def ffa_mem_relinquish(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(INVALID, f"relinquish: 0x{endpoint:x} is not a borrower")
     if borrower.state != RETRIEVED:
         return spmc.refuse(INVALID, f"relinquish: 0x{endpoint:x} has not retrieved")
-    others_gone = all(b.state == NOT_RETRIEVED for b in share.borrowers if b is not borrower)
+    others_gone = True  # no other borrower holds the memory
+    for b in share.borrowers:
+        if b is not borrower and b.state != NOT_RETRIEVED:
+            others_gone = False
     clear = bool(flags & FLAG_CLEAR) or borrower.clear_on_relinquish
     if flags & FLAG_CLEAR and others_gone:
         if share.kind == "share":
@@ -929,7 +945,7 @@ def ffa_mem_reclaim(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(INVALID, f"reclaim: unknown handle 0x{handle:x}")
     if ep.id != HYP_ID and share.sender != ep.id:
         return spmc.refuse(INVALID, "reclaim: caller is not the sender")
-    if ep.id == HYP_ID and not share.ns:
+    if ep.id == HYP_ID and not is_vm_id(share.sender):  # not share.ns
         return spmc.refuse(INVALID, "reclaim: the hypervisor reclaims a partition's memory")
     held = share.hyp_pending is not None
     for b in share.borrowers:
