@@ -281,3 +281,47 @@ def test_check_out_naming_a_file_is_refused_before_exploring(tmp_path: Path) -> 
         rf"error: --out {re.escape(str(p))} is a file; "
         r"it must be a directory \(created if missing\)",
     )
+
+
+def test_check_stopped_by_the_time_limit_says_so_not_budget(tmp_path: Path) -> None:
+    r = runner.invoke(
+        app, ["check", "default", "--time-limit", "1e-9", "--out", str(tmp_path), "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert (doc["exhausted"], doc["stopped_by"]) == (False, "time-limit")
+    assert doc["executions"] < doc["budget"]
+    r = runner.invoke(app, ["check", "default", "--time-limit", "1e-9", "--out", str(tmp_path)])
+    assert re.fullmatch(
+        r"ffasim check: default on reference, dfs: nothing found in \d+ executions? "
+        r"\(time limit reached, not exhaustive, \d+\.\d\d s\)\n",
+        r.stdout,
+    ), r.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "scope", "stopped_by"),
+    [
+        ([], "", "finding"),
+        (["--all", "--budget", "5"], "budget reached, not exhaustive, ", "budget"),
+        (
+            ["--all", "--faults", "smc:PARTITION_INFO_GET:DENIED", "--preemption-bound", "0"],
+            "exhaustive, ",
+            "exhausted",
+        ),
+    ],
+)
+def test_check_with_findings_says_how_far_the_search_went_under_all(
+    tmp_path: Path, extra: list[str], scope: str, stopped_by: str
+) -> None:
+    args = ["check", "partinfo-2vcpu", "--variant", "seed-v1", "--out", str(tmp_path), *extra]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1, r.output
+    head = r.stdout.splitlines()[0]
+    assert re.fullmatch(
+        rf"ffasim check: partinfo-2vcpu on seed-v1, dfs(, faults \S+)?: \d+ findings? in "
+        rf"\d+ executions? \({re.escape(scope)}\d+\.\d\d s\)",
+        head,
+    ), head
+    r = runner.invoke(app, [*args, "--json"])
+    assert json.loads(r.stdout)["stopped_by"] == stopped_by

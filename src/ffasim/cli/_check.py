@@ -103,16 +103,38 @@ def _field(label: str, value: str) -> str:
     return f"  {label + ':':<10} {value}"
 
 
-def _render_report(report: CheckReport) -> str:
+_SCOPES = {
+    "exhausted": "exhaustive",
+    "budget": "budget reached, not exhaustive",
+    "time-limit": "time limit reached, not exhaustive",
+}
+
+
+def _stopped_by(report: CheckReport, stop_on_first: bool = True) -> str:
+    """Why the search ended: ``"exhausted"`` (everything covered), ``"finding"`` (the first
+    one, without ``--all``), ``"budget"`` or ``"time-limit"`` (the only other way a search
+    ends early)."""
+    if report.exhausted:
+        return "exhausted"
+    if report.issues and stop_on_first:
+        return "finding"
+    if report.budget is not None and report.executions >= report.budget:
+        return "budget"
+    return "time-limit"
+
+
+def _render_report(report: CheckReport, stop_on_first: bool = True) -> str:
     faults = f", faults {' '.join(report.faults)}" if report.faults else ""
     seed = "" if report.strategy == "dfs" else f" (seed {report.seed})"
     head = f"ffasim check: {report.scenario} on {report.variant}, {report.strategy}{seed}{faults}: "
     runs = f"{report.executions} execution{'s' if report.executions != 1 else ''}"
+    stopped = _stopped_by(report, stop_on_first)
     if not report.issues:
-        scope = "exhaustive" if report.exhausted else "budget reached, not exhaustive"
-        return head + f"nothing found in {runs} ({scope}, {report.elapsed:.2f} s)\n"
+        return head + f"nothing found in {runs} ({_SCOPES[stopped]}, {report.elapsed:.2f} s)\n"
     n = len(report.issues)
-    lines = [head + f"{n} finding{'s' if n != 1 else ''} in {runs} ({report.elapsed:.2f} s)"]
+    # Without --all the search stops at the first finding; with it, say how far it went.
+    scope = f"{_SCOPES[stopped]}, " if stopped != "finding" else ""
+    lines = [head + f"{n} finding{'s' if n != 1 else ''} in {runs} ({scope}{report.elapsed:.2f} s)"]
     for issue in report.issues:
         f, r = issue.finding, issue.result
         lines += ["", f"{f.kind}: {f.message}"]
@@ -269,9 +291,11 @@ def check(
         typer.echo("interrupted (use --time-limit or --budget to bound a check)", err=True)
         raise typer.Exit(130) from None
     if as_json:
-        typer.echo(json.dumps(report.to_json(), indent=1))
+        doc = report.to_json()
+        doc["stopped_by"] = _stopped_by(report, not all_findings)
+        typer.echo(json.dumps(doc, indent=1))
     else:
-        typer.echo(_render_report(report), nl=False)
+        typer.echo(_render_report(report, not all_findings), nl=False)
     raise typer.Exit(1 if report.found else 0)
 
 
