@@ -68,6 +68,12 @@ class FfaRxtx(FfaBase):
     RXTX_DESC_RX_REGION_OFFS = _roundup(FFA_ENDPOINT_RXTX_DESCRIPTOR_1_1.size, 8)
     # Error when Xen cannot map a guest page globally: NO_MEMORY since d1b958a92c.
     RXTX_MAP_VMAP_FAILURE = abi.FFA_RET_NO_MEMORY
+    # rxtx_unmap looks at RX ownership (309e8edfe3): DENIED while the guest owns its RX, and
+    # teardown releases it first. The seed does neither.
+    RXTX_UNMAP_CHECKS_RX_OWNER = True
+    # The SPMC buffer acquire helpers drop their lock before returning NULL (the reference's
+    # fix of seed defect 2; upstream keeps the lock).
+    SPMC_ACQUIRE_NULL_UNLOCKS = True
 
     def __init__(self, machine: Machine, conduit: SmcConduit, vm_to_vm: bool = False) -> None:
         super().__init__(machine, conduit, vm_to_vm)
@@ -198,7 +204,7 @@ class FfaRxtx(FfaBase):
     def _rxtx_unmap_locked(self, d: Domain, ctx: FfaCtx, teardown: bool) -> int:
         if not ctx.page_count:
             return abi.FFA_RET_INVALID_PARAMETERS
-        if not ctx.rx_is_free.get():
+        if self.RXTX_UNMAP_CHECKS_RX_OWNER and not ctx.rx_is_free.get():
             if teardown:
                 if self.ffa_fw_supports_fid(abi.FFA_RX_ACQUIRE):
                     # ffa_rx_release() would take rx_lock again: call the SPMC directly.
@@ -303,14 +309,16 @@ class FfaRxtx(FfaBase):
 
     # -- Xen's own buffers (the seed's helpers) ---------------------------------------------------
     def ffa_rxtx_spmc_rx_acquire(self) -> Frame | None:
-        """Lock Xen's RX buffer and return it; None (lock dropped) when there is none.
+        """Lock Xen's RX buffer and return it; None when there is none (the lock dropped,
+        unless ``SPMC_ACQUIRE_NULL_UNLOCKS`` is off as upstream).
 
         The checker may force the NULL path through ``helper:ffa_rxtx_spmc_rx_acquire``."""
         forced = self.machine.sink.fault("helper:ffa_rxtx_spmc_rx_acquire", (1,)) is not None
         spin_lock(self.ffa_spmc_rx_lock)
         buf = self.ffa_spmc_rx.get()
         if buf is None or forced:
-            spin_unlock(self.ffa_spmc_rx_lock)
+            if self.SPMC_ACQUIRE_NULL_UNLOCKS:
+                spin_unlock(self.ffa_spmc_rx_lock)
             return None
         return buf
 
@@ -325,12 +333,13 @@ class FfaRxtx(FfaBase):
         return ret
 
     def ffa_rxtx_spmc_tx_acquire(self) -> Frame | None:
-        """Lock Xen's TX buffer and return it; None (lock dropped) when there is none."""
+        """Lock Xen's TX buffer and return it; None when there is none (as for RX)."""
         forced = self.machine.sink.fault("helper:ffa_rxtx_spmc_tx_acquire", (1,)) is not None
         spin_lock(self.ffa_spmc_tx_lock)
         buf = self.ffa_spmc_tx.get()
         if buf is None or forced:
-            spin_unlock(self.ffa_spmc_tx_lock)
+            if self.SPMC_ACQUIRE_NULL_UNLOCKS:
+                spin_unlock(self.ffa_spmc_tx_lock)
             return None
         return buf
 

@@ -20,7 +20,7 @@ had since the seed live in ``UpstreamFfa``, which ``seed-v1`` shares:
 from __future__ import annotations
 
 from ... import abi
-from ...machine import Frame, spin_lock, spin_unlock
+from ...machine import spin_lock, spin_unlock
 from ..ffa import Ffa
 from ..ffa_private import Domain, FfaCtx, Regs
 from ..ffa_shm import INT32_MAX
@@ -42,23 +42,8 @@ class UpstreamFfa(Ffa):
         pass
 
     # -- ffa_rxtx.c ---------------------------------------------------------------------------
-    def ffa_rxtx_spmc_rx_acquire(self) -> Frame | None:
-        """Seed defect 2: NULL is returned with ``ffa_spmc_rx_lock`` still held."""
-        forced = self.machine.sink.fault("helper:ffa_rxtx_spmc_rx_acquire", (1,)) is not None
-        spin_lock(self.ffa_spmc_rx_lock)
-        buf = self.ffa_spmc_rx.get()
-        if buf is None or forced:
-            return None  # the lock stays held
-        return buf
-
-    def ffa_rxtx_spmc_tx_acquire(self) -> Frame | None:
-        """Seed defect 2: NULL is returned with ``ffa_spmc_tx_lock`` still held."""
-        forced = self.machine.sink.fault("helper:ffa_rxtx_spmc_tx_acquire", (1,)) is not None
-        spin_lock(self.ffa_spmc_tx_lock)
-        buf = self.ffa_spmc_tx.get()
-        if buf is None or forced:
-            return None  # the lock stays held
-        return buf
+    # Seed defect 2: the acquire helpers return NULL with the lock still held.
+    SPMC_ACQUIRE_NULL_UNLOCKS = False
 
     def ffa_rxtx_spmc_destroy(self) -> None:
         """Seed defect 4: free first, then unmap whenever both pages existed (even a pair

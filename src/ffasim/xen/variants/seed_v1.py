@@ -132,6 +132,7 @@ class SeedV1Ffa(UpstreamFfa):
     FFA_FW_RX_ACQUIRE_WORKAROUND = False  # 4992308e97 added it
     RXTX_DESC_RX_REGION_OFFS = 12  # sizeof(struct ffa_endpoint_rxtx_descriptor_1_1)
     RXTX_MAP_VMAP_FAILURE = abi.FFA_RET_INVALID_PARAMETERS
+    RXTX_UNMAP_CHECKS_RX_OWNER = False  # no RX ownership check, no forced release at teardown
 
     # -- ffa.c ------------------------------------------------------------------------------------
     def ffa_ctx_list_add(self, ctx: FfaCtx) -> None:
@@ -195,17 +196,6 @@ class SeedV1Ffa(UpstreamFfa):
             self.printk(f"failed to release RX buffer: {ret}")
         spin_unlock(self.ffa_spmc_rx_lock)
         return 0
-
-    def _rxtx_unmap_locked(self, d: Domain, ctx: FfaCtx, teardown: bool) -> int:
-        """No RX ownership check, no forced release at teardown."""
-        if not ctx.page_count:
-            return abi.FFA_RET_INVALID_PARAMETERS
-        if self.ffa_fw_supports_fid(abi.FFA_RX_ACQUIRE):
-            ret = self.ffa_rxtx_unmap(ffa_get_vm_id(d))
-            if ret != abi.FFA_RET_OK:
-                return ret
-        self._rxtx_drop_mappings(ctx)
-        return abi.FFA_RET_OK
 
     def ffa_tx_acquire(self, ctx: FfaCtx) -> tuple[int, int, int]:
         """The seed has no ``ffa_tx_acquire`` (patch 06 added it): ``ffa_handle_mem_share`` does
