@@ -311,3 +311,21 @@ def test_seed_ffa_handle_mem_share_non_secure_receiver_is_refused_before_perm_is
 def test_seed_ffa_handle_mem_share_secure_receiver_reads_perm_past_the_mapping() -> None:
     with pytest.raises(HypervisorPanic, match="guest buffer mapping"):
         _seed_share_with_emad_at(4094, 0x8002)
+
+
+# -- variants: what upstream kept from the seed to HEAD is written once ---------------------------
+def test_head_and_seed_share_upstreams_definitions() -> None:
+    """ffa_rxtx_spmc_destroy (defect 4), the FRAG_RX "error", the unchecked version bit 31 and
+    the queued teardown without a reference are one definition for both variants."""
+    from ffasim.xen.variants.head import HeadFfa, UpstreamFfa
+    from ffasim.xen.variants.seed_v1 import SeedV1Ffa
+
+    for name in (
+        "ffa_rxtx_spmc_destroy",
+        "ffa_spmc_share_frag_rx",
+        "ffa_version_input_ok",
+        "ffa_teardown_queue",
+    ):
+        assert getattr(HeadFfa, name) is getattr(UpstreamFfa, name)
+        assert getattr(SeedV1Ffa, name) is getattr(UpstreamFfa, name)
+    assert not HeadFfa.SPMC_ACQUIRE_NULL_UNLOCKS and not SeedV1Ffa.SPMC_ACQUIRE_NULL_UNLOCKS
