@@ -247,7 +247,10 @@ def test_vms_refused_by_xen_fail_the_run() -> None:
     )
     r = runner.invoke(app, ["run", "s.toml"])
     assert r.exit_code == 1
+    # No description: the title line stops at the variant, with no dangling colon.
+    assert _lines(r.stdout)[0] == "scenario refuse on reference"
     assert _lines(r.stdout)[-2:] == [
-        "the scenario could not create its VMs: creating domain d0 failed: error -5",
+        "the scenario could not create its VMs: Xen refused to create d0: -EIO (-5), "
+        "a partition answered VM created with an error (see the calls above)",
         "verdict: FAILED",
     ]

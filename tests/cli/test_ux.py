@@ -325,3 +325,36 @@ def test_check_with_findings_says_how_far_the_search_went_under_all(
     ), head
     r = runner.invoke(app, [*args, "--json"])
     assert json.loads(r.stdout)["stopped_by"] == stopped_by
+
+
+SPEC_MISS = """\
+[scenario]
+name = "miss"
+
+[[vm]]
+
+[[thread]]
+vm = 0
+steps = [{ op = "rx_release", expect = "BUSY" }]
+"""
+
+
+def test_replay_from_another_directory_of_a_relative_toml_finding_has_no_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "s.toml").write_text(SPEC_MISS)
+    monkeypatch.chdir(work)
+    r = runner.invoke(app, ["check", "s.toml", "--out", "f"])
+    assert r.exit_code == 1, r.output
+    schedule = work / "f" / "miss-reference-spec.json"
+    assert json.loads(schedule.read_text())["finding"].endswith("[s.toml:8]")
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["replay", str(schedule), "-o", "t.txt"])
+    assert r.exit_code == 1, r.output
+    assert re.fullmatch(
+        r"finding: spec: d0v0: rx_release\(\): FFA_RX_RELEASE returned FFA_ERROR\([A-Z_]+\), "
+        rf"expected BUSY \[{re.escape(str(work / 's.toml'))}:8\]\n",
+        r.stderr,
+    ), r.stderr

@@ -13,6 +13,7 @@ a scenario or usage error (one line on stderr).
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from dataclasses import dataclass, field
@@ -261,6 +262,15 @@ def _fail(message: str, as_json: bool = False) -> NoReturn:
     raise typer.Exit(2)
 
 
+def _creation_failure(e: Any) -> str:
+    """Why Xen refused a domain, by errno name, and the usual cause of -EIO."""
+    name = errno.errorcode.get(-e.errno, "")
+    why = f"Xen refused to create d{e.domid}: {'-' + name if name else 'error'} ({e.errno})"
+    if -e.errno == errno.EIO:
+        why += ", a partition answered VM created with an error (see the calls above)"
+    return why
+
+
 def _style(node: CallNode) -> str:
     if node.result is None or abi.is_error(node.result):
         return "red"
@@ -383,7 +393,7 @@ def run(
     except DomainCreationError as e:
         # Xen refusing a domain (a partition refused VM_CREATED) is not a crash, but the
         # scenario cannot run as written.
-        crash = f"the scenario could not create its VMs: {e}"
+        crash = f"the scenario could not create its VMs: {_creation_failure(e)}"
     except ModelError as e:
         crash = f"crash: {type(e).__name__} in {machine.current}: {e}"
     except Exception as e:  # the model crashed: a finding, reported in one line
@@ -429,7 +439,8 @@ def run(
         raise typer.Exit(0 if ok else 1)
 
     out = _Out(sys.stdout.isatty())
-    out.line(f"scenario {sc.name} on {used_variant}: {sc.description}", "bold")
+    about = f": {sc.description}" if sc.description else ""
+    out.line(f"scenario {sc.name} on {used_variant}{about}", "bold")
     phase = None
     for depth, node in nodes:
         if node.phase != phase and depth == 0:
