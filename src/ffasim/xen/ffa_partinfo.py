@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 
 from .. import abi
-from ..machine import Atomic, Machine, SmcConduit, read_lock, read_unlock
+from ..machine import Atomic, Frame, Machine, SmcConduit, read_lock, read_unlock
 from .ffa_private import (
     EIO,
     ENOMEM,
@@ -342,15 +342,17 @@ class FfaPartinfo(FfaRxtx):
         self.sp_list = []
         self.sp_list_entry_size = 0
 
-    def ffa_sp_list_cache_init(self, buf: bytes, count: int, fpi_size: int) -> bool:
-        """Keep the entries with bit 15 set; ``buf`` is what the SPMC wrote in Xen's RX."""
+    def ffa_sp_list_cache_init(self, buf: Frame, count: int, fpi_size: int) -> bool:
+        """Keep the entries with bit 15 set from what the SPMC wrote in Xen's RX ``buf``, read
+        (once) only after the sizes are validated."""
         if fpi_size < FFA_PARTITION_INFO_1_1.size or fpi_size >= FFA_PAGE_SIZE:
             return False
         if count > (FFA_RXTX_PAGE_COUNT * FFA_PAGE_SIZE) // fpi_size:
             return False
+        raw = self.machine.mem.read(buf.pa, count * fpi_size, "xen") if count else b""
         entries = []
         for n in range(count):
-            entry = buf[n * fpi_size : (n + 1) * fpi_size]
+            entry = raw[n * fpi_size : (n + 1) * fpi_size]
             ep = ffa_sp_entry_read_id(entry)
             if not FFA_ID_IS_SECURE(ep):
                 self.printk(f"secure partition with id {ep:#06x} cannot be used")
@@ -381,11 +383,7 @@ class FfaPartinfo(FfaRxtx):
             if count >= FFA_MAX_NUM_SP:
                 self.printk(f"too many secure partitions: {count} (max {FFA_MAX_NUM_SP})")
             else:
-                # Read what the SPMC wrote once; ffa_sp_list_cache_init() validates the sizes.
-                size = count * fpi_size
-                n = size if 0 < size <= FFA_RXTX_PAGE_COUNT * FFA_PAGE_SIZE else 0
-                buf = self.machine.mem.read(spmc_rx.pa, n, "xen") if n else b""
-                ret = self.ffa_sp_list_cache_init(buf, count, fpi_size)
+                ret = self.ffa_sp_list_cache_init(spmc_rx, count, fpi_size)
         e = self.ffa_rxtx_spmc_rx_release(notify_fw)  # out_release_rx:
         if e:
             self.printk(f"failed to release RX buffer: {e}")

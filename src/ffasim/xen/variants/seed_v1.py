@@ -335,25 +335,11 @@ class SeedV1Ffa(UpstreamFfa):
         self.sp_list_entry_size = fpi_size
         return True
 
-    def ffa_partinfo_init(self) -> bool:
-        """``init_subscribers`` from one live call, RX_RELEASE on every path (defect 3)."""
-        if not self.ffa_fw_supports_fid(abi.FFA_PARTITION_INFO_GET) or not self.ffa_fw_supports_fid(
-            abi.FFA_MSG_SEND_DIRECT_REQ_32
-        ):
-            return False
-        spmc_rx = self.ffa_rxtx_spmc_rx_acquire()
-        if spmc_rx is None:
-            return False  # defect 2: ffa_spmc_rx_lock stays held
-        ret = False
-        e, count, fpi_size = self.ffa_partition_info_get(abi.NIL_UUID, 0)
-        if e:
-            self.printk(f"failed to get partition info: {e}")
-        elif count >= FFA_MAX_NUM_SP:
-            self.printk(f"too many secure partitions: {count}")
-        else:
-            ret = self.init_subscribers(spmc_rx, count, fpi_size)
-        self.ffa_rxtx_spmc_rx_release(True)  # out:
-        return ret
+    def ffa_sp_list_cache_init(self, buf: Frame, count: int, fpi_size: int) -> bool:
+        """Where HEAD's ``ffa_partinfo_init`` caches the SP list, the seed's builds the
+        subscriber lists; the rest of it is the same, except that the seed's RX release
+        always notifies the SPMC (defect 3)."""
+        return self.init_subscribers(buf, count, fpi_size)
 
     # -- ffa_shm.c --------------------------------------------------------------------------------
     def shm_page_count_ok(self, page_count: int) -> bool:
