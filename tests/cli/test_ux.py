@@ -358,3 +358,18 @@ def test_replay_from_another_directory_of_a_relative_toml_finding_has_no_note(
         rf"expected BUSY \[{re.escape(str(work / 's.toml'))}:8\]\n",
         r.stderr,
     ), r.stderr
+
+
+def test_check_preemption_bound_with_pct_is_refused_not_ignored() -> None:
+    r = runner.invoke(app, ["check", "--strategy", "pct", "--preemption-bound", "1"])
+    _one_error(r, r"error: --preemption-bound applies to --strategy dfs only, not pct")
+
+
+def test_decode_list_samples_json_is_json() -> None:
+    r = runner.invoke(app, ["decode", "--list-samples", "--json"])
+    assert r.exit_code == 0, r.output
+    samples = json.loads(r.stdout)["samples"]
+    names = [s["name"] for s in samples]
+    assert names == sorted(names) and "mem_share_v1_1" in names
+    text = runner.invoke(app, ["decode", "--list-samples"]).stdout.splitlines()
+    assert text == [f"{s['name']:24} {s['title']}" for s in samples]

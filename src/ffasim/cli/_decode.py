@@ -164,8 +164,12 @@ def decode(
     A broken rule is one line naming its offset and the FF-A error an SPMC returns (exit 2).
     """
     if list_samples:
-        for name, text in sorted(_samples().items()):
-            typer.echo(f"{name:24} {text.splitlines()[0].lstrip('# ').strip()}")
+        rows = [(n, t.splitlines()[0].lstrip("# ").strip()) for n, t in sorted(_samples().items())]
+        if as_json:
+            typer.echo(json.dumps({"samples": [{"name": n, "title": t} for n, t in rows]}))
+            return
+        for name, title in rows:
+            typer.echo(f"{name:24} {title}")
         return
     try:
         data, sample_type, title = _read_input(list(hex_input or []), file, sample)
