@@ -168,8 +168,8 @@ def decode(
         if as_json:
             typer.echo(json.dumps({"samples": [{"name": n, "title": t} for n, t in rows]}))
             return
-        for name, title in rows:
-            typer.echo(f"{name:24} {title}")
+        for name, heading in rows:
+            typer.echo(f"{name:24} {heading}")
         return
     try:
         data, sample_type, title = _read_input(list(hex_input or []), file, sample)
