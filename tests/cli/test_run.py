@@ -119,7 +119,7 @@ def test_unexpected_answer_fails_with_exit_1() -> None:
     assert r.exit_code == 1
     lines = _lines(r.stdout)
     assert re.fullmatch(
-        r"summary: \d+ FF-A calls \(4 from guests\), 4 steps, 1 expected errors, 1 unexpected",
+        r"summary: \d+ FF-A calls \(4 from guests\), 4 steps, 1 expected error, 1 unexpected",
         lines[-3],
     )
     assert lines[-2:] == [

@@ -373,3 +373,19 @@ def test_decode_list_samples_json_is_json() -> None:
     assert names == sorted(names) and "mem_share_v1_1" in names
     text = runner.invoke(app, ["decode", "--list-samples"]).stdout.splitlines()
     assert text == [f"{s['name']:24} {s['title']}" for s in samples]
+
+
+def test_run_summary_counts_in_the_singular_when_one(tmp_path: Path) -> None:
+    p = tmp_path / "s.toml"
+    p.write_text(
+        '[scenario]\nname = "one"\n\n[[vm]]\n\n[[thread]]\nvm = 0\n'
+        'steps = [{ op = "rx_release", expect = "any" }]\n'
+    )
+    r = runner.invoke(app, ["run", str(p)])
+    assert r.exit_code == 0, r.output
+    summary = [line for line in r.stdout.splitlines() if line.startswith("summary:")]
+    assert len(summary) == 1
+    assert re.fullmatch(
+        r"summary: \d+ FF-A calls \(1 from guests\), 1 step, 1 expected error, 0 unexpected",
+        summary[0],
+    ), summary

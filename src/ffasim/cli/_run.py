@@ -262,6 +262,11 @@ def _fail(message: str, as_json: bool = False) -> NoReturn:
     raise typer.Exit(2)
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 step``, ``2 steps``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _creation_failure(e: Any) -> str:
     """Why Xen refused a domain, by errno name, and the usual cause of -EIO."""
     name = errno.errorcode.get(-e.errno, "")
@@ -450,9 +455,9 @@ def run(
         out.line(call_line(depth, node), _style(node) if depth == 0 else "dim")
     out.line("")
     parts = [
-        f"{len(nodes)} FF-A calls ({guest_calls} from guests)",
-        f"{len(records)} steps",
-        f"{expected_errors} expected errors",
+        f"{_count(len(nodes), 'FF-A call')} ({guest_calls} from guests)",
+        _count(len(records), "step"),
+        _count(expected_errors, "expected error"),
         f"{unexpected} unexpected",
     ]
     if skipped:
