@@ -231,8 +231,8 @@ class Execution(EventSink):
             self._hooks = _hooks_of(self.monitors)
             self._step_filters = [
                 (getattr(m, "step_kinds", None), m.on_step)
-                for m, hook in zip(self.monitors, _overrides(self.monitors, "on_step"), strict=True)
-                if hook
+                for m in self.monitors
+                if _active(type(m), "on_step")
             ]
         self._main = getcurrent()
 
@@ -712,28 +712,28 @@ _HOOKS = (
 )
 
 
-def _overrides(monitors: Sequence[Monitor], hook: str) -> list[bool]:
-    """Per monitor, whether it does something on ``hook``: it overrides the no-op default,
-    and not only with a method that declares itself idle under this scheduler (a function
-    with ``shared_by_scheduler`` set, such as ``CallTracking.call``, whose bookkeeping the
-    execution does once for every monitor)."""
-    base = getattr(Monitor, hook)
-    out = []
-    for m in monitors:
-        fn = getattr(type(m), hook, base)
-        out.append(fn is not base and not getattr(fn, "shared_by_scheduler", False))
-    return out
+_ACTIVE: dict[tuple[type, str], bool] = {}
+
+
+def _active(cls: type, hook: str) -> bool:
+    """Whether monitors of class ``cls`` do something on ``hook``: the class overrides the
+    no-op default, and not only with a method that declares itself idle under this scheduler
+    (a function with ``shared_by_scheduler`` set, such as ``CallTracking.call``, whose
+    bookkeeping the execution does once for every monitor). Memoised per class: every
+    execution builds fresh monitors of the same few classes."""
+    key = (cls, hook)
+    on = _ACTIVE.get(key)
+    if on is None:
+        base = getattr(Monitor, hook)
+        fn = getattr(cls, hook, base)
+        on = _ACTIVE[key] = fn is not base and not getattr(fn, "shared_by_scheduler", False)
+    return on
 
 
 def _hooks_of(monitors: Sequence[Monitor]) -> dict[str, list[Callable[..., None]]]:
     """For each event, the bound methods of the monitors that act on it: the no-op defaults
     are not called at all (most monitors watch a few events)."""
-    out: dict[str, list[Callable[..., None]]] = {}
-    for h in _HOOKS:
-        out[h] = [
-            getattr(m, h) for m, on in zip(monitors, _overrides(monitors, h), strict=True) if on
-        ]
-    return out
+    return {h: [getattr(m, h) for m in monitors if _active(type(m), h)] for h in _HOOKS}
 
 
 def _context(machine: Machine, caller: str) -> str:
