@@ -240,3 +240,33 @@ def test_mermaid_escapes_ampersands_so_no_html_entity_forms() -> None:
     assert note == (
         "    Note over d0v0,Xen: assertion: Assertion '!spin_is_locked(#amp;notif_lock)' failed"
     )
+
+
+def test_chrome_gives_overlapping_readers_of_one_rwlock_a_track_each() -> None:
+    lock = "ffa_ctx_list_rwlock"
+    trace = [
+        Ev(0, "d0v0", "lock", lock),
+        Ev(1, "d1v0", "lock", lock),
+        Ev(2, "d0v0", "unlock", lock),
+        Ev(3, "d0v0", "lock", lock),  # the first track is free again
+        Ev(4, "d1v0", "unlock", lock),
+        Ev(5, "d0v0", "unlock", lock),
+        Ev(6, "d1v0", "lock", lock),  # never released
+    ]
+    events = json.loads(render_chrome(trace))["traceEvents"]
+    tracks = {
+        e["tid"]: e["args"]["name"]
+        for e in events
+        if e["ph"] == "M" and e["name"] == "thread_name" and e["pid"] == 2
+    }
+    held = sorted(
+        (tracks[e["tid"]], e["ts"], e["ts"] + e["dur"], e["name"])
+        for e in events
+        if e["ph"] == "X" and e["pid"] == 2
+    )
+    assert held == [
+        (lock, 0, 3, "d0v0"),
+        (lock, 3, 6, "d0v0"),
+        (lock, 6, 8, "d1v0 (never released)"),
+        (f"{lock} #2", 1, 5, "d1v0"),
+    ]

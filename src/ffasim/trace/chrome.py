@@ -3,7 +3,9 @@
 Process 1 ("contexts") has one track per context: each FF-A call is an ``X`` slice (hypercalls
 hold the SMCs they make), and lock operations, blocking, faults, violations and findings are
 instants. Process 2 ("locks") has one track per lock with an ``X`` slice per holding, named for
-the holder, so a lock kept across a hypercall return shows at a glance. Time is the event's
+the holder, so a lock kept across a hypercall return shows at a glance; readers holding an
+rwlock together get a track each (``ffa_ctx_list_rwlock #2``), since slices on one track must
+nest. Time is the event's
 position in the trace (one microsecond per event; ``args.step`` keeps the scheduler step):
 the checker has no wall clock, and a position keeps every event visible and in order.
 Only complete (``X``) slices are used, as Perfetto's JSON importer expects.
@@ -30,7 +32,15 @@ def render_chrome(trace: Sequence[Event]) -> str:
     lock_tids: dict[str, int] = {}
     events: list[dict[str, Any]] = []
     open_calls: dict[str, list[tuple[int, Event]]] = {}
-    held: dict[str, tuple[int, str]] = {}
+    # Per lock, one slot per simultaneous holder: (start, holder), or None once released.
+    held: dict[str, list[tuple[int, str] | None]] = {}
+
+    def lock_track(name: str, slot: int) -> int:
+        track = name if slot == 0 else f"{name} #{slot + 1}"
+        if track not in lock_tids:
+            lock_tids[track] = len(lock_tids) + 1
+        return lock_tids[track]
+
     end = len(trace)
 
     def tid(name: str) -> int:
@@ -72,13 +82,20 @@ def render_chrome(trace: Sequence[Event]) -> str:
             continue
         if ev.kind in ("lock", "unlock"):
             name = ev.detail
-            if name not in lock_tids:
-                lock_tids[name] = len(lock_tids) + 1
+            slots = held.setdefault(name, [])
             if ev.kind == "lock":
-                held[name] = (ts, ev.thread)
-            elif name in held:
-                start, holder = held.pop(name)
-                slice_(holder, LOCKS_PID, lock_tids[name], start, ts + 1, {"lock": name})
+                free = next((i for i, s in enumerate(slots) if s is None), len(slots))
+                if free == len(slots):
+                    slots.append(None)
+                slots[free] = (ts, ev.thread)
+                lock_track(name, free)
+            else:  # the latest holding of this context (a reader may nest)
+                mine = [i for i, s in enumerate(slots) if s is not None and s[1] == ev.thread]
+                if mine:
+                    i = mine[-1]
+                    start, holder = slots[i] or (ts, ev.thread)
+                    slots[i] = None
+                    slice_(holder, LOCKS_PID, lock_track(name, i), start, ts + 1, {"lock": name})
         if ev.kind in INSTANT_KINDS:
             events.append(
                 {
@@ -103,10 +120,18 @@ def render_chrome(trace: Sequence[Event]) -> str:
                 end + 1,
                 {"step": call.step, "result": "(never returned)"},
             )
-    for name, (start, holder) in held.items():
-        slice_(
-            f"{holder} (never released)", LOCKS_PID, lock_tids[name], start, end + 1, {"lock": name}
-        )
+    for name, slots in held.items():
+        for i, slot in enumerate(slots):
+            if slot is not None:
+                start, holder = slot
+                slice_(
+                    f"{holder} (never released)",
+                    LOCKS_PID,
+                    lock_track(name, i),
+                    start,
+                    end + 1,
+                    {"lock": name},
+                )
     meta: list[dict[str, Any]] = [
         {
             "name": "process_name",
