@@ -1,6 +1,9 @@
 """Checker benchmarks: one JSON object per line, ``{"name", "value", "unit"}``.
 
 - executions per second exploring ``partinfo-2vcpu`` (reference) exhaustively with DPOR;
+- executions per second (CPU time, best of three) exploring each built-in scenario under
+  ``reference`` with DPOR, up to ``--per-scenario`` executions (``default`` is far from
+  exhausted there: it is the rate that matters);
 - seconds to the first finding on ``partinfo-2vcpu`` under ``seed-v1`` (the ASSERT);
 - executions DPOR needs to exhaust a scenario against plain depth-first search (capped).
 
@@ -17,6 +20,7 @@ from ffasim.check.explore import explore
 from ffasim.check.monitors import default_monitors
 from ffasim.check.runner import load_scenario, scenario_program
 from ffasim.check.strategies import DFSStrategy
+from ffasim.scenario import BUILTIN_NAMES
 
 
 def emit(name: str, value: float, unit: str) -> None:
@@ -26,6 +30,9 @@ def emit(name: str, value: float, unit: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=int, default=5000, help="cap on executions per measure")
+    ap.add_argument(
+        "--per-scenario", type=int, default=150, help="executions per built-in scenario rate"
+    )
     args = ap.parse_args()
 
     partinfo = load_scenario("partinfo-2vcpu")
@@ -54,6 +61,22 @@ def main() -> None:
         raise SystemExit(f"expected the seed's ASSERT first, found {kinds}")
     emit("check.partinfo-2vcpu.seed-v1.first_finding_s", elapsed, "s")
     emit("check.partinfo-2vcpu.seed-v1.first_finding_executions", found.executions, "executions")
+
+    for scenario in BUILTIN_NAMES:
+        prog = scenario_program(load_scenario(scenario), "reference")
+        best = 0.0
+        for _ in range(3):  # best of three: the machine may be shared
+            t0 = time.process_time()
+            rep = explore(
+                prog,
+                DFSStrategy(),
+                monitors_factory=default_monitors,
+                budget=args.per_scenario,
+                stop_on_first=False,
+            )
+            cpu = time.process_time() - t0
+            best = max(best, rep.executions / cpu if cpu > 0 else 0.0)
+        emit(f"check.{scenario}.reference.dpor.executions_per_cpu_s", best, "executions/s")
 
     for scenario in ("partinfo-2vcpu", "rxtx-map-race"):
         prog = scenario_program(load_scenario(scenario), "reference")
