@@ -389,3 +389,10 @@ def test_run_summary_counts_in_the_singular_when_one(tmp_path: Path) -> None:
         r"summary: \d+ FF-A calls \(1 from guests\), 1 step, 1 expected error, 0 unexpected",
         summary[0],
     ), summary
+
+
+def test_check_faults_with_max_faults_0_is_refused() -> None:
+    r = runner.invoke(app, ["check", "--faults", "helper", "--max-faults", "0"])
+    _one_error(
+        r, r"error: --faults with --max-faults 0 injects nothing; leave out one or the other"
+    )

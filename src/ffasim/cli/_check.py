@@ -269,6 +269,8 @@ def check(
 
     if preemption_bound is not None and strategy in ("pct", "random"):  # they would ignore it
         _fail(f"--preemption-bound applies to --strategy dfs only, not {strategy}", as_json)
+    if faults and max_faults == 0:  # the report would name faults that are never injected
+        _fail("--faults with --max-faults 0 injects nothing; leave out one or the other", as_json)
     if time_limit is not None and math.isnan(time_limit):
         _fail("--time-limit must be a number of seconds, not nan", as_json)
     if out.exists() and not out.is_dir():  # found now, not after the whole exploration
