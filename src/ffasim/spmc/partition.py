@@ -110,13 +110,13 @@ class SecurePartition:
     # -- memory -----------------------------------------------------------------------------
     def read(self, addr: int, n: int) -> bytes:
         """``n`` bytes at ``addr`` (the partition's addresses are physical addresses)."""
-        self._check(addr, n, write=False)
-        return self._attached().machine.mem.read(addr, n, self.party)
+        spmc = self._check(addr, n, write=False)
+        return spmc.machine.mem.read(addr, n, self.party)
 
     def write(self, addr: int, data: bytes | bytearray) -> None:
         """Write ``data`` at ``addr``; faults on memory the partition may not write."""
-        self._check(addr, len(data), write=True)
-        self._attached().machine.mem.write(addr, data, self.party)
+        spmc = self._check(addr, len(data), write=True)
+        spmc.machine.mem.write(addr, data, self.party)
 
     def may_access(self, frame: Frame, write: bool) -> bool:
         """Whether this partition may touch ``frame`` now (its own memory not lent away, or a
@@ -130,21 +130,24 @@ class SecurePartition:
             return perm or not write
         return frame.owner == self.party and frame.secure and spmc.sender_has_access(frame.mfn)
 
-    def _check(self, addr: int, n: int, write: bool) -> None:
+    def _check(self, addr: int, n: int, write: bool) -> Spmc:
+        """Fault unless the partition may access ``[addr, addr + n)``; return its SPMC."""
         if n < 0 or addr < 0:
             raise AccessFault(self.party, addr, n, "negative address or size")
-        if n == 0:
-            return
         spmc = self._attached()
+        if n == 0:
+            return spmc
         mem = spmc.machine.mem
         mapped = spmc.endpoints[self.id].mapped
         first = addr >> PAGE_SHIFT
         last = (addr + n - 1) >> PAGE_SHIFT
         for mfn in range(first, last + 1):
-            try:
-                frame = mem.frame(mfn)
-            except AccessFault:
-                raise AccessFault(self.party, addr, n, "outside physical memory") from None
+            frame = mem.frames.get(mfn)
+            if frame is None:
+                try:
+                    frame = mem.frame(mfn)
+                except AccessFault:
+                    raise AccessFault(self.party, addr, n, "outside physical memory") from None
             if not self._may_access(spmc, mapped, frame, write):
                 why = (
                     "read-only mapping"
@@ -152,6 +155,7 @@ class SecurePartition:
                     else "not mapped"
                 )
                 raise AccessFault(self.party, (mfn << PAGE_SHIFT) | (addr & PAGE_MASK), n, why)
+        return spmc
 
     def _attached(self) -> Spmc:
         if self.spmc is None:

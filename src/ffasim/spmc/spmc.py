@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import abi
 from ..machine import Machine, grant, spin_lock, spin_unlock
@@ -111,6 +111,9 @@ class Spmc:
         self.ns_excluded: dict[int, int] = {}
         # Partitions running a handler now (each takes one direct request at a time).
         self.sp_busy: set[int] = set()
+        # Verdicts of memory-send descriptor checks, a pure function of the descriptor copy
+        # and the caller (memory.py); bounded.
+        self.send_verdicts: dict[tuple[bytes, int, str, int, int], tuple[Any, int, str]] = {}
         self._dispatch: dict[int, Handler] = {}
         self._dispatch.update(
             {
@@ -249,25 +252,26 @@ class Spmc:
             return abi.error(abi.FFA_RET_NOT_SUPPORTED)
         r = _normalise(regs)
         lock = self.lock
-        if lock.holder is not None and lock.holder == self.machine.current:
-            return self._call(ep, r)  # a partition's call from inside a handler
-        spin_lock(lock)
-        out = self._call(ep, r)
+        # A partition's call from inside a handler runs under the lock its caller holds.
+        nested = lock.holder is not None and lock.holder == self.machine.current
+        if not nested:
+            spin_lock(lock)
+        fid = r[0]
+        if fid != _FFA_VERSION and fid != _FFA_INTERRUPT:
+            ep.negotiated = True  # Hafnium ffa_version_negotiated
+        handler = self._dispatch.get(fid)
+        if handler is None:
+            out = self.refuse(abi.FFA_RET_NOT_SUPPORTED, f"unknown function {abi.name(fid)}")
+        else:
+            out = handler(self, ep, r)
+        if nested:
+            return out
         sri = self._sri_due
         self._sri_due = False
         spin_unlock(lock)
         if sri and self.on_sri is not None:
             self.on_sri()
         return out
-
-    def _call(self, ep: Endpoint, r: Regs) -> Regs:
-        fid = r[0]
-        if fid != _FFA_VERSION and fid != _FFA_INTERRUPT:
-            ep.negotiated = True  # Hafnium ffa_version_negotiated
-        handler = self._dispatch.get(fid)
-        if handler is None:
-            return self.refuse(abi.FFA_RET_NOT_SUPPORTED, f"unknown function {abi.name(fid)}")
-        return handler(self, ep, r)
 
 
 # Packing validates all 18 registers in C: the cheapest "every value is an int in range" test.
