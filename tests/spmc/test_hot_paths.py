@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from ffasim import abi
 from ffasim.machine import Frame, Machine, spin_lock, spin_unlock
-from ffasim.machine.events import EventSink
+from ffasim.machine.events import EventSink, RecordingSink
 from ffasim.spmc import SecurePartition
 from ffasim.spmc import memory as spmc_memory
 from ffasim.spmc.mailbox import Endpoint, Mailbox, Notifications
@@ -263,3 +263,53 @@ def test_endpoint_party_names() -> None:
         "sp8abc",
     ]
     assert ep(5).party == "d4"  # asked again: the same answer
+
+
+# -- memoised send verdicts ---------------------------------------------------------------------
+
+
+def test_repeated_bad_send_is_refused_and_logged_every_time() -> None:
+    spmc, hyp = make()
+    sink = RecordingSink()
+    spmc.machine.sink = sink
+    frames = hyp.vm_pages(1, 1)
+    bad = txn(1, [(0x8001, RW)], [(frames[0].pa, 1)], flags=1 << 7)
+    for _ in range(2):
+        assert code(hyp.send(abi.FFA_MEM_SHARE_64, bad)) == INVALID
+    logs = [e[3] for e in sink.events if e[0] == "log"]
+    assert len(logs) == 2 and logs[0] == logs[1] and "bad flags 0x80" in str(logs[0])
+
+
+def test_same_first_fragment_with_another_total_length_gets_its_own_verdict() -> None:
+    _spmc, hyp = make()
+    frames = hyp.vm_pages(1, 1)
+    desc = txn(1, [(0x8001, RW)], [(frames[0].pa, 1)])
+    hyp.write_tx(desc)
+    # Announced 16 bytes longer: the constituent count no longer matches the length.
+    assert code(hyp.call(abi.FFA_MEM_SHARE_64, len(desc) + 16, len(desc))) == INVALID
+    assert hyp.call(abi.FFA_MEM_SHARE_64, len(desc), len(desc))[0] == abi.FFA_SUCCESS_32
+    hyp.write_tx(desc)
+    assert code(hyp.call(abi.FFA_MEM_SHARE_64, len(desc) + 16, len(desc))) == INVALID
+
+
+def test_same_descriptor_bytes_from_another_caller_get_their_own_verdict() -> None:
+    sp = SecurePartition(0x8001, "bbbbbbbb-0000-0000-0000-000000000001")
+    other = SecurePartition(0x8002, "bbbbbbbb-0000-0000-0000-000000000002")
+    _spmc, hyp = make([sp, other])
+    frames = hyp.vm_pages(1, 1)
+    desc = txn(1, [(0x8002, RW)], [(frames[0].pa, 1)])
+    for _ in range(2):
+        sp.write(sp.tx, desc)  # a partition may not send for VM 1
+        assert code(sp.smc(abi.FFA_MEM_SHARE_64, len(desc), len(desc))) == abi.FFA_RET_DENIED
+        r = hyp.send(abi.FFA_MEM_SHARE_64, desc)
+        assert r[0] == abi.FFA_SUCCESS_32
+        assert hyp.call(abi.FFA_MEM_RECLAIM, r[2], r[3], 0)[0] == abi.FFA_SUCCESS_32
+
+
+def test_send_verdict_memo_is_bounded() -> None:
+    spmc, hyp = make()
+    frames = hyp.vm_pages(1, 1)
+    for tag in range(spmc_memory._CHECKED_MAX + 20):
+        desc = txn(1, [(0x8001, RW)], [(frames[0].pa, 1)], tag=tag, flags=1 << 7)
+        assert code(hyp.send(abi.FFA_MEM_SHARE_64, desc)) == INVALID
+        assert len(spmc.send_verdicts) <= spmc_memory._CHECKED_MAX
