@@ -396,3 +396,10 @@ def test_check_faults_with_max_faults_0_is_refused() -> None:
     _one_error(
         r, r"error: --faults with --max-faults 0 injects nothing; leave out one or the other"
     )
+
+
+def test_root_help_lists_commands_in_the_order_of_use() -> None:
+    r = runner.invoke(app, ["--help"], env=WIDE)
+    assert r.exit_code == 0
+    commands = re.findall(r"^│ (\w+) {2,}\S", r.stdout, re.MULTILINE)
+    assert commands == ["run", "check", "replay", "decode"], r.stdout

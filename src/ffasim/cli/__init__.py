@@ -35,6 +35,17 @@ def _reflow(doc: str) -> str:
     return "\n\n".join(" ".join(p.split()) for p in paragraphs)
 
 
+# Help lists the commands in the order one uses them (and README.md describes them), not in
+# the order their modules happen to be imported.
+_ORDER = ("run", "check", "replay", "decode")
+
+
+def _position(info: typer.models.CommandInfo) -> int:
+    name = info.name or getattr(info.callback, "__name__", "")
+    return _ORDER.index(name) if name in _ORDER else len(_ORDER)
+
+
+app.registered_commands.sort(key=_position)
 for _info in app.registered_commands:
     if _info.help is None and _info.callback is not None and _info.callback.__doc__:
         _info.help = _reflow(_info.callback.__doc__)
