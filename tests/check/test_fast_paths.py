@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from ffasim import abi
 from ffasim.check.explore import explore, replay
 from ffasim.check.monitor import Monitor
@@ -119,20 +117,3 @@ def test_partinfo_exploration_replays_bit_for_bit_with_the_default_monitors() ->
     assert again.trace == first.trace
     assert [f.summary() for f in again.findings] == [f.summary() for f in first.findings]
     assert finding.kind == "assertion"
-
-
-def test_explore_restores_the_collectors_thresholds_even_when_a_strategy_fails() -> None:
-    import gc
-
-    before = gc.get_threshold()
-
-    class Boom(DFSStrategy):
-        def end_execution(self, result: Any) -> None:
-            raise RuntimeError("strategy bug")
-
-    prog = scenario_program(load_scenario("rxtx-map-race"), "reference")
-    explore(prog, DFSStrategy(), monitors_factory=default_monitors, budget=2)
-    assert gc.get_threshold() == before
-    with pytest.raises(RuntimeError, match="strategy bug"):
-        explore(prog, Boom(), monitors_factory=default_monitors, budget=2)
-    assert gc.get_threshold() == before

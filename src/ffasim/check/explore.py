@@ -10,7 +10,6 @@ then fewer faults and steps, keeping a finding of the same kind.
 
 from __future__ import annotations
 
-import gc
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -138,7 +137,6 @@ def explore(
     seen: set[tuple[str, str]] = set()
     start = time.monotonic()
     bar = _Progress(budget) if progress else None
-    pacing = _GcPacing()
     try:
         while budget is None or report.executions < budget:
             if time_limit is not None and time.monotonic() - start >= time_limit:
@@ -156,7 +154,6 @@ def explore(
                 record_trace=False,
             )
             strategy.end_execution(result)
-            pacing.after_execution()
             report.executions += 1
             report.steps += result.steps
             report.pruned += result.pruned
@@ -177,43 +174,10 @@ def explore(
             if fresh and stop_on_first:
                 break
     finally:
-        pacing.close()
         report.elapsed = time.monotonic() - start
         if bar is not None:
             bar.close(report)
     return report
-
-
-class _GcPacing:
-    """Collects an exploration's cyclic garbage once per execution instead of whenever the
-    allocation count says so.
-
-    Every execution builds a whole system (machine, domains, SPMC, monitors), full of
-    reference cycles, and drops it at the end. Under CPython's default thresholds the
-    collector runs every 700 allocations, in the middle of executions, and walks the live
-    system again and again (promoting it to older generations that are walked again later):
-    several per cent of the checker's time, none of it useful. Instead, the young
-    generations are collected right after each execution, when its system is all garbage,
-    with the automatic trigger raised so that it only fires for an unusually big execution,
-    and a full collection runs every ``FULL_EVERY`` executions for what survived. Nothing in
-    the model depends on when objects are collected (no finalisers, no weak references), so
-    this changes speed only. The previous thresholds are restored at the end.
-    """
-
-    THRESHOLDS = (100_000, 1_000, 1_000)
-    FULL_EVERY = 1000
-
-    def __init__(self) -> None:
-        self.saved = gc.get_threshold()
-        self.count = 0
-        gc.set_threshold(*self.THRESHOLDS)
-
-    def after_execution(self) -> None:
-        self.count += 1
-        gc.collect(2 if self.count % self.FULL_EVERY == 0 else 1)
-
-    def close(self) -> None:
-        gc.set_threshold(*self.saved)
 
 
 def _with_trace(
