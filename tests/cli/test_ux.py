@@ -403,3 +403,17 @@ def test_root_help_lists_commands_in_the_order_of_use() -> None:
     assert r.exit_code == 0
     commands = re.findall(r"^│ (\w+) {2,}\S", r.stdout, re.MULTILINE)
     assert commands == ["run", "check", "replay", "decode"], r.stdout
+
+
+def test_replay_divergence_says_how_to_get_a_fresh_schedule(tmp_path: Path) -> None:
+    path = _seed_assert_schedule(tmp_path)
+    raw = json.loads(path.read_text())
+    raw["decisions"] = raw["decisions"][:3]
+    path.write_text(json.dumps(raw))
+    r = runner.invoke(app, ["replay", str(path)])
+    _one_error(
+        r,
+        r"error: replay diverged at step \d+ \(decision 3\): schedule expects .*, execution "
+        r"offers .* \(the model, the scenario or the schedule changed since it was recorded; "
+        r"'ffasim check partinfo-2vcpu --variant seed-v1' records a fresh one\)",
+    )

@@ -352,9 +352,19 @@ def replay(
         _fail("--context applies to --format text only")
     if full and fmt != "mermaid":
         _fail("--full applies to --format mermaid only")
+    from ..check.schedule import ReplayDivergence
+
     try:
         schedule = Schedule.load(file)
         result, trace = replay_file(file)
+    except ReplayDivergence as e:  # say what to do about it, too
+        again = f"ffasim check {schedule.scenario}" + (
+            f" --variant {schedule.variant}" if schedule.variant else ""
+        )
+        _fail(
+            f"{_one_line(e)} (the model, the scenario or the schedule changed since it was "
+            f"recorded; '{again}' records a fresh one)"
+        )
     except _user_errors() as e:
         _fail(_one_line(e))
     except UnicodeDecodeError:  # Schedule.load reads text: a binary file is no schedule
