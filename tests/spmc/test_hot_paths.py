@@ -313,3 +313,18 @@ def test_send_verdict_memo_is_bounded() -> None:
         desc = txn(1, [(0x8001, RW)], [(frames[0].pa, 1)], tag=tag, flags=1 << 7)
         assert code(hyp.send(abi.FFA_MEM_SHARE_64, desc)) == INVALID
         assert len(spmc.send_verdicts) <= spmc_memory._CHECKED_MAX
+
+
+def test_share_state_records_the_send_fields() -> None:
+    spmc, hyp = make()
+    frames = hyp.vm_pages(1, 2)
+    desc = txn(1, [(0x8001, RW)], [(f.pa, 1) for f in frames], tag=7, attrs=0, flags=1)
+    r = hyp.send(abi.FFA_MEM_LEND_64, desc)
+    assert r[0] == abi.FFA_SUCCESS_32
+    state = spmc.shares[r[2]]
+    got = (state.handle, state.kind, state.sender, state.caller, state.version, state.tag)
+    assert got == (r[2], "lend", 1, 0, spmc.endpoints[0].version, 7)
+    assert (state.attributes, state.flags, state.total_length) == (0, 1, len(desc))
+    assert state.composite_offset == 48 + 32 and state.receivers == [0x8001]
+    assert state.constituents == [(f.pa, 1) for f in frames] and state.total_page_count == 2
+    assert state.complete and state.raw == bytearray()

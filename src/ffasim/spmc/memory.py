@@ -501,19 +501,20 @@ def ffa_mem_send(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     borrowers = []
     for e in txn.emads:
         borrowers.append(Borrower(e.receiver, e.perms, e.flags, e.impdef))
+    # Positional: a dataclass call with a dozen keywords costs more than the rest of the send.
     share = ShareState(
-        handle=handle,
-        kind=kind,
-        sender=txn.sender,
-        caller=ep.id,
-        version=version,
-        attributes=txn.attributes,
-        flags=txn.flags,
-        tag=txn.tag,
-        borrowers=borrowers,
-        total_length=total,
-        composite_offset=comp,
-        raw=bytearray(buf),
+        handle,
+        kind,
+        txn.sender,  # sender
+        ep.id,  # caller
+        version,
+        txn.attributes,
+        txn.flags,
+        txn.tag,
+        borrowers,
+        total,  # total_length
+        comp,  # composite_offset
+        bytearray(buf),  # raw
     )
     spmc._shares[handle] = share
     if frag < total:
@@ -734,7 +735,7 @@ def ffa_mem_retrieve_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if mbox.busy():
         return spmc.refuse(abi.FFA_RET_BUSY, f"retrieve: RX of 0x{ep.id:x} is busy")
     version = ep.version
-    txn, ret = _decode_checked(buf, version, retrieve=True)  # the check is used only below
+    txn, ret = _decode_checked(buf, version, True)  # retrieve; the check is used only below
     if isinstance(txn, int):
         return spmc.refuse(txn, "retrieve: request shorter than its header")
     if txn.emad_count == 0:
