@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ffasim.check.runner import check_scenario, replay_file
 from ffasim.scenario import builtin_scenarios
+from ffasim.scenario._check import check_scenario, replay_file
 
 
 def test_seed_v1_two_vcpu_partition_info_panics_on_the_acquire_assert(tmp_path: Path) -> None:

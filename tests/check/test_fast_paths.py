@@ -11,10 +11,10 @@ from ffasim.check.explore import explore, replay
 from ffasim.check.monitor import Monitor
 from ffasim.check.monitors import default_monitors
 from ffasim.check.monitors._base import CallTracking
-from ffasim.check.runner import load_scenario, scenario_program
 from ffasim.check.scheduler import Execution, _hooks_of
 from ffasim.check.strategies import DFSStrategy
 from ffasim.machine import Atomic, Machine, Spinlock, Thread, spin_lock, spin_unlock
+from ffasim.scenario._check import load_scenario, scenario_program
 
 
 def _program(m: Machine) -> Any:

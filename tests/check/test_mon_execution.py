@@ -9,9 +9,9 @@ from typing import Any
 from ffasim import abi
 from ffasim.check.faults import parse_faults
 from ffasim.check.monitors import default_monitors
-from ffasim.check.runner import scenario_program
 from ffasim.check.scheduler import Execution, ExecutionResult
 from ffasim.machine import Guarded, Machine, Thread, grant, spin_lock, spin_unlock
+from ffasim.scenario._check import scenario_program
 
 
 class Scripted:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from ffasim.check.runner import check_scenario
 from ffasim.machine import Spinlock
+from ffasim.scenario._check import check_scenario
 from ffasim.xen import ffa_private, ffa_rxtx
 
 

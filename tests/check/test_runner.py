@@ -13,7 +13,11 @@ import pytest
 from ffasim import abi
 from ffasim.check.explore import explore
 from ffasim.check.monitors import default_monitors
-from ffasim.check.runner import (
+from ffasim.check.schedule import Decision, ReplayDivergence, Schedule
+from ffasim.check.scheduler import TraceEvent
+from ffasim.check.strategies import DFSStrategy
+from ffasim.machine import Machine, Thread
+from ffasim.scenario._check import (
     CheckError,
     calls_in_flight_at,
     check_scenario,
@@ -22,10 +26,6 @@ from ffasim.check.runner import (
     resolve_variant,
     scenario_program,
 )
-from ffasim.check.schedule import Decision, ReplayDivergence, Schedule
-from ffasim.check.scheduler import TraceEvent
-from ffasim.check.strategies import DFSStrategy
-from ffasim.machine import Machine, Thread
 from ffasim.system import DomainCreationError
 
 

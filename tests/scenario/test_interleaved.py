@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from ffasim.check.explore import explore
-from ffasim.check.runner import scenario_program
 from ffasim.check.strategies.dfs import DFSStrategy
 from ffasim.scenario import Instance, builtin_scenarios
+from ffasim.scenario._check import scenario_program
 
 
 def _explore(name: str, variant: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, set[Any]]:

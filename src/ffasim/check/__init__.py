@@ -4,12 +4,13 @@ what its monitors find, each finding with a schedule that replays it exactly.
 Layout: ``scheduler.py`` (one execution: greenlets, decisions, findings from exceptions),
 ``strategies/`` (dfs with DPOR, pct, random, replay), ``explore.py`` (many executions,
 minimisation), ``schedule.py`` (decisions and schedule files), ``monitor.py`` and
-``monitors/`` (what is judged), ``faults.py`` (which failures may be injected), ``runner.py``
-(a scenario end to end: what ``ffasim check`` and ``ffasim replay`` run).
+``monitors/`` (what is judged), ``faults.py`` (which failures may be injected).
 
-The short way in::
+The checker knows nothing of scenarios: it explores a ``Program`` (a function that builds a
+system on a given machine and returns the threads to interleave). Checking a scenario end to
+end, what ``ffasim check`` and ``ffasim replay`` run, is the front end's job::
 
-    from ffasim.check import check_scenario, replay_file
+    from ffasim.scenario import check_scenario, replay_file
     report = check_scenario("partinfo-2vcpu", variant="seed-v1")
     for issue in report.issues:
         print(issue.finding.summary(), issue.replay_command)
@@ -25,12 +26,6 @@ from .monitor import FINDING_KINDS as FINDING_KINDS
 from .monitor import Finding as Finding
 from .monitor import Monitor as Monitor
 from .monitors import default_monitors as default_monitors
-from .runner import CheckError as CheckError
-from .runner import CheckReport as CheckReport
-from .runner import FoundIssue as FoundIssue
-from .runner import check_scenario as check_scenario
-from .runner import replay_file as replay_file
-from .runner import replay_schedule as replay_schedule
 from .schedule import Decision as Decision
 from .schedule import ReplayDivergence as ReplayDivergence
 from .schedule import Schedule as Schedule

@@ -21,7 +21,7 @@ import typer
 from . import app
 
 if TYPE_CHECKING:
-    from ..check.runner import CheckReport
+    from ..scenario._check import CheckReport
 
 FORMATS = ("text", "json", "mermaid", "chrome")
 LIST_WIDTH = 100
@@ -37,9 +37,9 @@ def _fail(message: str, as_json: bool = False) -> NoReturn:
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is meant for the user (one line), from every layer we call."""
     from ..check.faults import FaultSpecError
-    from ..check.runner import CheckError
     from ..check.schedule import ReplayDivergence, ScheduleError
     from ..scenario import ScenarioError
+    from ..scenario._check import CheckError
 
     return (CheckError, FaultSpecError, ScenarioError, ScheduleError, ReplayDivergence)
 
@@ -265,7 +265,7 @@ def check(
         except _user_errors() as e:
             _fail(_one_line(e), as_json)
         return
-    from ..check.runner import DEFAULT_BUDGET, check_scenario
+    from ..scenario._check import DEFAULT_BUDGET, check_scenario
 
     if preemption_bound is not None and strategy in ("pct", "random"):  # they would ignore it
         _fail(f"--preemption-bound applies to --strategy dfs only, not {strategy}", as_json)
@@ -342,8 +342,8 @@ def replay(
     Exit 1 when the replayed execution shows a finding (it reproduces), 0 when it does not,
     2 on a bad file or when the execution leaves the schedule (the model changed).
     """
-    from ..check.runner import replay_file
     from ..check.schedule import Schedule
+    from ..scenario._check import replay_file
     from ..trace import render, render_mermaid, render_text
 
     if fmt not in FORMATS:

@@ -15,6 +15,13 @@ from typing import Any
 
 from ._builtin import BUILTIN_NAMES as BUILTIN_NAMES
 from ._builtin import builtin_scenarios as builtin_scenarios
+from ._check import CheckError as CheckError
+from ._check import CheckReport as CheckReport
+from ._check import FoundIssue as FoundIssue
+from ._check import check_scenario as check_scenario
+from ._check import replay_file as replay_file
+from ._check import replay_schedule as replay_schedule
+from ._check import scenario_program as scenario_program
 from ._errors import ScenarioError as ScenarioError
 from ._model import CallRecord as CallRecord
 from ._model import Instance as Instance

@@ -4,7 +4,7 @@ reports.
 The finish step (teardown and oracle) returns problem lines, which the execution itself turns
 into ``leak`` findings (``"leak: ..."``) and ``spec`` findings (the rest); the runner drops the
 spec lines of executions that injected a fault, since an injected SPMC error legitimately
-changes what guests see (see :func:`ffasim.check.runner.scenario_program`). This monitor adds
+changes what guests see (see :func:`ffasim.scenario.scenario_program`). This monitor adds
 the checks that need no oracle, after the finish step ran:
 
 - a lock still held by anyone (a leak no hypercall return exposed: taken by the teardown timer,

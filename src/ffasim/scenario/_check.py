@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from .. import abi
+from ..check.explore import explore, finding_key, minimise, replay
+from ..check.faults import FaultPlan, FaultSpecError, parse_faults
+from ..check.monitor import Finding
+from ..check.monitors import default_monitors
+from ..check.monitors.leak import LEAK_PREFIX
+from ..check.schedule import Schedule
+from ..check.scheduler import ExecutionResult, Program, TraceEvent
+from ..check.strategies.base import Strategy
 from ..machine import Machine, ModelError, Thread
-from .explore import explore, finding_key, minimise, replay
-from .faults import FaultPlan, FaultSpecError, parse_faults
-from .monitor import Finding
-from .monitors import default_monitors
-from .monitors.leak import LEAK_PREFIX
-from .schedule import Schedule
-from .scheduler import ExecutionResult, Program, TraceEvent
-from .strategies.base import Strategy
 
 STRATEGIES: tuple[str, ...] = ("dfs", "pct", "random")
 """Strategy names ``--strategy`` accepts."""
@@ -137,7 +137,7 @@ class CheckReport:
 
 def load_scenario(spec: str) -> Any:
     """The scenario named by ``spec`` (built-in name, .toml or .py path)."""
-    from ..scenario import load
+    from . import load
 
     return load(spec)
 
@@ -236,7 +236,7 @@ def make_strategy(
     name: str, *, seed: int = 0, preemption_bound: int | None = None, depth: int = PCT_DEPTH
 ) -> Strategy:
     """A fresh strategy by name: ``dfs`` (DPOR, optional preemption bound), ``pct``, ``random``."""
-    from . import strategies
+    from ..check import strategies
 
     # The explorer enforces the budget; the strategies' own execution caps are lifted.
     if name == "dfs":
