@@ -161,7 +161,18 @@ def test_dfs_replays_its_own_prefixes_consistently() -> None:
 def test_schedule_load_rejects_what_is_not_a_schedule(tmp_path: Path) -> None:
     p = tmp_path / "bad.json"
     p.write_text("{not json")
-    with pytest.raises(ScheduleError, match=r"^.*bad\.json: not JSON: .* at line 1$"):
+    with pytest.raises(ScheduleError, match=r"^.*bad\.json: not JSON: .* at line 1, column 2$"):
+        Schedule.load(p)
+    p.write_text('{"format": 1,\n "decisions": "unterminated')
+    with pytest.raises(
+        ScheduleError,
+        match=r"^.*bad\.json: not JSON: Unterminated string starting at line 2, column 15$",
+    ):
+        Schedule.load(p)
+    p.write_bytes(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(
+        ScheduleError, match=r"^.*bad\.json: not a schedule file \(byte 0 is not UTF-8 text\)$"
+    ):
         Schedule.load(p)
     p.write_text(json.dumps({"format": 1, "decisions": [["thread", "t9", ["t0"], "", ""]]}))
     with pytest.raises(

@@ -177,7 +177,7 @@ def test_replay_of_a_binary_file_is_one_line_not_a_traceback(tmp_path: Path) -> 
     p = tmp_path / "s.json"
     p.write_bytes(b"\xff\xfe\x00{")
     r = runner.invoke(app, ["replay", str(p)])
-    _one_error(r, rf"error: {re.escape(str(p))}: not a schedule: not UTF-8 text")
+    _one_error(r, rf"error: {re.escape(str(p))}: not a schedule file \(byte 0 is not UTF-8 text\)")
 
 
 def test_replay_same_finding_at_moved_source_lines_reproduces_without_a_note(

@@ -199,10 +199,17 @@ class Schedule:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as e:
             raise ScheduleError(f"cannot read {path}: {e.strerror or e}") from None
+        except UnicodeDecodeError as e:
+            raise ScheduleError(
+                f"{path}: not a schedule file (byte {e.start} is not UTF-8 text)"
+            ) from None
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ScheduleError(f"{path}: not JSON: {e.msg} at line {e.lineno}") from None
+            # json's messages may end in "at" ("Unterminated string starting at").
+            where = f"line {e.lineno}, column {e.colno}"
+            what = f"{e.msg} {where}" if e.msg.endswith(" at") else f"{e.msg} at {where}"
+            raise ScheduleError(f"{path}: not JSON: {what}") from None
         return cls.from_json(raw)
 
 

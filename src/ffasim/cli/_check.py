@@ -342,7 +342,7 @@ def replay(
     Exit 1 when the replayed execution shows a finding (it reproduces), 0 when it does not,
     2 on a bad file or when the execution leaves the schedule (the model changed).
     """
-    from ..check.schedule import Schedule
+    from ..check.schedule import ReplayDivergence, Schedule
     from ..scenario._check import replay_file
     from ..trace import render, render_mermaid, render_text
 
@@ -352,7 +352,6 @@ def replay(
         _fail("--context applies to --format text only")
     if full and fmt != "mermaid":
         _fail("--full applies to --format mermaid only")
-    from ..check.schedule import ReplayDivergence
 
     try:
         schedule = Schedule.load(file)
@@ -367,8 +366,6 @@ def replay(
         )
     except _user_errors() as e:
         _fail(_one_line(e))
-    except UnicodeDecodeError:  # Schedule.load reads text: a binary file is no schedule
-        _fail(f"{file}: not a schedule: not UTF-8 text")
     if context:
         known = list(dict.fromkeys(ev.thread for ev in trace))
         unknown = [c for c in context if c not in known]
