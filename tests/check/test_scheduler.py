@@ -308,6 +308,21 @@ def test_finish_problems_become_leak_and_spec_findings() -> None:
     ]
 
 
+def test_a_spec_problem_that_names_a_thread_is_credited_to_it() -> None:
+    lines = ["t1: FFA_RX_RELEASE: got FFA_SUCCESS_32, expected BUSY", "t9: not a thread of ours"]
+
+    def finish(m: Machine) -> Callable[[], list[str]]:
+        return lambda: list(lines)
+
+    r = run_once(
+        program_of(lambda m: [Thread("t0", lambda: None), Thread("t1", lambda: None)], finish)
+    )
+    assert [(f.kind, f.threads) for f in r.findings] == [
+        ("spec", ("t1",)),
+        ("spec", ("toolstack",)),
+    ]
+
+
 def test_max_steps_stops_a_livelock() -> None:
     def make(m: Machine) -> list[Thread]:
         x = Atomic(m, "x")

@@ -341,7 +341,9 @@ class Execution(EventSink):
             if line.startswith("leak: "):
                 self.add_finding("leak", line[len("leak: ") :])
             else:
-                self.add_finding("spec", line)
+                # A spec line that starts "<thread>: " is about that thread's step.
+                who = line.split(": ", 1)[0]
+                self.add_finding("spec", line, (who,) if who in self._order else ())
         for m in self.monitors:
             m.on_finish()
 
