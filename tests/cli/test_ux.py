@@ -417,3 +417,34 @@ def test_replay_divergence_says_how_to_get_a_fresh_schedule(tmp_path: Path) -> N
         r"offers .* \(the model, the scenario or the schedule changed since it was recorded; "
         r"'ffasim check partinfo-2vcpu --variant seed-v1' records a fresh one\)",
     )
+
+
+def test_check_notes_a_fault_spec_that_matched_no_site(tmp_path: Path) -> None:
+    r = runner.invoke(
+        app,
+        [
+            "check",
+            "rxtx-map-race",
+            "--faults",
+            "alloc:bogus",
+            "--faults",
+            "helper",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert re.fullmatch(
+        r"note: --faults 'alloc:bogus' matched no fault site this scenario reaches: "
+        r"nothing was injected for it\n",
+        r.stderr,
+    )
+
+
+def test_check_json_lists_unmatched_fault_specs(tmp_path: Path) -> None:
+    r = runner.invoke(
+        app,
+        ["check", "rxtx-map-race", "--faults", "smc:RX_ACQUIRE", "--json", "--out", str(tmp_path)],
+    )
+    doc = json.loads(r.stdout)
+    assert doc["unmatched_faults"] == ["smc:RX_ACQUIRE"]

@@ -304,6 +304,12 @@ def check(
         typer.echo(json.dumps(doc, indent=1))
     else:
         typer.echo(_render_report(report, not all_findings), nl=False)
+    for spec in report.unmatched_faults:
+        typer.echo(
+            f"note: --faults '{spec}' matched no fault site this scenario reaches: "
+            "nothing was injected for it",
+            err=True,
+        )
     raise typer.Exit(1 if report.found else 0)
 
 

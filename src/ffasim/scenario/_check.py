@@ -110,6 +110,9 @@ class CheckReport:
     elapsed: float = 0.0
     steps: int = 0
     issues: list[FoundIssue] = field(default_factory=list)
+    unmatched_faults: tuple[str, ...] = ()
+    """The ``--faults`` specs that matched no fault site the executions offered (a typo, or a
+    site this scenario never reaches): nothing was injected for them."""
 
     @property
     def found(self) -> bool:
@@ -129,10 +132,32 @@ class CheckReport:
             "elapsed": round(self.elapsed, 3),
             "steps": self.steps,
             "findings": [i.to_json() for i in self.issues],
+            "unmatched_faults": list(self.unmatched_faults),
         }
 
 
 # -- building blocks --------------------------------------------------------------------------
+
+
+class _SitesOffered:
+    """A fault plan that also notes every site the executions offered it, so that a spec
+    matching none of them can be reported instead of silently injecting nothing."""
+
+    def __init__(self, plan: FaultPlan) -> None:
+        self.plan = plan
+        self.seen: set[str] = set()
+
+    def __call__(self, site: str) -> tuple[int, ...] | None:
+        self.seen.add(site)
+        return self.plan(site)
+
+    def unmatched(self) -> tuple[str, ...]:
+        out = []
+        for spec in self.plan.specs:
+            one = parse_faults([spec])
+            if one is not None and not any(one(site) for site in self.seen):
+                out.append(spec)
+        return tuple(out)
 
 
 def load_scenario(spec: str) -> Any:
@@ -377,6 +402,7 @@ def check_scenario(
     var = resolve_variant(scenario, variant)
     program = scenario_program(scenario, var)
     specs = plan.specs if plan is not None else ()
+    offered = _SitesOffered(plan) if plan is not None else None
 
     explored = explore(
         program,
@@ -385,7 +411,7 @@ def check_scenario(
         budget=budget,
         time_limit=time_limit,
         stop_on_first=stop_on_first,
-        faults=plan,
+        faults=offered,
         max_faults=max_faults,
         progress=progress,
     )
@@ -401,6 +427,7 @@ def check_scenario(
         exhausted=explored.exhausted,
         elapsed=explored.elapsed,
         steps=explored.steps,
+        unmatched_faults=offered.unmatched() if offered is not None else (),
     )
     reported: set[tuple[str, str]] = set()
     for finding, result in explored.findings:
