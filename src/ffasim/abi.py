@@ -298,9 +298,13 @@ MASK32: Final = 0xFFFFFFFF
 
 def regs(*values: int) -> Regs:
     """An 18-register tuple from ``x0, x1, ...``: missing registers 0, values masked to 64 bits."""
-    if len(values) > NUM_REGS:
-        raise ValueError(f"at most {NUM_REGS} registers, got {len(values)}")
-    return tuple(v & MASK64 for v in values) + (0,) * (NUM_REGS - len(values))
+    n = len(values)
+    if n > NUM_REGS:
+        raise ValueError(f"at most {NUM_REGS} registers, got {n}")
+    return tuple([v & MASK64 for v in values]) + _ZERO_REGS[n:]
+
+
+_ZERO_REGS: Final = (0,) * NUM_REGS
 
 
 def success(w2: int = 0, w3: int = 0, *rest: int, fid: int = FFA_SUCCESS_32, w1: int = 0) -> Regs:
