@@ -18,9 +18,9 @@ import time
 
 from ffasim.check.explore import explore
 from ffasim.check.monitors import default_monitors
-from ffasim.check.runner import load_scenario, scenario_program
 from ffasim.check.strategies import DFSStrategy
 from ffasim.scenario import BUILTIN_NAMES
+from ffasim.scenario._check import load_scenario, scenario_program
 
 
 def emit(name: str, value: float, unit: str) -> None:
