@@ -41,12 +41,6 @@ def test_version_not_locked_by_ffa_interrupt() -> None:
     assert hyp.call(abi.FFA_VERSION, abi.FFA_VERSION_1_1)[0] == abi.FFA_VERSION_1_2
 
 
-def test_vms_take_the_hypervisor_version() -> None:
-    spmc, hyp = make(version=abi.FFA_VERSION_1_1)
-    hyp.forward_rxtx(1)
-    assert spmc.endpoints[1].version == abi.FFA_VERSION_1_1
-
-
 def test_id_get_and_spm_id_get() -> None:
     spmc, hyp = make()
     assert hyp.call(abi.FFA_ID_GET)[:3] == (abi.FFA_SUCCESS_32, 0, 0)

@@ -973,7 +973,9 @@ def ffa_mem_reclaim(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(INVALID, "reclaim: caller is not the sender")
     if ep.id == HYP_ID and not is_vm_id(share.sender):  # not share.ns
         return spmc.refuse(INVALID, "reclaim: the hypervisor reclaims a partition's memory")
-    held = share.hyp_pending is not None
+    # Hafnium reclaim_shared_state: only borrowers' retrievals hold the memory; a hypervisor
+    # retrieve request still being read (FRAG_RX) does not, and is cut short by the reclaim.
+    held = False
     for b in share.borrowers:
         held = held or b.state != NOT_RETRIEVED
     if held:

@@ -149,8 +149,11 @@ def ffa_msg_send_direct_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         uuid = abi.uuid_from_regs64(r[2], r[3])
         if uuid != abi.NIL_UUID and uuid != sp.uuid_bytes:
             return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "REQ2: unknown service UUID")
+        # Hafnium ffa_direct_msg_is_direct_request_supported: both ends v1.2+, and the
+        # receiver's manifest accepts REQ2.
         if (
             ep.version < abi.FFA_VERSION_1_2
+            or (sp.ffa_version or spmc.version) < abi.FFA_VERSION_1_2
             or not sp.properties & abi.FFA_PART_PROP_DIRECT_REQ2_RECV
         ):
             return spmc.refuse(abi.FFA_RET_DENIED, f"0x{receiver:x} does not take REQ2")

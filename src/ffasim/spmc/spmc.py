@@ -217,8 +217,10 @@ class Spmc:
             return ep
         if len(self.vms) >= self.max_vms:
             return None
-        hyp = self.endpoints[HYP_ID]
-        ep = Endpoint(vm_id, hyp.version, Mailbox(vm_id), Notifications(enabled=False))
+        # Hafnium ffa_vm_init gives every nwd_vms slot the hypervisor's version *at SPMC
+        # boot*, which is the compiled version: a later FFA_VERSION from the hypervisor
+        # changes only its own endpoint (hafnium-spmc.md §7).
+        ep = Endpoint(vm_id, self.version, Mailbox(vm_id), Notifications(enabled=False))
         self.endpoints[vm_id] = ep
         return ep
 
@@ -323,12 +325,7 @@ def ffa_version(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if ep.negotiated and requested != ep.version:
         spmc.log(f"FFA_VERSION: 0x{ep.id:x} cannot change version after other FF-A calls")
         return bad
-    ep.version = requested
-    if ep.id == HYP_ID:
-        # nwd_vms entries take the hypervisor's version (Hafnium ffa_vm_init).
-        for other in spmc.endpoints.values():
-            if other.id and is_vm_id(other.id):
-                other.version = requested
+    ep.version = requested  # the caller's only: VMs keep the boot version (ffa_vm_init)
     return abi.regs(spmc.version)
 
 
