@@ -130,3 +130,29 @@ def test_reclaim_shared_state_still_denied_while_a_borrower_holds_the_memory() -
 
 
 HYP = abi.HYPERVISOR_ID
+
+
+# -- ffa_features_function (v2.14): the function list differs from master's ------------------
+
+
+def test_ffa_features_function_v2_14_does_not_advertise_rx_acquire_or_success_64() -> None:
+    spmc, hyp = make()
+    sp = spmc.partitions[0x8001]
+    for fid in (abi.FFA_RX_ACQUIRE, abi.FFA_SUCCESS_64):
+        assert code(hyp.call(abi.FFA_FEATURES, fid)) == abi.FFA_RET_NOT_SUPPORTED
+        assert code(sp.smc(abi.FFA_FEATURES, fid)) == abi.FFA_RET_NOT_SUPPORTED
+    # The call itself still works for the hypervisor and is refused to partitions.
+    hyp.forward_rxtx(1)
+    assert hyp.call(abi.FFA_RX_ACQUIRE, 1)[0] == abi.FFA_SUCCESS_32
+    assert code(sp.smc(abi.FFA_RX_ACQUIRE, 1)) == abi.FFA_RET_NOT_SUPPORTED
+    assert hyp.call(abi.FFA_FEATURES, abi.FFA_SUCCESS_32)[0] == abi.FFA_SUCCESS_32
+
+
+def test_ffa_features_function_v2_14_advertises_notification_info_get_to_everyone() -> None:
+    spmc, hyp = make()
+    sp = spmc.partitions[0x8001]
+    fid = abi.FFA_NOTIFICATION_INFO_GET_64
+    assert hyp.call(abi.FFA_FEATURES, fid)[:3] == (abi.FFA_SUCCESS_32, 0, 0)
+    assert sp.smc(abi.FFA_FEATURES, fid)[:3] == (abi.FFA_SUCCESS_32, 0, 0)
+    # Advertised, but the call stays the hypervisor's (api_ffa_notification_info_get).
+    assert code(sp.smc(fid)) == abi.FFA_RET_NOT_SUPPORTED

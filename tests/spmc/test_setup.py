@@ -95,14 +95,6 @@ def test_features_feature_id_with_reserved_bits_or_w2_not_supported() -> None:
     assert code(hyp.call(abi.FFA_FEATURES, 0x2, 1)) == abi.FFA_RET_NOT_SUPPORTED
 
 
-def test_features_rx_acquire_and_info_get_only_for_the_hypervisor() -> None:
-    spmc, hyp = make()
-    sp = spmc.partitions[0x8001]
-    for fid in (abi.FFA_RX_ACQUIRE, abi.FFA_NOTIFICATION_INFO_GET_64):
-        assert hyp.call(abi.FFA_FEATURES, fid)[0] == abi.FFA_SUCCESS_32
-        assert code(sp.smc(abi.FFA_FEATURES, fid)) == abi.FFA_RET_NOT_SUPPORTED
-
-
 def test_features_v1_2_interfaces_follow_the_spmc_build_not_the_caller() -> None:
     _, hyp = make(version=abi.FFA_VERSION_1_1)
     for fid in (abi.FFA_MSG_SEND_DIRECT_REQ2, abi.FFA_PARTITION_INFO_GET_REGS):

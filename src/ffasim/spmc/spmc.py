@@ -332,8 +332,7 @@ def ffa_version(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
 _FEATURES_BOTH: frozenset[int] = frozenset(
     {
         abi.FFA_ERROR,
-        abi.FFA_SUCCESS_32,
-        abi.FFA_SUCCESS_64,
+        abi.FFA_SUCCESS_32,  # not FFA_SUCCESS_64: v2.14 does not list it (master does)
         abi.FFA_INTERRUPT,
         abi.FFA_VERSION,
         abi.FFA_FEATURES,
@@ -366,6 +365,9 @@ _FEATURES_BOTH: frozenset[int] = frozenset(
         abi.FFA_NOTIFICATION_SET,
         abi.FFA_NOTIFICATION_GET,
         abi.FFA_MSG_SEND2,
+        # v2.14 answers FFA_NOTIFICATION_INFO_GET_64 to every caller; master only to the
+        # primary scheduler (the hypervisor).
+        abi.FFA_NOTIFICATION_INFO_GET_64,
         abi.FFA_CONSOLE_LOG_32,
         abi.FFA_CONSOLE_LOG_64,
     }
@@ -379,9 +381,10 @@ _FEATURES_V1_2: frozenset[int] = frozenset(
         abi.FFA_MSG_SEND_DIRECT_RESP2,
     }
 )
-_FEATURES_HYP_ONLY: frozenset[int] = frozenset(
-    {abi.FFA_RX_ACQUIRE, abi.FFA_NOTIFICATION_INFO_GET_64}
-)
+# v2.14's ffa_features_function has no case for FFA_RX_ACQUIRE: the call works for the
+# hypervisor but FFA_FEATURES says NOT_SUPPORTED to everyone (master advertises it to the
+# hypervisor; Xen's mediator carries a workaround for the older behaviour).
+_FEATURES_HYP_ONLY: frozenset[int] = frozenset()
 _FEATURES_SP_ONLY: frozenset[int] = frozenset({abi.FFA_YIELD})
 
 
