@@ -8,7 +8,7 @@ import struct
 from ffasim import abi
 from ffasim.spmc import DirectMessage, MailboxState, SecurePartition
 
-from .helpers import RW, Hyp, code, make, txn
+from .helpers import RW, Hyp, code, make, rxtx_desc, txn
 
 INVALID, DENIED = abi.FFA_RET_INVALID_PARAMETERS, abi.FFA_RET_DENIED
 MSG_HDR = struct.Struct("<IIIHHI")  # flags, reserved, payload offset, receiver, sender, size
@@ -156,3 +156,17 @@ def test_ffa_features_function_v2_14_advertises_notification_info_get_to_everyon
     assert sp.smc(abi.FFA_FEATURES, fid)[:3] == (abi.FFA_SUCCESS_32, 0, 0)
     # Advertised, but the call stays the hypervisor's (api_ffa_notification_info_get).
     assert code(sp.smc(fid)) == abi.FFA_RET_NOT_SUPPORTED
+
+
+# -- api_get_rxtx_description: a forwarded descriptor naming HF_INVALID_VM_ID ---------------
+
+
+def test_api_get_rxtx_description_invalid_vm_id_is_invalid_parameters() -> None:
+    spmc, hyp = make()
+    rx, tx = hyp.vm_pages(1, 2)
+    hyp.write_tx(rxtx_desc(0x7FFF, rx.pa, tx.pa))
+    assert code(hyp.call(abi.FFA_RXTX_MAP_64, 0, 0, 0)) == INVALID
+    assert 0x7FFF not in spmc.endpoints and spmc.vms == []
+    # The same pages for a real VM ID map fine.
+    hyp.write_tx(rxtx_desc(1, rx.pa, tx.pa))
+    assert hyp.call(abi.FFA_RXTX_MAP_64, 0, 0, 0)[0] == abi.FFA_SUCCESS_32

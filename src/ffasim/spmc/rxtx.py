@@ -37,6 +37,8 @@ RXTX_DESC = struct.Struct("<HHII")
 # A composite header (16 bytes) followed by its first constituent: address u64, pages u32.
 CONSTITUENT = struct.Struct("<QI")
 COMPOSITE_SIZE = 16
+# HF_INVALID_VM_ID: never a VM's FF-A ID.
+INVALID_VM_ID = 0x7FFF
 
 
 def _ns_frames(spmc: Spmc, pa: int, pages: int) -> list[Frame] | None:
@@ -125,6 +127,10 @@ def ffa_rxtx_map(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "RX/TX descriptor offsets out of range")
     rx_addr, rx_pages = CONSTITUENT.unpack_from(buf, rx_off + COMPOSITE_SIZE)
     tx_addr, _tx_pages = CONSTITUENT.unpack_from(buf, tx_off + COMPOSITE_SIZE)
+    if vm_id == INVALID_VM_ID:
+        # Hafnium api_get_rxtx_description returns HF_INVALID_VM_ID both for "no hypervisor
+        # TX" and for a descriptor naming 0x7FFF; api_ffa_rxtx_map answers both alike.
+        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "forwarded RXTX_MAP for ID 0x7fff")
     if not is_vm_id(vm_id):
         return spmc.refuse(abi.FFA_RET_DENIED, f"forwarded RXTX_MAP for partition 0x{vm_id:x}")
     owner = spmc.vm_find_or_alloc(vm_id)
