@@ -170,3 +170,33 @@ def test_api_get_rxtx_description_invalid_vm_id_is_invalid_parameters() -> None:
     # The same pages for a real VM ID map fine.
     hyp.write_tx(rxtx_desc(1, rx.pa, tx.pa))
     assert hyp.call(abi.FFA_RXTX_MAP_64, 0, 0, 0)[0] == abi.FFA_SUCCESS_32
+
+
+# -- ffa_notifications_bitmap_destroy: only partitions' pending bits block it ---------------
+
+
+def test_ffa_notifications_bitmap_destroy_ignores_a_pending_rx_full_framework_bit() -> None:
+    spmc, hyp = make()
+    hyp.forward_rxtx(1)
+    assert hyp.call(abi.FFA_NOTIFICATION_BITMAP_CREATE, 1, 1)[0] == abi.FFA_SUCCESS_32
+    sp = spmc.partitions[0x8001]
+    sp.write(sp.tx, _msg(0x8001, 1, b"x", 40))
+    assert sp.smc(abi.FFA_MSG_SEND2)[0] == abi.FFA_SUCCESS_32
+    assert spmc.endpoints[1].notif.pending_framework == 1
+    assert hyp.call(abi.FFA_NOTIFICATION_BITMAP_DESTROY, 1)[0] == abi.FFA_SUCCESS_32
+    # The framework bit is not cleared by the destroy, so the RX stays unreleasable.
+    assert spmc.endpoints[1].notif.pending_framework == 1
+    assert code(hyp.call(abi.FFA_RX_RELEASE, 1)) == DENIED
+
+
+def test_ffa_notifications_bitmap_destroy_denied_with_a_partition_bit_pending() -> None:
+    spmc, hyp = make()
+    assert hyp.call(abi.FFA_NOTIFICATION_BITMAP_CREATE, 1, 1)[0] == abi.FFA_SUCCESS_32
+    assert hyp.call(abi.FFA_NOTIFICATION_BIND, abi.pack_target(0x8001, 1), 0, 1, 0)[0] == (
+        abi.FFA_SUCCESS_32
+    )
+    sp = spmc.partitions[0x8001]
+    assert sp.smc(abi.FFA_NOTIFICATION_SET, abi.pack_target(0x8001, 1), 0, 1, 0)[0] == (
+        abi.FFA_SUCCESS_32
+    )
+    assert code(hyp.call(abi.FFA_NOTIFICATION_BITMAP_DESTROY, 1)) == DENIED
