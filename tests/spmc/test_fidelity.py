@@ -200,3 +200,26 @@ def test_ffa_notifications_bitmap_destroy_denied_with_a_partition_bit_pending() 
         abi.FFA_SUCCESS_32
     )
     assert code(hyp.call(abi.FFA_NOTIFICATION_BITMAP_DESTROY, 1)) == DENIED
+
+
+# -- api_ffa_partition_info_get_regs: properties are not masked for a v1.0 caller -----------
+
+
+def test_api_ffa_partition_info_get_regs_v1_0_caller_sees_all_property_bits() -> None:
+    spmc, hyp = make(version=abi.FFA_VERSION_1_0)
+    r = hyp.call(abi.FFA_PARTITION_INFO_GET_REGS)
+    assert r[0] == abi.FFA_SUCCESS_64
+    props = {(r[3 + 3 * i] & 0xFFFF): r[3 + 3 * i] >> 32 for i in range(len(spmc.partitions))}
+    # 0x8002 declares notifications (bit 3) and AArch64 (bit 8): both reported in registers...
+    assert props[0x8002] & (abi.FFA_PART_PROP_RECV_NOTIF | abi.FFA_PART_PROP_AARCH64_STATE) == (
+        abi.FFA_PART_PROP_RECV_NOTIF | abi.FFA_PART_PROP_AARCH64_STATE
+    )
+    # ...while the v1.0 RX-buffer entry keeps bits [2:0] only.
+    r = hyp.call(abi.FFA_PARTITION_INFO_GET)
+    assert r[:4] == (abi.FFA_SUCCESS_32, 0, len(spmc.partitions), 8)
+    entries = hyp.read_rx(8 * r[2])
+    by_id = {
+        struct.unpack_from("<H", entries, 8 * i)[0]: struct.unpack_from("<I", entries, 8 * i + 4)[0]
+        for i in range(r[2])
+    }
+    assert by_id[0x8002] == props[0x8002] & 0x7

@@ -155,7 +155,12 @@ def ffa_partition_info_get_regs(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     out[2] = last | (current << 16) | (0 << 32) | (PARTINFO_V1_1.size << 48)
     for i, sp in enumerate(chunk):
         base = 3 + REGS_PER_ENTRY * i
-        out[base] = sp.id | (sp.exec_ctx << 16) | (partition_properties(sp, ep) << 32)
+        # Unlike the v1.0 RX-buffer entry, the register form is never masked to bits [2:0]
+        # (Hafnium api_ffa_partition_info_get_regs packs the properties as computed).
+        props = _properties(
+            sp.properties, sp.ffa_version or spmc.version, ep.id == HYP_ID, abi.FFA_VERSION_1_2
+        )
+        out[base] = sp.id | (sp.exec_ctx << 16) | (props << 32)
         if nil:
             out[base + 1], out[base + 2] = abi.uuid_to_regs64(sp.uuid_bytes)
     return tuple(out)
