@@ -223,3 +223,32 @@ def test_api_ffa_partition_info_get_regs_v1_0_caller_sees_all_property_bits() ->
         for i in range(r[2])
     }
     assert by_id[0x8002] == props[0x8002] & 0x7
+
+
+# -- api_ffa_notification_info_get: partitions, then the hypervisor, then nwd_vms slots ------
+
+
+def test_api_ffa_notification_info_get_lists_partitions_first_then_vms_in_slot_order() -> None:
+    spmc, hyp = make()
+    sp1, sp2 = spmc.partitions[0x8001], spmc.partitions[0x8002]
+    for vm in (3, 1, 2):  # slots 0, 1, 2
+        assert hyp.call(abi.FFA_NOTIFICATION_BITMAP_CREATE, vm, 1)[0] == abi.FFA_SUCCESS_32
+    # VM 3 leaves slot 0; VM 4 takes it (the first free slot), ahead of VMs 1 and 2.
+    assert hyp.call(abi.FFA_NOTIFICATION_BITMAP_DESTROY, 3)[0] == abi.FFA_SUCCESS_32
+    assert hyp.call(abi.FFA_NOTIFICATION_BITMAP_CREATE, 4, 1)[0] == abi.FFA_SUCCESS_32
+    assert spmc.vm_slots[:3] == [4, 1, 2]
+    for vm in (1, 2, 4):
+        target = abi.pack_target(0x8001, vm)
+        assert hyp.call(abi.FFA_NOTIFICATION_BIND, target, 0, 1, 0)[0] == abi.FFA_SUCCESS_32
+        assert sp1.smc(abi.FFA_NOTIFICATION_SET, target, 0, 1, 0)[0] == abi.FFA_SUCCESS_32
+    # A VM-to-partition notification makes 0x8002 pending too.
+    assert sp2.smc(abi.FFA_NOTIFICATION_BIND, abi.pack_target(1, 0x8002), 0, 1, 0)[0] == (
+        abi.FFA_SUCCESS_32
+    )
+    assert hyp.call(abi.FFA_NOTIFICATION_SET, abi.pack_target(1, 0x8002), 0, 1, 0)[0] == (
+        abi.FFA_SUCCESS_32
+    )
+    r = hyp.call(abi.FFA_NOTIFICATION_INFO_GET_64)
+    assert r[0] == abi.FFA_SUCCESS_64 and r[2] == 4 << 7
+    ids = [(r[3] >> (16 * i)) & 0xFFFF for i in range(4)]
+    assert ids == [0x8002, 4, 1, 2]

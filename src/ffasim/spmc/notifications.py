@@ -218,11 +218,13 @@ def ffa_notification_info_get(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if ep.id != HYP_ID:
         return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, "INFO_GET from a partition")
     spmc.sri_pending = False
-    due = [
-        e
-        for e in sorted(spmc.endpoints.values(), key=lambda e: (not is_vm_id(e.id), e.id))
-        if e.notif.enabled and e.notif.info_get_due and e.notif.any_pending()
-    ]
+    # Hafnium api_ffa_notification_info_get: partitions first (in index order), then the
+    # hypervisor, then the nwd_vms table in slot order (ffa_vm_notifications_info_get).
+    eps = spmc.endpoints
+    order = [eps[i] for i in sorted(spmc.partitions)]
+    order.append(eps[HYP_ID])
+    order += [eps[i] for i in spmc.vm_slots if i is not None]
+    due = [e for e in order if e.notif.enabled and e.notif.info_get_due and e.notif.any_pending()]
     if not due:
         return abi.error(abi.FFA_RET_NO_DATA)
     listed = due[:INFO_GET_MAX_IDS]

@@ -102,6 +102,9 @@ class Spmc:
         self._sri_due = False
         self.partitions: dict[int, SecurePartition] = {}
         self.endpoints: dict[int, Endpoint] = {}
+        # Hafnium's nwd_vms table: slot -> VM ID (None: free). A new VM takes the first free
+        # slot, and FFA_NOTIFICATION_INFO_GET walks the table in slot order.
+        self.vm_slots: list[int | None] = [None] * max_vms
         # Memory sharing (memory.py): handle -> state, mfn -> handle of the share covering it,
         # mfn -> partition that received the page by a completed FFA_MEM_DONATE.
         self._shares: dict[int, ShareState] = {}
@@ -215,8 +218,14 @@ class Spmc:
         ep = self.endpoints.get(vm_id)
         if ep is not None:
             return ep
-        if len(self.vms) >= self.max_vms:
+        slots = self.vm_slots
+        if len(slots) < self.max_vms:  # max_vms may be raised after construction
+            slots.extend([None] * (self.max_vms - len(slots)))
+        try:
+            slot = slots.index(None, 0, self.max_vms)
+        except ValueError:
             return None
+        slots[slot] = vm_id
         # Hafnium ffa_vm_init gives every nwd_vms slot the hypervisor's version *at SPMC
         # boot*, which is the compiled version: a later FFA_VERSION from the hypervisor
         # changes only its own endpoint (hafnium-spmc.md §7).
@@ -230,6 +239,7 @@ class Spmc:
             return
         if not ep.mailbox.mapped and not ep.notif.enabled:
             del self.endpoints[ep.id]
+            self.vm_slots[self.vm_slots.index(ep.id)] = None
 
     def ns_range_ok(self, pa: int, pages: int) -> bool:
         """Whether ``[pa, pa + pages*4K)`` lies in normal-world DRAM (the SPMC's NS view)."""
