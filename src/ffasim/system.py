@@ -24,6 +24,7 @@ from .machine import (
     Machine,
     SmcConduit,
 )
+from .machine.events import DOM, REF
 from .machine.memory import PAGE_SHIFT, PAGE_SIZE
 from .xen import variants
 from .xen.ffa import Ffa
@@ -85,20 +86,23 @@ class VM:
         Routed as Xen's vsmc does: FF-A function numbers go to the mediator, anything else (or
         a domain without FF-A) gets SMCCC NOT_SUPPORTED in x0."""
         d = self.domain
-        if d.is_dying:
-            raise DomainDestroyedError(f"{self!r} was destroyed: it cannot issue calls")
         if not 0 <= vcpu < self.vcpus:
             raise ValueError(f"{self!r} has no vCPU {vcpu} (it has {self.vcpus})")
         if len(args) > 17:
             raise ValueError(f"at most 18 registers, got {len(args) + 1}")
+        m = self.system.machine
+        sink = m.sink
+        ctx = self._ctx_names[vcpu]
+        sink.access(DOM, d.party, False)  # is the domain paused for destruction?
+        if d.is_dying:
+            sink.deschedule((ctx,))  # under the checker, this vCPU stops here for good
+            raise DomainDestroyedError(f"{self!r} was destroyed: it cannot issue calls")
         # abi.regs(), inlined: this is the hot path of every call.
         regs = (fid & _MASK64, *map(_MASK64.__and__, args), *_ZEROS[len(args) :])
-        m = self.system.machine
-        ctx = self._ctx_names[vcpu]
         prev = m.current
         m.current = ctx
-        sink = m.sink
         sink.call("hvc", ctx, regs)
+        sink.access(DOM, ctx, True)  # in a hypercall: domain_pause waits for its end
         d.in_hypercall += 1
         r = None
         if is_std_service_ffa_fid(regs[0]):
@@ -110,6 +114,7 @@ class VM:
         if r is None:
             r = (ARM_SMCCC_NOT_SUPPORTED, *regs[1:])  # vsmc writes x0 only
         d.in_hypercall -= 1
+        sink.access(DOM, ctx, True)
         if not d.in_hypercall and d.pause_waiters:
             sink.released(d.pause_lock)
         sink.ret("hvc", ctx, r)
@@ -136,6 +141,7 @@ class VM:
 
     def write(self, ipa: int, data: bytes | bytearray) -> None:
         """Write ``data`` into guest RAM at ``ipa`` (as the guest: an event on each page)."""
+        self.system.machine.sink.access(DOM, self.party, False)
         if self.domain.destroyed:
             raise DomainDestroyedError(f"{self!r} was destroyed")
         view = memoryview(bytes(data))
@@ -146,6 +152,7 @@ class VM:
 
     def read(self, ipa: int, size: int) -> bytes:
         """``size`` bytes of guest RAM at ``ipa``."""
+        self.system.machine.sink.access(DOM, self.party, False)
         if self.domain.destroyed:
             raise DomainDestroyedError(f"{self!r} was destroyed")
         return b"".join(
@@ -269,14 +276,24 @@ class System:
         m.current = prev
 
     def domain_pause(self, d: Domain) -> None:
-        """Wait until no vCPU of ``d`` is inside a hypercall (Xen's ``domain_pause``)."""
+        """Wait until no vCPU of ``d`` is inside a hypercall, then deschedule them for good
+        (Xen's ``domain_pause`` on a dying domain: its vCPUs never run again)."""
+        sink = self.machine.sink
+        sink.access(DOM, d.party, True)
         d.is_dying = True
-        while d.in_hypercall:
+        vcpus = tuple(f"{d.party}v{i}" for i in range(d.max_vcpus))
+        while True:
+            for ctx in vcpus:
+                sink.access(DOM, ctx, False)
+            if not d.in_hypercall:
+                break
             d.pause_waiters += 1
-            self.machine.sink.block(d.pause_lock)
+            sink.block(d.pause_lock)
             d.pause_waiters -= 1
+        sink.deschedule(vcpus)
 
     def _destroy_domain(self, d: Domain) -> None:
+        self.machine.sink.access(DOM, d.party, True)
         d.is_dying = True
         self.xen.ffa_domain_teardown(d)
         self.xen.ffa_relinquish_resources(d)
@@ -286,14 +303,17 @@ class System:
         """The last reference went: free the ctx and the RAM (frames still referenced by
         someone, a leaked share, stay allocated: the audit reports them)."""
         self.xen.ffa_free_domain_ctx(d)
+        self.machine.sink.access(DOM, d.party, True)
         d.destroyed = True
         self.domains.pop(d.domain_id, None)
         self.dead_domains.append(d)
         heap = self.machine.heap
+        sink = self.machine.sink
         for f in d.ram:
+            sink.access(REF, f.mfn, False)
             if f.owner == d.party and f.refcount == 0:
                 heap.free_page(f)
-        d.p2m.entries.clear()
+        d.p2m.clear()
 
     # -- virtual time and deferred work ---------------------------------------------------------
     def run_timers(self, advance: float = 1.0) -> int:

@@ -91,6 +91,15 @@ class Monitor(EventSink):
         """Every thread ended and the program's finish step ran (not called when the execution
         stopped on a crash, a panic or a deadlock)."""
 
+    def declare(self, kind: str, key: object, write: bool) -> None:
+        """Declare that judging the current event reads (or the monitor's bookkeeping
+        changes) shared state ``(kind, key)``: the partial-order reduction must then order
+        this step against the steps that change it, or two equivalent schedules could get
+        different verdicts. Kinds and keys are the machine's (``machine/events.py``)."""
+        access = getattr(self.execution, "access", None)
+        if access is not None:
+            access(kind, key, write)
+
     def report(
         self,
         kind: str,

@@ -23,10 +23,21 @@ Before the first decision every thread is *primed*: run up to its first point, i
 code before a thread's first point is local, so this loses no interleaving and saves one
 decision per thread.
 
+A step may also declare accesses that are not scheduling points (``access``): shared state that
+the model reads or changes inside a step (the heap, a frame's owner and grants, a mailbox's
+state, what a monitor reads to judge). They join the step's *footprint*, which is what the
+reduction compares: two steps are dependent when any two of their accesses conflict.
+
 A thread that waits for a held lock (``block``) is disabled until the lock is released; it then
 retries the acquisition as a step of its own (``(lock, lock, write)``), which the release
 happens-before (a "wake" edge the reduction must not try to reverse). When no live thread is
 runnable and some wait, the execution reports a ``deadlock`` with the waits-for chain.
+
+A domain paused for destruction deschedules its vCPUs (``deschedule``): their threads stop
+where they are and never run again, as Xen never runs a dying domain's vCPUs. An execution that
+ends early (a finding stopped it, or vCPUs were descheduled) leaves steps that threads were
+ready to take; the result lists them (``virtual``) so that the reduction can consider running
+them earlier.
 
 Only points with more than one runnable thread are decisions, and every fault site the fault
 filter allows is one (option 0 = no fault). The list of decisions determines the execution
@@ -83,7 +94,8 @@ Op = tuple[str, object, bool]
 """A pending operation: ``(kind, key, write)`` of a scheduling point."""
 
 StepEvent = tuple[str, str, object, bool]
-"""One executed step: ``(thread, kind, key, write)``."""
+"""One executed step: ``(thread, kind, key, write)`` of its scheduling point (the first access
+of its footprint; ``ExecutionResult.extra`` holds the others)."""
 
 # Phases of an execution.
 _BOOT, _PRIMING, _RUNNING, _FINISH, _DEAD = range(5)
@@ -134,10 +146,27 @@ class ExecutionResult:
     """``j -> i``: step ``j`` is a lock retry enabled by the release in step ``i``."""
     threads: tuple[str, ...] = ()
     """The program's threads, in order."""
+    extra: dict[int, list[Op]] = field(default_factory=dict)
+    """Step index -> the accesses it declared besides its scheduling point (``access``)."""
+    virtual: list[tuple[str, int]] = field(default_factory=list)
+    """``(thread, position)``: a step ``thread`` was ready to take after the first
+    ``position`` steps and never took, because the execution stopped early (a finding) or
+    the thread was descheduled (its domain was paused)."""
 
     @property
     def found(self) -> bool:
         return bool(self.findings)
+
+    def footprint(self, i: int) -> tuple[Op, ...]:
+        """Every access of step ``i``: its scheduling point's, then those it declared."""
+        _, kind, key, write = self.events[i]
+        more = self.extra.get(i)
+        return ((kind, key, write), *more) if more else ((kind, key, write),)
+
+
+class VcpuDescheduled(BaseException):
+    """Internal: unwinds a vCPU thread whose domain is being paused (not an error: a
+    ``BaseException`` so that no model code catches it)."""
 
 
 class _Abandon(Exception):
@@ -188,6 +217,8 @@ class Execution(EventSink):
         self.problems: list[str] = []
         self.events: list[StepEvent] = []
         self.wake_edges: dict[int, int] = {}
+        self.extra: dict[int, list[Op]] = {}
+        self.virtual: list[tuple[str, int]] = []
         self.pending: dict[str, Op] = {}
         """The operation each suspended thread performs when it next runs."""
 
@@ -244,6 +275,7 @@ class Execution(EventSink):
             self._start_threads(threads)
             if not self._stop:
                 self._run_finish(finish)
+        self._note_unfinished()
         self._kill_all()
         if self._internal is not None:
             raise self._internal
@@ -259,6 +291,8 @@ class Execution(EventSink):
             events=self.events,
             wake_edges=self.wake_edges,
             threads=self._order,
+            extra=self.extra,
+            virtual=self.virtual,
         )
 
     def _guarded_call(self, fn: Callable[[], Any]) -> Any:
@@ -311,7 +345,15 @@ class Execution(EventSink):
                 t.body()
             except GreenletExit:
                 return
+            except VcpuDescheduled:
+                self._state[name] = _DONE
+                self._refresh_runnable()
+                self._trace(name, "descheduled", f"{name}: its domain is paused for destruction")
+                if self._phase == _RUNNING and not self._stop:
+                    self._next = self._pick(None)
+                return
             except Exception as e:
+                self._state[name] = _DONE
                 if self._phase != _DEAD:
                     self._exception_finding(name, e)
                 return
@@ -346,6 +388,18 @@ class Execution(EventSink):
                 self.add_finding("spec", line, (who,) if who in self._order else ())
         for m in self.monitors:
             m.on_finish()
+
+    def _note_unfinished(self) -> None:
+        """An execution stopped early (a finding, a livelock): every other thread that could
+        still run had a step ready (see ``ExecutionResult.virtual``). The thread whose step
+        stopped it is left out: that step is where every execution with this prefix stops."""
+        if not self._stop or self._pruned or self._phase not in (_RUNNING, _PRIMING):
+            return
+        at = len(self.events)
+        stopper = self.events[-1][0] if self.events else None
+        for t in self._order:
+            if t != stopper and self._state.get(t) == _RUNNABLE and t in self.pending:
+                self.virtual.append((t, at))
 
     def _kill_all(self) -> None:
         """Unwind the threads still suspended. Whatever their unwinding does is not part of
@@ -471,6 +525,40 @@ class Execution(EventSink):
                 self._abandon()
             self._count_step(self.current_thread, kind, key, write)
 
+    def access(self, kind: str, key: object, write: bool) -> None:
+        phase = self._phase
+        if phase == _RUNNING:
+            i = len(self.events) - 1
+            more = self.extra.get(i)
+            if more is None:
+                self.extra[i] = [(kind, key, write)]
+            elif (kind, key, write) not in more:
+                more.append((kind, key, write))
+        elif phase == _PRIMING:
+            # Before its first point a thread has no step to add to: make this its first one.
+            self.point(kind, key, write)
+
+    def deschedule(self, contexts: tuple[str, ...]) -> None:
+        if self._phase not in (_RUNNING, _PRIMING):
+            return
+        me = self.current_thread
+        killed = False
+        at = len(self.events)
+        for t in self._order:
+            if t in contexts and t != me and self._state.get(t) != _DONE:
+                if self._state[t] == _RUNNABLE:
+                    self.virtual.append((t, at))
+                else:  # waiting for a lock: it leaves the lock's queue
+                    lock = self._waiting.pop(t)
+                    self._waiters[lock].remove(t)
+                self._state[t] = _DONE
+                self._trace(t, "descheduled", f"{t}: its domain is paused for destruction")
+                killed = True
+        if killed:
+            self._refresh_runnable()
+        if me in contexts:
+            raise VcpuDescheduled()
+
     def block(self, lock: Lockable) -> None:
         if self._phase != _RUNNING:
             if self._phase == _DEAD:
@@ -503,6 +591,8 @@ class Execution(EventSink):
             self._trace(self.current_thread, "unlock", lock.name)
         waiters = self._waiters.pop(lock, None)
         if waiters:
+            # The waiters' retries depend on this step: it releases what they wait for.
+            self.access(LOCK, lock, True)
             i = len(self.events) - 1
             for w in waiters:
                 self._state[w] = _RUNNABLE

@@ -13,6 +13,13 @@ Contract for a scheduling sink:
 - ``block(lock)`` is called when the current context must wait for ``lock``: a scheduling sink
   disables the context until ``released(lock)`` and returns when it runs again (the caller then
   retries). A sequential sink raises ``Deadlock``: nothing else can ever release the lock.
+- ``access(kind, key, write)`` declares an access to shared state *inside* the current step,
+  without a scheduling point: state that the model changes under a lock and reads elsewhere
+  (the heap's free list, a frame's owner and grants, a mailbox's state, a domain's pause
+  state). A scheduling sink adds it to the step's footprint, so that the partial-order
+  reduction sees the dependence; two accesses conflict as two points do.
+- ``deschedule(contexts)`` says that the vCPUs named by ``contexts`` never run again (Xen
+  paused their dying domain); a scheduling sink stops their threads where they are.
 - ``fault(site, choices)`` returns ``None`` to run normally, or one of ``choices`` to inject.
 """
 
@@ -30,9 +37,14 @@ if TYPE_CHECKING:
 # Kinds of scheduling point.
 LOCK = "lock"
 ATOMIC = "atomic"
-MEM = "mem"
+MEM = "mem"  # a frame's bytes, owner and grants (key: its frame number)
 SMC = "smc"
 GUARDED = "guarded"
+HEAP = "heap"  # a page allocator's free list (key: the heap's name)
+REF = "ref"  # a frame's reference count (key: its frame number)
+P2M = "p2m"  # a domain's stage-2 table (key: the domain's party name)
+DOM = "dom"  # a domain's pause state (key: "dN") or a vCPU's in-hypercall flag ("dNvM")
+MAILBOX = "mailbox"  # an SPMC mailbox's ownership state and mapping (key: the endpoint ID)
 
 
 class EventSink:
@@ -41,6 +53,12 @@ class EventSink:
     # -- scheduling -------------------------------------------------------------------------
     def point(self, kind: str, key: object, write: bool) -> None:
         """A scheduling point before an operation on ``key``."""
+
+    def access(self, kind: str, key: object, write: bool) -> None:
+        """An access to shared state within the current step (no scheduling point)."""
+
+    def deschedule(self, contexts: tuple[str, ...]) -> None:
+        """The vCPUs ``contexts`` never run again (their domain was paused for destruction)."""
 
     def block(self, lock: Lockable) -> None:
         """The current context cannot take ``lock``; wait until it may retry."""

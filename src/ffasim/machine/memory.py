@@ -14,6 +14,7 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from .errors import AccessFault, HypervisorPanic
+from .events import HEAP, MEM, REF
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -38,9 +39,12 @@ _new_counter = Counter.__new__
 class Frame:
     """One 4 KiB physical frame and its bookkeeping."""
 
-    __slots__ = ("data", "grants", "mfn", "owner", "pa", "refcount", "secure", "tag")
+    __slots__ = ("data", "grants", "machine", "mfn", "owner", "pa", "refcount", "secure", "tag")
 
-    def __init__(self, mfn: int, secure: bool) -> None:
+    def __init__(self, mfn: int, secure: bool, machine: Machine | None = None) -> None:
+        self.machine = machine
+        """The machine whose sink hears of changes to the frame's owner, grants and
+        references (``None`` for a frame built on its own, in tests)."""
         self.mfn = mfn
         self.pa = mfn << PAGE_SHIFT
         """The frame's physical address (fixed, like ``mfn``: read on every buffer access)."""
@@ -90,7 +94,7 @@ class PhysMem:
             if not 0 <= mfn < MAX_MFN:
                 raise AccessFault("bus", mfn << PAGE_SHIFT, PAGE_SIZE, "outside physical memory")
             secure = SECURE_DRAM_BASE_MFN <= mfn < SECURE_DRAM_BASE_MFN + SECURE_DRAM_FRAMES
-            f = self.frames[mfn] = Frame(mfn, secure)
+            f = self.frames[mfn] = Frame(mfn, secure, self.machine)
         return f
 
     def frame_at(self, pa: int) -> Frame:
@@ -185,8 +189,10 @@ class Heap:
     def alloc_page(self, owner: str, site: str = "", tag: str = "") -> Frame | None:
         """One zeroed frame for ``owner``, or ``None`` when the pool is empty or the checker
         injects a failure at ``alloc:<site>``."""
-        if site and self.machine.sink.fault("alloc:" + site, (1,)) is not None:
+        sink = self.machine.sink
+        if site and sink.fault("alloc:" + site, (1,)) is not None:
             return None
+        sink.access(HEAP, self.name, True)
         if self.free_list:
             mfn = self.free_list.pop()
         elif self.next_mfn < self.limit:
@@ -195,12 +201,13 @@ class Heap:
         else:
             return None
         f = self.machine.mem.frame(mfn)
+        sink.access(MEM, mfn, True)
         f.owner = owner
         f.tag = tag
         f.data = None
         f.refcount = 0
         self.in_use += 1
-        self.machine.sink.page_alloc(f)
+        sink.page_alloc(f)
         return f
 
     def alloc_contiguous(self, count: int, owner: str, tag: str = "") -> list[Frame] | None:
@@ -209,9 +216,13 @@ class Heap:
             return None
         frames = []
         frame = self.machine.mem.frame
-        page_alloc = self.machine.sink.page_alloc
+        sink = self.machine.sink
+        sink.access(HEAP, self.name, True)
+        page_alloc = sink.page_alloc
+        access = sink.access
         for mfn in range(self.next_mfn, self.next_mfn + count):
             f = frame(mfn)
+            access(MEM, mfn, True)
             self.next_mfn = mfn + 1
             f.owner = owner
             f.tag = tag
@@ -224,9 +235,12 @@ class Heap:
 
     def free_page(self, f: Frame) -> None:
         """Return ``f`` to the pool. Freeing a free frame panics (Xen's heap BUGs on it)."""
+        sink = self.machine.sink
+        sink.access(HEAP, self.name, True)
+        sink.access(MEM, f.mfn, True)
         if f.owner is None:
             raise HypervisorPanic(f"free of free page 0x{f.mfn:x}")
-        self.machine.sink.page_free(f)
+        sink.page_free(f)
         f.owner = None
         f.tag = ""
         f.refcount = 0
@@ -234,13 +248,21 @@ class Heap:
         self.free_list.append(f.mfn)
 
 
+def _declare(f: Frame, kind: str) -> None:
+    """Tell the machine's sink that the current step changes ``f``'s ``kind`` state."""
+    if f.machine is not None:
+        f.machine.sink.access(kind, f.mfn, True)
+
+
 def get_page(f: Frame) -> None:
     """Take a reference on ``f`` (Xen's ``get_page``)."""
+    _declare(f, REF)
     f.refcount += 1
 
 
 def put_page(f: Frame) -> None:
     """Drop a reference on ``f``; dropping one that was never taken panics."""
+    _declare(f, REF)
     if f.refcount <= 0:
         raise HypervisorPanic(f"put_page on 0x{f.mfn:x} with no reference")
     f.refcount -= 1
@@ -248,10 +270,12 @@ def put_page(f: Frame) -> None:
 
 def grant(f: Frame, party: str) -> None:
     """Let ``party`` see ``f`` (a mapping it was given); grants nest."""
+    _declare(f, MEM)
     f.grants[party] += 1
 
 
 def revoke(f: Frame, party: str) -> None:
     """Undo one :func:`grant` of ``f`` to ``party``."""
+    _declare(f, MEM)
     if f.grants[party] > 0:
         f.grants[party] -= 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
+from .events import P2M as P2M_KEY
 from .memory import PAGE_SHIFT, Frame, get_page
 
 if TYPE_CHECKING:
@@ -33,16 +34,25 @@ class P2M:
         self.entries: dict[int, tuple[Frame, P2MType]] = {}
 
     def map(self, gfn: int, frame: Frame, t: P2MType = P2MType.ram_rw) -> None:
+        self.machine.sink.access(P2M_KEY, self.owner, True)
         self.entries[gfn] = (frame, t)
 
     def unmap(self, gfn: int) -> None:
+        self.machine.sink.access(P2M_KEY, self.owner, True)
         self.entries.pop(gfn, None)
 
+    def clear(self) -> None:
+        """Unmap everything (the domain is freed)."""
+        self.machine.sink.access(P2M_KEY, self.owner, True)
+        self.entries.clear()
+
     def lookup(self, gfn: int) -> tuple[Frame, P2MType] | None:
+        self.machine.sink.access(P2M_KEY, self.owner, False)
         return self.entries.get(gfn)
 
     def translate(self, ipa: int) -> int | None:
         """The physical address behind ``ipa``, or ``None`` when nothing is mapped there."""
+        self.machine.sink.access(P2M_KEY, self.owner, False)
         e = self.entries.get(ipa >> PAGE_SHIFT)
         if e is None:
             return None
@@ -51,6 +61,7 @@ class P2M:
 
 def get_page_from_gfn(p2m: P2M, gfn: int) -> tuple[Frame, P2MType] | None:
     """The frame and type at ``gfn`` with a reference taken, or ``None`` if unmapped."""
+    p2m.machine.sink.access(P2M_KEY, p2m.owner, False)
     e = p2m.entries.get(gfn)
     if e is None:
         return None

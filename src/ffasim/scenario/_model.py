@@ -787,11 +787,23 @@ class Instance:
 
     # -- the end ----------------------------------------------------------------------------
 
+    def _skip_descheduled(self) -> None:
+        """Record as skipped the steps of vCPU threads that never ran them because their
+        domain was paused for destruction first (the checker deschedules its vCPUs)."""
+        done = {(r.thread, r.index) for r in self.results if r.phase == "thread"}
+        for spec in self.scenario.threads:
+            if spec.vm is None or self.alive(spec.vm):
+                continue
+            for j, st in enumerate(spec.steps):
+                if (spec.name, j) not in done:
+                    self._skip(spec.name, "thread", j, st, f"d{spec.vm} was destroyed")
+
     def finish(self) -> list[str]:
         """Run the final steps, destroy the remaining VMs, drain timers and tasklets; return
         every rejected result and every leak (``"leak: ..."``). ``[]``: all good."""
         if self._verdict is not None:
             return list(self._verdict)
+        self._skip_descheduled()
         for j, st in enumerate(self.scenario.final):
             self._run_placed(st, "final", j)
         machine = self.system.machine

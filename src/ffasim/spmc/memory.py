@@ -671,6 +671,7 @@ def _deliver(spmc: Spmc, ep: Endpoint, data: bytes, offset: int) -> int:
             n = head + ((room - head) // CONSTITUENT.size) * CONSTITUENT.size
         piece = data[offset : offset + n]
     spmc.machine.mem.write(mbox.rx, piece, "spmc")
+    spmc.mailbox_changed(mbox.endpoint)
     mbox.state = FULL
     mbox.recv_func = _RETRIEVE_RESP
     return n

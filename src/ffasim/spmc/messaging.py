@@ -248,6 +248,7 @@ def ffa_msg_send2(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if offset + size > min(tx.size, mbox.size):
         return spmc.refuse(INVALID, "MSG_SEND2: message too big")
     spmc.machine.mem.write(mbox.rx, buf[: offset + size], "spmc")
+    spmc.mailbox_changed(dst.id)
     mbox.state = FULL
     mbox.recv_func = abi.FFA_MSG_SEND2
     if is_vm_id(dst.id) or dst.notif.enabled:

@@ -129,6 +129,7 @@ def ffa_partition_info_get(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if len(data) > mbox.size:
         return spmc.refuse(abi.FFA_RET_NO_MEMORY, "PARTITION_INFO_GET: entries exceed the RX")
     spmc.machine.mem.write(mbox.rx, data, "spmc")
+    spmc.mailbox_changed(mbox.endpoint)
     mbox.state = FULL
     mbox.recv_func = abi.FFA_PARTITION_INFO_GET
     return abi.success(len(found), size)

@@ -104,6 +104,7 @@ def _configure(spmc: Spmc, ep: Endpoint, tx: int, rx: int, pages: int) -> int:
             spmc.ns_excluded[f.mfn] = ep.id
     for f in rx_frames + tx_frames:
         grant(f, "spmc")
+    spmc.mailbox_changed(ep.id)
     mbox.rx_frames = rx_frames
     mbox.tx_frames = tx_frames
     return abi.FFA_RET_OK
@@ -149,6 +150,7 @@ def unmap_mailbox(spmc: Spmc, target: Endpoint) -> None:
     for f in mbox.rx_frames + mbox.tx_frames:
         revoke(f, "spmc")
         spmc.ns_excluded.pop(f.mfn, None)
+    spmc.mailbox_changed(target.id)
     mbox.rx_frames = []
     mbox.tx_frames = []
 
@@ -182,11 +184,13 @@ def release_mailbox(spmc: Spmc, target: Endpoint) -> int:
     if mbox.state is FULL:
         if target.notif.pending_framework:
             return abi.FFA_RET_DENIED
+        spmc.mailbox_changed(target.id)
         mbox.state = EMPTY
         return abi.FFA_RET_OK
     # OTHER_WORLD_OWNED
     if not is_vm_id(target.id):
         return abi.FFA_RET_ABORTED
+    spmc.mailbox_changed(target.id)
     mbox.state = EMPTY
     return abi.FFA_RET_OK
 
@@ -233,6 +237,7 @@ def ffa_rx_acquire(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
                 "ownership", f"hypervisor acquires the RX buffer of VM 0x{vm_id:x} it already owns"
             )
         return error(abi.FFA_RET_DENIED)
+    spmc.mailbox_changed(target.id)
     target.mailbox.state = OTHER_WORLD_OWNED
     return success()
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import abi
 from ..machine import Machine, grant, spin_lock, spin_unlock
+from ..machine.events import MAILBOX
 from ..machine.memory import MAX_MFN, NS_DRAM_BASE_MFN, PAGE_SIZE
 from .mailbox import Endpoint, Mailbox, Notifications
 from .partition import SP_PRIVATE_PAGES, SecurePartition
@@ -204,6 +205,11 @@ class Spmc:
         self.machine.sink.log("spmc", f"{abi.error_name(code)}: {text}")
         return error(code)
 
+    def mailbox_changed(self, endpoint: int) -> None:
+        """Declare to the checker that this step changes ``endpoint``'s mailbox (its state,
+        its mapping, or whether it exists): the ownership monitor judges by it."""
+        self.machine.sink.access(MAILBOX, endpoint, True)
+
     def raise_sri(self) -> None:
         """Mark the schedule-receiver interrupt pending; the hook runs once the call ends."""
         self.sri_pending = True
@@ -230,6 +236,7 @@ class Spmc:
         # boot*, which is the compiled version: a later FFA_VERSION from the hypervisor
         # changes only its own endpoint (hafnium-spmc.md §7).
         ep = Endpoint(vm_id, self.version, Mailbox(vm_id), Notifications(enabled=False))
+        self.mailbox_changed(vm_id)
         self.endpoints[vm_id] = ep
         return ep
 
@@ -238,6 +245,7 @@ class Spmc:
         if ep.id == HYP_ID or not is_vm_id(ep.id):
             return
         if not ep.mailbox.mapped and not ep.notif.enabled:
+            self.mailbox_changed(ep.id)
             del self.endpoints[ep.id]
             self.vm_slots[self.vm_slots.index(ep.id)] = None
 

@@ -29,6 +29,7 @@ from ..machine import (
     SmcConduit,
     Spinlock,
 )
+from ..machine.events import DOM
 
 Regs = abi.Regs
 
@@ -375,6 +376,7 @@ class FfaBase:
         ``rcu_lock_domain_by_id``), or None; ID 0 and secure IDs are no domain."""
         if not vm_id or FFA_ID_IS_SECURE(vm_id):
             return None
+        self.machine.sink.access(DOM, f"d{vm_id - 1}", False)  # the RCU-read domain list
         return self.domains.get(vm_id - 1)
 
     def rcu_lock_live_remote_domain_by_id(self, cur: Domain, vm_id: int) -> Domain | None:

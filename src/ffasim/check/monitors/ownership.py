@@ -25,6 +25,7 @@ from typing import Any
 
 from ... import abi
 from ...machine import Frame, Machine
+from ...machine.events import MAILBOX
 from ._base import CallTracking, frame_name, span
 
 HYP_ENDPOINT = 0
@@ -66,7 +67,9 @@ class OwnershipMonitor(CallTracking):
     def call(self, layer: str, caller: str, args: tuple[int, ...]) -> None:
         super().call(layer, caller, args)
         if layer == "smc" and args and args[0] == abi.FFA_RX_ACQUIRE:
-            self.acquired_vms.add(args[1] & 0xFFFF)
+            vm_id = args[1] & 0xFFFF
+            self.declare(MAILBOX, vm_id, True)  # from now on that VM's RX is judged
+            self.acquired_vms.add(vm_id)
 
     def mem_access(self, party: str, frame: Frame, offset: int, size: int, write: bool) -> None:
         if party != "xen":
@@ -75,22 +78,26 @@ class OwnershipMonitor(CallTracking):
         mailboxes = getattr(spmc, "mailboxes", None)
         if not mailboxes:
             return
+        # Whether a frame is some endpoint's RX buffer changes only with a grant of the frame
+        # (a MEM write, which this access conflicts with); its mailbox's state is declared.
         if not write:
             hyp = mailboxes.get(HYP_ENDPOINT)
-            if hyp is not None and _in_rx(hyp, frame.mfn) and _state_name(hyp) != "FULL":
-                self._report(
-                    "read",
-                    frame,
-                    offset,
-                    size,
-                    f"its RX buffer while the SPMC holds it {_state_name(hyp)}, not FULL",
-                )
+            if hyp is not None and _in_rx(hyp, frame.mfn):
+                self.declare(MAILBOX, HYP_ENDPOINT, False)
+                if _state_name(hyp) != "FULL":
+                    self._report(
+                        "read",
+                        frame,
+                        offset,
+                        size,
+                        f"its RX buffer while the SPMC holds it {_state_name(hyp)}, not FULL",
+                    )
             return
-        for vm_id in sorted(self.acquired_vms):
-            mb = mailboxes.get(vm_id)
-            if mb is None or not _in_rx(mb, frame.mfn):
+        for vm_id, mb in sorted(mailboxes.items()):
+            if vm_id == HYP_ENDPOINT or not _in_rx(mb, frame.mfn):
                 continue
-            if _state_name(mb) != "OTHER_WORLD_OWNED":
+            self.declare(MAILBOX, vm_id, False)
+            if vm_id in self.acquired_vms and _state_name(mb) != "OTHER_WORLD_OWNED":
                 self._report(
                     "write",
                     frame,
