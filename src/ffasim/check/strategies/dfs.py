@@ -10,35 +10,47 @@ the next step) and *fault* nodes (which option at a fault site).
 ``reduction="dpor"`` (the default) is source-DPOR with sleep sets (Abdulla, Aronis, Jonsson,
 Sagonas, "Optimal Dynamic Partial Order Reduction", POPL 2014, Algorithm 1; extended in JACM
 2017 as "Source Sets: A Foundation for Optimal Dynamic Partial Order Reduction"), which refines
-the persistent-set DPOR of Flanagan and Godefroid (POPL 2005). Two steps are *dependent* when
-they name the same key and at least one writes (lock operations write their lock). After each
-execution, happens-before is computed with vector clocks over its steps (program order plus
-dependence); for every *race* (two dependent steps ``e < e'`` of different threads with no step
-between them in happens-before) the initials of ``notdep(e).e'`` (the steps after ``e`` that do
-not depend on it, then ``e'``) are computed, and unless one of them is already in the
-backtrack set of the node before ``e``, one is added. Sleep sets prune the branches that
-would only reorder independent steps already explored; an execution whose every runnable
-thread sleeps is abandoned (its result has ``pruned`` set). Races are only analysed for steps
-after the node where the execution left the previous one: earlier pairs were analysed then.
+the persistent-set DPOR of Flanagan and Godefroid (POPL 2005). A step's *footprint* is every
+access it makes: its scheduling point and the accesses it declared (``Execution.access``:
+state changed or read inside a step, such as the heap, a frame's grants or what a monitor
+judges by). Two steps are *dependent* when two of their accesses name the same state and one
+writes. After each execution, happens-before is computed with vector clocks over its steps
+(program order plus dependence); for every *race* (two dependent steps ``e < e'`` of different
+threads with no step between them in happens-before) the initials of ``notdep(e).e'`` (the
+steps after ``e`` that do not depend on it, then ``e'``) are computed, and unless one of them
+is already in the backtrack set of the node before ``e`` (or sleeps there: an earlier sibling
+covered it), one is added. Sleep sets prune the branches that would only reorder independent
+steps already explored: a thread sleeps, with the footprint of the step it took in the sibling
+branch, until a step dependent on that footprint runs. An execution whose every runnable
+thread sleeps is abandoned (its result has ``pruned`` set).
 
 Where this departs from the papers:
 
 - Blocking locks: a thread that finds a lock held takes a step (its failed attempt, a write of
   the lock) and is disabled until a release wakes it; its retry is a new step that the release
-  happens-before. That pair is not a race (the retry cannot run before the release), so it is
-  not reversed. Should an initial ever be disabled at the node where it must be added, the
-  node conservatively gets every runnable thread (Flanagan & Godefroid's fallback).
+  happens-before (the release declares the lock). That pair is not a race (the retry cannot run
+  before the release), so it is not reversed. Should an initial ever be disabled at the node
+  where it must be added, the node conservatively gets every runnable thread (Flanagan &
+  Godefroid's fallback).
+- Executions that end early: a finding stops an execution, and a paused domain's vCPUs are
+  descheduled, so some threads never take the step they were ready for. The papers explore
+  maximal executions only; here each such step is a *virtual* event at the position where it
+  was ready, dependent on every step (its footprint is unknown), and its races are reversed like
+  real ones. Without this an execution that stops on a panic would hide every interleaving in
+  which another thread's pending step comes first and the panic does not happen.
 - Faults are data choices (as shuttle's random values): every option of every fault node is
   explored below every thread choice; they do not take part in the race analysis.
 - Preemption bound (CHESS's iterative context bounding, Musuvathi & Qadeer, PLDI 2007): a
   choice at a thread node that preempts a still-runnable thread counts one preemption, and no
-  execution exceeds ``preemption_bound``. DPOR with a bound is not complete for the bounded
-  executions (Coons, Musuvathi, McKinley, "Bounded Partial-Order Reduction", OOPSLA 2013); as
-  they propose, a backtrack point the bound forbids is moved to the nearest earlier node where
-  the thread may be scheduled within the bound. The guarantee under a bound is therefore "most
-  bugs reachable within the bound", not all.
+  execution exceeds ``preemption_bound``. Plain DPOR under a bound is not complete for the
+  bounded executions (Coons, Musuvathi, McKinley, "Bounded Partial-Order Reduction", OOPSLA
+  2013). As they (and dejafu) do, every backtrack point is also added *conservatively* at the
+  last context switch before it: switching to the racing thread there instead costs no more
+  preemptions than the switch the execution made. Sleep sets are not used under a bound: a
+  sleeping thread's sibling branch may have been cut by the bound, so it covers nothing.
 
-``reduction="none"`` explores every runnable thread at every node: plain DFS, for comparison.
+``reduction="none"`` explores every runnable thread at every node: the naive enumeration of
+every schedule (within the bound), which the tests use as the reference DPOR must agree with.
 
 The first branch at a new node is the current thread when it may continue (so the first
 execution has no preemption at all), otherwise the first runnable thread in thread order.
@@ -53,7 +65,39 @@ from ..schedule import FAULT, THREAD
 from .base import BaseStrategy
 
 if TYPE_CHECKING:
-    from ..scheduler import Execution, ExecutionResult
+    from ..scheduler import Execution, ExecutionResult, Op
+
+
+def conflict(a: tuple[Op, ...] | None, b: tuple[Op, ...] | None) -> bool:
+    """Whether two steps with footprints ``a`` and ``b`` are dependent (``None``: a step whose
+    accesses are unknown, a virtual event, is dependent on everything)."""
+    if a is None or b is None:
+        return True
+    for kind, key, write in a:
+        for kind2, key2, write2 in b:
+            if (write or write2) and key == key2 and kind == kind2:
+                return True
+    return False
+
+
+def stable(fp: tuple[Op, ...]) -> tuple[Op, ...] | None:
+    """``fp`` with keys that mean the same in every execution (sleep sets compare steps of
+    different executions, whose locks and atomics are different objects): an object key by its
+    type and name; ``None`` (dependent on everything) when a key has no stable name. Two objects
+    of the same type and name are taken for one: that only wakes a sleeping thread early."""
+    out = []
+    for kind, key, write in fp:
+        if not isinstance(key, (int, str, tuple)):
+            name = getattr(key, "name", None)
+            if not isinstance(name, str):
+                return None
+            key = (type(key).__name__, name)
+        out.append((kind, key, write))
+    return tuple(out)
+
+
+def _union(a: tuple[Op, ...], b: tuple[Op, ...]) -> tuple[Op, ...]:
+    return a + tuple(op for op in b if op not in a)
 
 
 class NondeterminismError(RuntimeError):
@@ -67,6 +111,7 @@ class _Node:
         "chosen",
         "current",
         "done",
+        "fp",
         "kind",
         "n",
         "preemptions",
@@ -83,7 +128,8 @@ class _Node:
         self.chosen: str | int = 0
         self.backtrack: list[str] = []  # in the order added; a subset of runnable
         self.done: list[str] = []  # explored already (all of them are in backtrack)
-        self.sleep: frozenset[str] = frozenset()  # sleep set on entry
+        self.sleep: dict[str, tuple[Op, ...] | None] = {}  # sleep set on entry
+        self.fp: dict[str, tuple[Op, ...] | None] = {}  # footprint of each explored branch
         self.preemptions = 0  # preemptions of the execution before this decision
         self.step = -1  # index of the step this thread decision lets run
         self.n = 0  # fault node: number of options
@@ -96,6 +142,11 @@ class _Node:
         if self.current not in self.runnable:
             return True
         return self.preemptions < bound
+
+    @property
+    def switches(self) -> bool:
+        """Whether the chosen thread is not the one that was running (a context switch)."""
+        return self.kind == THREAD and self.chosen != self.current
 
 
 class DFSStrategy(BaseStrategy):
@@ -115,14 +166,17 @@ class DFSStrategy(BaseStrategy):
         self.reduction = reduction
         self.dpor = reduction == "dpor"
         self.bound = preemption_bound
+        self.sleep_sets = self.dpor and preemption_bound is None
         self.stack: list[_Node] = []
         self.depth = 0
         self.started = False
         self.executions = 0
         self.pruned = 0
+        self.fallbacks = 0
+        """How often an initial was disabled where it had to be added (see the design note)."""
         self._replay_until = 0  # nodes below this index are replayed
         self._first_new_step = 0  # steps from here on are new in this execution
-        self._sleep: set[str] = set()
+        self._sleep: dict[str, tuple[Op, ...] | None] = {}
         self._seen = 0  # steps already folded into the sleep set
 
     # -- the protocol ----------------------------------------------------------------------------
@@ -133,7 +187,7 @@ class DFSStrategy(BaseStrategy):
             return False
         self.depth = 0
         self._replay_until = len(self.stack)
-        self._sleep = set()
+        self._sleep = {}
         self._seen = 0
         self._first_new_step = 0
         return True
@@ -157,8 +211,11 @@ class DFSStrategy(BaseStrategy):
             if d == self._replay_until - 1:
                 # The node we backtracked to: continue below it with a fresh sleep set.
                 self._first_new_step = node.step
-                self._sleep = set(node.sleep) | set(node.done)
-                self._sleep.discard(str(node.chosen))
+                if self.sleep_sets:
+                    self._sleep = dict(node.sleep)
+                    for t in node.done:
+                        self._sleep[t] = node.fp.get(t)
+                    self._sleep.pop(str(node.chosen), None)
                 self._seen = len(ex.events)
             return str(node.chosen)
 
@@ -167,9 +224,9 @@ class DFSStrategy(BaseStrategy):
         node.current = current
         node.preemptions = ex.preemptions
         node.step = len(ex.events)
-        if self.dpor:
-            self._fold_sleep(ex)
-            node.sleep = frozenset(self._sleep)
+        if self.sleep_sets:
+            self._fold_sleep(ex, len(ex.events))
+            node.sleep = dict(self._sleep)
         choice = self._first_choice(node)
         if choice is None:
             self.pruned += 1
@@ -184,6 +241,10 @@ class DFSStrategy(BaseStrategy):
         return choice
 
     def next_choice(self, kind: str, site: str, n: int) -> int:
+        ex = self.execution
+        # A fault decision is taken inside a step (the SMC or allocation it guards), which is
+        # not complete yet: it is folded and analysed with what follows.
+        open_step = max(0, len(ex.events) - 1) if ex is not None else 0
         d = self.depth
         self.depth += 1
         if d < self._replay_until:
@@ -194,17 +255,18 @@ class DFSStrategy(BaseStrategy):
                     f"the re-execution offers {kind} at {site} with {n} options"
                 )
             if d == self._replay_until - 1:
-                self._first_new_step = len(self.execution.events) if self.execution else 0
-                self._sleep = set(node.sleep)
-                self._seen = len(self.execution.events) if self.execution else 0
+                self._first_new_step = open_step
+                if self.sleep_sets:
+                    self._sleep = dict(node.sleep)
+                self._seen = open_step
             return int(node.chosen)
         node = _Node(FAULT)
         node.site = site
         node.n = n
         node.chosen = 0
-        if self.dpor and self.execution is not None:
-            self._fold_sleep(self.execution)
-            node.sleep = frozenset(self._sleep)
+        if self.sleep_sets and ex is not None:
+            self._fold_sleep(ex, open_step)
+            node.sleep = dict(self._sleep)
         self.stack.append(node)
         self._replay_until = len(self.stack)
         return 0
@@ -214,6 +276,15 @@ class DFSStrategy(BaseStrategy):
         # Nodes past the last decision of this execution (an abandoned branch) are dropped.
         del self.stack[self.depth :]
         if self.dpor:
+            n = len(result.events)
+            for node in self.stack:
+                if node.kind == THREAD and node.step < n:
+                    # A step may hold fault decisions, explored below this node one option
+                    # after the other: its footprint for the sleep set covers them all.
+                    t = str(node.chosen)
+                    fp = stable(result.footprint(node.step))
+                    old = node.fp.get(t, ())
+                    node.fp[t] = None if fp is None or old is None else _union(old, fp)
             # A pruned (sleep-set-blocked) execution is analysed too: its races are real.
             self._analyse_races(result)
 
@@ -246,48 +317,56 @@ class DFSStrategy(BaseStrategy):
             stack.pop()
         return False
 
-    def _fold_sleep(self, ex: Execution) -> None:
-        """Wake the sleeping threads whose pending step conflicts with a step run since."""
-        events = ex.events
+    def _fold_sleep(self, ex: Execution, upto: int) -> None:
+        """Wake the sleeping threads whose step conflicts with a step run since, up to step
+        ``upto`` (excluded)."""
         sleep = self._sleep
         if sleep:
-            pending = ex.pending
-            for s in range(self._seen, len(events)):
+            events = ex.events
+            extra = ex.extra
+            for s in range(self._seen, upto):
                 t, kind, key, write = events[s]
-                sleep.discard(t)
-                for q in list(sleep):
-                    op = pending.get(q)
-                    if op is None or (op[1] == key and op[0] == kind and (write or op[2])):
-                        sleep.discard(q)
+                sleep.pop(t, None)
+                more = extra.get(s)
+                fp = stable(((kind, key, write), *more) if more else ((kind, key, write),))
+                for q in [q for q, fq in sleep.items() if conflict(fp, fq)]:
+                    del sleep[q]
                 if not sleep:
                     break
-        self._seen = len(events)
+        self._seen = max(self._seen, upto)
 
     # -- race analysis -----------------------------------------------------------------------------
     def _analyse_races(self, result: ExecutionResult) -> None:
         events = result.events
-        if not events:
+        n = len(events)
+        if not n:
             return
-        wake = result.wake_edges
-        index = {t: i for i, t in enumerate(result.threads)}
+        threads = result.threads
+        index = {t: i for i, t in enumerate(threads)}
         nthreads = len(index)
-        nodes = {n.step: n for n in self.stack if n.kind == THREAD}
+        nodes = {node.step: node for node in self.stack if node.kind == THREAD}
+        fps: list[tuple[Op, ...] | None] = [result.footprint(i) for i in range(n)]
+        tid = [index[e[0]] for e in events]
+        wake = result.wake_edges
         clocks: list[list[int]] = [[0] * nthreads for _ in range(nthreads)]
         vcs: list[list[int]] = []
-        tid: list[int] = []
         last_write: dict[tuple[str, object], int] = {}
         reads: dict[tuple[str, object], list[int]] = {}
         last_of_thread: list[int] = [-1] * nthreads
         start = self._first_new_step
-        for j, (t, kind, key, write) in enumerate(events):
-            ti = index[t]
-            k = (kind, key)
-            lw = last_write.get(k)
-            preds: list[int] = []
-            if lw is not None:
-                preds.append(lw)
-            if write:
-                preds.extend(reads.get(k, ()))
+        for j in range(n):
+            ti = tid[j]
+            fp = fps[j]
+            assert fp is not None
+            preds: set[int] = set()
+            for kind, key, write in fp:
+                k = (kind, key)
+                lw = last_write.get(k)
+                if lw is not None:
+                    preds.add(lw)
+                if write:
+                    preds.update(reads.get(k, ()))
+            preds.discard(j)
             vc = list(clocks[ti])
             vc[ti] += 1
             for p in preds:
@@ -296,41 +375,82 @@ class DFSStrategy(BaseStrategy):
                     if pv[x] > vc[x]:
                         vc[x] = pv[x]
             vcs.append(vc)
-            tid.append(ti)
             if j >= start:
                 po = last_of_thread[ti]
-                for i in preds:
-                    ii = tid[i]
-                    if ii == ti or wake.get(j) == i:
+                for i in sorted(preds):
+                    if tid[i] == ti or wake.get(j) == i:
                         continue
-                    li = vcs[i][ii]
-                    others = [p for p in preds if p != i]
-                    if po >= 0:
-                        others.append(po)
-                    if any(vcs[o][ii] >= li for o in others):
-                        continue  # i reaches j through another step: not an immediate race
-                    node = nodes.get(i)
-                    if node is not None:
-                        self._reverse(i, j, node, events, vcs, tid, result.threads)
+                    if self._immediate(i, preds, po, vcs, tid):
+                        node = nodes.get(i)
+                        if node is not None:
+                            self._reverse(i, j, fp, ti, node, fps, vcs, tid, threads)
             clocks[ti] = vc
             last_of_thread[ti] = j
-            if write:
-                last_write[k] = j
-                reads[k] = []
-            else:
-                reads.setdefault(k, []).append(j)
+            for kind, key, write in fp:
+                k = (kind, key)
+                if write:
+                    last_write[k] = j
+                    reads[k] = []
+                else:
+                    reads.setdefault(k, []).append(j)
+        for thread, pos in result.virtual:
+            self._analyse_virtual(index[thread], min(pos, n), nodes, fps, vcs, tid, threads)
+
+    @staticmethod
+    def _immediate(
+        i: int, preds: set[int] | list[int], po: int, vcs: list[list[int]], tid: list[int]
+    ) -> bool:
+        """Whether ``i`` (one of a step's direct predecessors ``preds``, its thread's previous
+        step being ``po``) reaches that step only directly, not through another of them."""
+        ii = tid[i]
+        li = vcs[i][ii]
+        for o in preds:
+            if o != i and vcs[o][ii] >= li:
+                return False
+        return not (po >= 0 and po != i and vcs[po][ii] >= li)
+
+    def _analyse_virtual(
+        self,
+        ti: int,
+        pos: int,
+        nodes: dict[int, _Node],
+        fps: list[tuple[Op, ...] | None],
+        vcs: list[list[int]],
+        tid: list[int],
+        threads: tuple[str, ...],
+    ) -> None:
+        """Races of thread ``ti``'s step that was ready after the first ``pos`` steps and never
+        ran: it depends on everything, so its direct predecessors are the last step of every
+        thread before ``pos``."""
+        last: dict[int, int] = {}
+        for k in range(pos - 1, -1, -1):
+            if tid[k] not in last:
+                last[tid[k]] = k
+                if len(last) == len(threads):
+                    break
+        po = last.pop(ti, -1)
+        preds = list(last.values())
+        for i in sorted(preds):
+            if self._immediate(i, preds, po, vcs, tid):
+                node = nodes.get(i)
+                if node is not None:
+                    self._reverse(i, pos, None, ti, node, fps, vcs, tid, threads)
 
     def _reverse(
         self,
         i: int,
         j: int,
+        fp_j: tuple[Op, ...] | None,
+        tj: int,
         node: _Node,
-        events: list[tuple[str, str, object, bool]],
+        fps: list[tuple[Op, ...] | None],
         vcs: list[list[int]],
         tid: list[int],
         threads: tuple[str, ...],
     ) -> None:
-        """Make sure the node before step ``i`` will explore running ``j``'s side first."""
+        """Make sure the node before step ``i`` will explore running the racing step's side
+        first. The racing step is step ``j`` (or, virtual, thread ``tj``'s step that was ready
+        at position ``j``), with footprint ``fp_j``."""
         if len(node.backtrack) >= len(node.runnable):
             return
         ii = tid[i]
@@ -353,41 +473,40 @@ class DFSStrategy(BaseStrategy):
             first_of[tk] = k
         # j's clock also counts paths through steps after i, which v leaves out: check its
         # direct predecessors in v instead (an earlier step of its thread, a conflicting step).
-        if tid[j] not in first_of:
-            _, kind, key, write = events[j]
-            if not any(
-                events[k][2] == key and events[k][1] == kind and (write or events[k][3]) for k in v
-            ):
-                initials.append(threads[tid[j]])
+        if tj not in first_of and not any(conflict(fps[k], fp_j) for k in v):
+            initials.append(threads[tj])
         if any(q in node.backtrack for q in initials):
             return
-        bound = self.bound
-        tj = threads[tid[j]]
-        candidates = [q for q in initials if q in node.runnable and q not in node.sleep]
-        candidates.sort(key=lambda q: q != tj)  # prefer the racing thread itself
-        for q in candidates:
-            if node.allows(q, bound):
-                node.backtrack.append(q)
-                return
-        if candidates:
-            self._add_earlier(node, candidates[0])
-            return
-        if any(q in node.sleep for q in initials):
+        enabled = [q for q in initials if q in node.runnable]
+        if any(q in node.sleep for q in enabled):
             return  # explored from an earlier sibling
-        for q in node.runnable:  # conservative fallback: an initial was not enabled here
-            if q not in node.backtrack and node.allows(q, bound):
-                node.backtrack.append(q)
+        bound = self.bound
+        if not enabled:
+            # Conservative fallback: an initial was not enabled here.
+            self.fallbacks += 1
+            for q in node.runnable:
+                if q not in node.backtrack and node.allows(q, bound):
+                    node.backtrack.append(q)
+            return
+        racing = threads[tj]
+        enabled.sort(key=lambda q: q != racing)  # prefer the racing thread itself
+        if bound is None:
+            node.backtrack.append(enabled[0])
+            return
+        allowed = [q for q in enabled if node.allows(q, bound)]
+        if allowed:
+            node.backtrack.append(allowed[0])
+        self._add_conservatively(node, allowed[0] if allowed else enabled[0])
 
-    def _add_earlier(self, node: _Node, q: str) -> None:
-        """The bound forbids ``q`` at ``node``: add it at the nearest earlier node allowing it
-        (Coons et al.'s conservative bounded backtracking)."""
+    def _add_conservatively(self, node: _Node, q: str) -> None:
+        """Under a preemption bound, also schedule ``q`` at the last context switch at or
+        before ``node`` where it could run (Coons et al.'s conservative backtracking): it
+        replaces a switch the execution made, so it costs no extra preemption."""
         pos = self.stack.index(node)
-        for k in range(pos - 1, -1, -1):
+        for k in range(pos, -1, -1):
             n = self.stack[k]
-            if n.kind != THREAD or q not in n.runnable:
+            if n.kind != THREAD or not n.switches or q not in n.runnable:
                 continue
-            if q in n.backtrack:
-                return
-            if n.allows(q, self.bound) and q not in n.sleep:
+            if q not in n.backtrack and n.allows(q, self.bound):
                 n.backtrack.append(q)
-                return
+            return
