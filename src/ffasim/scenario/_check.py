@@ -14,6 +14,7 @@ schedule file) raises :class:`CheckError` (or the scenario's ``ScenarioError``, 
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,8 +206,10 @@ def scenario_program(scenario: Any, variant: str) -> Program:
                 # there is no system left to interleave.
                 return [], None
             raise
-        # The ownership monitor reads the SPMC's mailbox states through the machine.
+        # The ownership monitor reads the SPMC's mailbox states through the machine; a
+        # cross-check fingerprints the instance (see scenario_state).
         machine.system = inst.system  # type: ignore[attr-defined]
+        _INSTANCES[machine] = inst
 
         def finish() -> list[str]:
             lines = list(inst.finish())
@@ -218,6 +221,20 @@ def scenario_program(scenario: Any, variant: str) -> Program:
         return threads, finish
 
     return program
+
+
+_INSTANCES: weakref.WeakKeyDictionary[Machine, Any] = weakref.WeakKeyDictionary()
+"""The scenario instance built on each machine (by :func:`scenario_program`)."""
+
+
+def scenario_state(machine: Machine) -> str:
+    """The terminal state of a scenario execution on ``machine``: the whole system and what
+    each step got (per thread, in step order), as a fingerprint (``check.digest``)."""
+    from ..check.digest import fingerprint
+
+    inst = _INSTANCES[machine]
+    records = sorted(inst.results, key=lambda r: (r.thread, r.phase, r.index))
+    return fingerprint(inst.system, records)
 
 
 _GUEST_SIDE = ("/ffasim/guest/", "/ffasim/scenario/")
