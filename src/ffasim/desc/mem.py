@@ -34,7 +34,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
 from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
@@ -63,7 +62,7 @@ from ._mem_rules import (
     decode_transaction,
     read_ranges,
 )
-from ._records import _tn, record_eq, record_ne
+from ._records import _tn, record_eq, record_ne, records
 
 __all__ = [
     "MEM_ATTR_MBZ_MASK",
@@ -150,7 +149,7 @@ class Composite(_CompositeFields):
 
     @property
     def constituents(self) -> tuple[Constituent, ...]:
-        return tuple(map(_tn, repeat(Constituent), self.ranges))
+        return records(Constituent, self.ranges)
 
     def __repr__(self) -> str:
         return (
@@ -162,6 +161,8 @@ class Composite(_CompositeFields):
         fields: dict[str, Any] = {"total_page_count": self[0], "constituents": self[1]}
         fields.update(changes)
         return Composite(**fields)
+
+    __replace__ = _replace
 
     @classmethod
     def of(cls, ranges: Iterable[Constituent | RangeFields]) -> Composite:
@@ -315,7 +316,7 @@ class MemTransaction(_MemTransactionFields):
 
     @property
     def receivers(self) -> tuple[MemAccess, ...]:
-        return tuple(map(_tn, repeat(MemAccess), self.emads))
+        return records(MemAccess, self.emads)
 
     @property
     def composite(self) -> Composite | None:
@@ -336,6 +337,8 @@ class MemTransaction(_MemTransactionFields):
         fields: dict[str, Any] = dict(zip(_MEM_TRANSACTION_ARGS, self, strict=True))
         fields.update(changes)
         return MemTransaction(**fields)
+
+    __replace__ = _replace
 
     # -- layout ------------------------------------------------------------------------------
 
