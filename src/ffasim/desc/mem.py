@@ -474,10 +474,10 @@ class MemTransaction(_MemTransactionFields):
             and eflags < 2
             and not (res0 or res1 or eres or cres or _BAD_PERM[perm])
         ):
-            ranges: tuple[RangeFields, ...] | None
             if nr == 1:
-                bad = address & 0xFFF or res or pages != total
-                ranges = None if bad else ((address, pages),)
+                ranges: tuple[RangeFields, ...] | None = None
+                if not (address & 0xFFF or res or pages != total):
+                    ranges = ((address, pages),)
             elif nr * 16 <= end - coff - 16:
                 ranges = read_ranges(buf, coff + 16, nr, total)
             else:
