@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from itertools import repeat
 from typing import Any, TypeVar, overload
 
-__all__ = ["RecordArray"]
+__all__ = ["RecordArray", "record_eq", "record_ne", "records"]
 
 # tuple.__new__(Record, fields) builds a record without running its Python __new__.
 _tn = tuple.__new__

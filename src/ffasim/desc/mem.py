@@ -62,7 +62,7 @@ from ._mem_rules import (
     decode_transaction,
     read_ranges,
 )
-from ._records import _tn, record_eq, record_ne, records
+from ._records import record_eq, record_ne, records
 
 __all__ = [
     "MEM_ATTR_MBZ_MASK",
@@ -104,6 +104,9 @@ _pack_emad32 = EMAD_V1_2.pack_into
 _pack_tx10 = TRANSACTION_V1_0.pack_into
 _pack_tx11 = TRANSACTION_V1_1.pack_into
 _page_count = itemgetter(1)
+# tuple.__new__(Record, fields) builds a record without running its Python __new__: for fields
+# that are validated (decode) or already in the record's plain form.
+_tn = tuple.__new__
 
 _Buffer = bytes | bytearray | memoryview
 
