@@ -313,6 +313,16 @@ def test_common_layout_skips_the_general_path(monkeypatch, version: int) -> None
     assert desc.MemTransaction.decode(buf, version) == FOUR.resolved(version)
 
 
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_fast_paths_read_any_buffer_type(kind) -> None:
+    for t in (FOUR, FOUR._replace(composite=desc.Composite.of([(0x1000, 1)]))):
+        for version in (abi.FFA_VERSION_1_0, V11, V12):
+            buf = t.encode(version)
+            assert desc.MemTransaction.decode(kind(buf), version) == t.resolved(version)
+    raw = desc.encode_partinfo_array(INFOS)
+    assert desc.decode_partinfo_array(kind(raw), 2) == INFOS
+
+
 def test_arrays_longer_than_the_prebuilt_mask_are_checked_whole() -> None:
     comp = desc.Composite.of([(0x80000000 + i * 0x1000, 1) for i in range(300)])
     buf = FOUR._replace(composite=comp).encode(V11)
