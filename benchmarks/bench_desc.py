@@ -1,19 +1,30 @@
-"""Descriptor codec speed: a v1.1 FFA_MEM_SHARE (1 EMAD, 4 constituents) against bare struct.
+"""Descriptor codec speed against bare ``struct`` loops: MEM_SHARE and partition-info arrays.
 
-Prints one JSON object per line: {"name": ..., "value": ..., "unit": ...}. The baseline
-unpacks (and packs) the same fields with the same ``struct.Struct`` objects at fixed offsets
-and nothing else: no validation, no objects. The ratios say what validation and the result
-objects cost on top; the goal (issue #2) is decode and encode each within 3x of the bare loop.
+Prints one JSON object per line: {"name": ..., "value": ..., "unit": ...}. Cases:
 
-A second baseline, ``unpack_build``, unpacks the same fields and builds the seven result
-objects (transaction, EMAD, composite, four constituents) the cheapest way CPython allows,
-without validating anything: it is the floor for any decoder that returns these objects
-(``build_ratio``), and ``decode_vs_build_ratio`` is what validation adds on top of it.
+- ``mem_share_v1_{0,1,2}_c{1,64}``: an FFA_MEM_SHARE from VM 2 to SP 0x8002 with one EMAD and
+  1 or 64 constituents, in each version's layout (v1.2: a 32-byte EMAD);
+- ``partinfo_64``: 64 partition information descriptors of 24 bytes (v1.1+).
 
-Fairness: every function is checked to produce the same fields before timing; all run in
-one process, after a warm-up, in interleaved rounds (a burst of load hits all alike) whose
-order rotates; each is timed on this thread's CPU clock (time spent preempted by other
-processes does not count), and the best round is kept.
+For each case the baseline ``bare_unpack`` reads the same fields with the same layouts
+(``desc.TRANSACTION_V1_1``, ``desc.CONSTITUENT``...) by one ``unpack_from`` per structure at
+precomputed offsets, and nothing else: no bounds, no validation, no objects kept; ``bare_pack``
+writes the same bytes by one ``pack_into`` per structure into a fresh ``bytearray``. The
+figures (issue 13: decode within 2x, encode within 3x):
+
+- ``decode_ratio``: ``MemTransaction.decode`` / ``decode_partinfo_array`` over ``bare_unpack``;
+- ``encode_ratio``: ``MemTransaction.encode`` over ``bare_pack`` (MEM_SHARE only);
+- ``read_ratio``: decode, then read every field through the typed records (which the memory
+  records and partition-info arrays build when read) over ``bare_unpack``: what a reader that
+  looks at everything pays;
+- ``eager_ratio`` (c64 and partinfo only): the same tuples as ``iter_unpack`` gives, each made
+  a typed record at once by ``tuple.__new__`` with no validation, over ``bare_unpack``: the
+  floor of a decoder that returned one record per entry.
+
+Fairness: every function is first checked to read or write the same fields with the same
+values; all run in one process, after a warm-up, in interleaved rounds (a burst of load hits
+all alike) whose order rotates; each batch is timed on this thread's CPU clock (time spent
+preempted by other processes does not count), and each function keeps its best round.
 
 Run: python benchmarks/bench_desc.py [--quick]
 """
@@ -25,120 +36,216 @@ import sys
 import time
 import timeit
 from collections.abc import Callable
+from itertools import repeat
 
 from ffasim import abi, desc
 
-V11 = abi.FFA_VERSION_1_1
-
-T = desc.MemTransaction(
-    sender=2,
-    attributes=abi.FFA_NORMAL_MEM_REG_ATTR,
-    flags=0,
-    handle=0,
-    tag=0,
-    receivers=(desc.MemAccess(0x8002, abi.FFA_MEM_ACC_RW),),
-    composite=desc.Composite.of([(0x40000000 + i * 0x10000, i + 1) for i in range(4)]),
-)
-BUF = T.encode(V11)
-assert len(BUF) == 48 + 16 + 16 + 4 * 16
-assert desc.MemTransaction.decode(BUF, V11) == T.resolved(V11)
-
-_hdr = desc.TRANSACTION_V1_1
-_emad = desc.EMAD_V1_0
-_comp = desc.COMPOSITE
-_cons = desc.CONSTITUENT
-
-
-def bare_unpack(buf: bytes = BUF) -> None:
-    _hdr.unpack_from(buf, 0)
-    _emad.unpack_from(buf, 48)
-    _comp.unpack_from(buf, 64)
-    for off in (80, 96, 112, 128):
-        _cons.unpack_from(buf, off)
-
-
-def bare_fields(buf: bytes = BUF) -> list[tuple[int | bytes, ...]]:
-    """What :func:`bare_unpack` reads, kept: to check that it reads every decoded field."""
-    out = [_hdr.unpack_from(buf, 0), _emad.unpack_from(buf, 48), _comp.unpack_from(buf, 64)]
-    out += [_cons.unpack_from(buf, off) for off in (80, 96, 112, 128)]
-    return out
-
-
-RANGES = tuple(
-    (off, c.address, c.page_count)
-    for off, c in zip((80, 96, 112, 128), T.composite.constituents, strict=True)
-)
-
-
-def bare_pack(size: int = len(BUF)) -> bytes:
-    out = bytearray(size)
-    _hdr.pack_into(out, 0, 2, 0x2F, 0, 0, 0, 16, 1, 48, 0, 0)
-    _emad.pack_into(out, 48, 0x8002, 2, 0, 64, 0)
-    _comp.pack_into(out, 64, 10, 4, 0)
-    for off, address, pages in RANGES:
-        _cons.pack_into(out, off, address, pages, 0)
-    return bytes(out)
-
-
+V10, V11, V12 = abi.FFA_VERSION_1_0, abi.FFA_VERSION_1_1, abi.FFA_VERSION_1_2
 _tn = tuple.__new__
-_OFFS = (80, 96, 112, 128)
 
 
-def unpack_build(buf: bytes = BUF) -> desc.MemTransaction:
-    """The same unpacks as :func:`bare_unpack`, plus the seven result records built the
-    cheapest way CPython allows (``tuple.__new__`` on the NamedTuple-based records), with no
-    validation: the floor for any decoder that returns these objects."""
-    h = _hdr.unpack_from(buf, 0)
-    e = _emad.unpack_from(buf, 48)
-    c = _comp.unpack_from(buf, 64)
-    cons = []
-    for off in _OFFS:
-        address, pages, _ = _cons.unpack_from(buf, off)
-        cons.append(_tn(desc.Constituent, (address, pages)))
-    comp = _tn(desc.Composite, (c[0], tuple(cons)))
-    m = _tn(desc.MemAccess, (e[0], e[1], e[2], e[3], bytes(16)))
-    return _tn(desc.MemTransaction, (h[0], h[1], h[2], h[3], h[4], (m,), comp, h[5], h[7]))
+def mem_share(version: int, ranges: int) -> desc.MemTransaction:
+    return desc.MemTransaction(
+        sender=2,
+        attributes=abi.FFA_NORMAL_MEM_REG_ATTR,
+        flags=0,
+        handle=0,
+        tag=0,
+        receivers=(desc.MemAccess(0x8002, abi.FFA_MEM_ACC_RW, impdef=b"\x5a" * 16),),
+        composite=desc.Composite.of([(0x40000000 + i * 0x10000, i + 1) for i in range(ranges)]),
+    ).resolved(version)
 
 
-def decode() -> None:
-    desc.MemTransaction.decode(BUF, V11)
+class MemCase:
+    """One MEM_SHARE descriptor, its codec calls and its bare struct loops."""
+
+    def __init__(self, version: int, ranges: int) -> None:
+        self.version = version
+        self.t = mem_share(version, ranges)
+        self.buf = self.t.encode(version)
+        eoff, esz, coff = self.t.layout(version)
+        self.hdr = desc.TRANSACTION_V1_0 if version == V10 else desc.TRANSACTION_V1_1
+        self.emad = desc.EMAD_V1_2 if esz == 32 else desc.EMAD_V1_0
+        self.eoff, self.coff = eoff, coff
+        self.offs = tuple(coff + 16 + 16 * i for i in range(ranges))
+        assert len(self.buf) == coff + 16 + 16 * ranges
+        assert desc.MemTransaction.decode(self.buf, version) == self.t
+
+    def bare_unpack(self) -> Callable[[], None]:
+        hdr, emad = self.hdr.unpack_from, self.emad.unpack_from
+        comp, cons = desc.COMPOSITE.unpack_from, desc.CONSTITUENT.unpack_from
+        buf, eoff, coff, offs = self.buf, self.eoff, self.coff, self.offs
+
+        def bare_unpack() -> None:
+            hdr(buf, 0)
+            emad(buf, eoff)
+            comp(buf, coff)
+            for off in offs:
+                cons(buf, off)
+
+        return bare_unpack
+
+    def bare_fields(self) -> list[tuple[int | bytes, ...]]:
+        """What ``bare_unpack`` reads, kept: to check that it reads every decoded field."""
+        out = [self.hdr.unpack_from(self.buf, 0), self.emad.unpack_from(self.buf, self.eoff)]
+        out.append(desc.COMPOSITE.unpack_from(self.buf, self.coff))
+        return out + [desc.CONSTITUENT.unpack_from(self.buf, off) for off in self.offs]
+
+    def bare_pack(self) -> Callable[[], bytes]:
+        size, eoff, coff, version = len(self.buf), self.eoff, self.coff, self.version
+        hdr, emad = self.hdr.pack_into, self.emad.pack_into
+        comp, cons = desc.COMPOSITE.pack_into, desc.CONSTITUENT.pack_into
+        t = self.t
+        m = t.receivers[0]
+        assert t.composite is not None
+        total = t.composite.total_page_count
+        ranges = tuple(zip(self.offs, t.composite.ranges, strict=True))
+        count = len(ranges)
+        esz = self.emad.size
+
+        def bare_pack() -> bytes:
+            out = bytearray(size)
+            if version == V10:
+                hdr(out, 0, 2, 0x2F, 0, 0, 0, 0, 0, 1)
+            else:
+                hdr(out, 0, 2, 0x2F, 0, 0, 0, esz, 1, eoff, 0, 0)
+            if esz == 32:
+                emad(out, eoff, 0x8002, 2, 0, coff, m.impdef, 0)
+            else:
+                emad(out, eoff, 0x8002, 2, 0, coff, 0)
+            comp(out, coff, total, count, 0)
+            for off, (address, pages) in ranges:
+                cons(out, off, address, pages, 0)
+            return bytes(out)
+
+        return bare_pack
+
+    def decode(self) -> Callable[[], object]:
+        decode, buf, version = desc.MemTransaction.decode, self.buf, self.version
+        return lambda: decode(buf, version)
+
+    def encode(self) -> Callable[[], bytes]:
+        encode, version = self.t.encode, self.version
+        return lambda: encode(version)
+
+    def read(self) -> Callable[[], None]:
+        decode, buf, version = desc.MemTransaction.decode, self.buf, self.version
+
+        def read() -> None:
+            t = decode(buf, version)
+            _ = (t.sender, t.attributes, t.flags, t.handle, t.tag, t.emad_size, t.emad_offset)
+            for m in t.receivers:
+                _ = (m.receiver, m.permissions, m.flags, m.composite_offset, m.impdef)
+            composite = t.composite
+            assert composite is not None
+            _ = composite.total_page_count
+            for c in composite.constituents:
+                _ = (c.address, c.page_count)
+
+        return read
+
+    def eager(self) -> Callable[[], tuple[desc.Constituent, ...]]:
+        hdr, emad, comp = self.hdr.unpack_from, self.emad.unpack_from, desc.COMPOSITE.unpack_from
+        iter_ranges, buf, eoff, coff = desc.CONSTITUENT.iter_unpack, self.buf, self.eoff, self.coff
+        start, end = self.offs[0], self.offs[-1] + 16
+        record = desc.Constituent
+
+        def eager() -> tuple[desc.Constituent, ...]:
+            hdr(buf, 0)
+            emad(buf, eoff)
+            comp(buf, coff)
+            return tuple([_tn(record, (a, p)) for a, p, _ in iter_ranges(buf[start:end])])
+
+        return eager
+
+    def check(self) -> None:
+        """The baselines and the codec handle the same fields, with the same values."""
+        t = desc.MemTransaction.decode(self.buf, self.version)
+        h, e, c, *cons = self.bare_fields()
+        m = t.receivers[0]
+        assert t.composite is not None and len(t.receivers) == 1
+        if self.version == V10:
+            assert (t.sender, t.attributes, t.flags, t.handle, t.tag) == (h[0], h[1], *h[3:6])
+            assert len(t.receivers) == h[7]
+        else:
+            assert (t.sender, t.attributes, t.flags, t.handle, t.tag) == h[:5]
+            assert (t.emad_size, len(t.receivers), t.emad_offset) == (h[5], h[6], h[7])
+        assert (m.receiver, m.permissions, m.flags, m.composite_offset) == e[:4]
+        assert m.impdef == (e[4] if len(e) == 6 else bytes(16))
+        assert (t.composite.total_page_count, len(t.composite.constituents)) == c[:2]
+        assert [(k.address, k.page_count) for k in t.composite.constituents] == [
+            x[:2] for x in cons
+        ]
+        assert self.bare_pack()() == self.buf == self.t.encode(self.version)
+        assert self.eager()() == t.composite.constituents
 
 
-def encode() -> None:
-    T.encode(V11)
+class PartinfoCase:
+    """64 partition information descriptors of 24 bytes."""
+
+    def __init__(self, count: int = 64) -> None:
+        self.infos = [
+            desc.PartitionInfo(0x8001 + i, 1 + i % 4, 0x33, bytes(range(i, i + 16)))
+            for i in range(count)
+        ]
+        self.count = count
+        self.buf = desc.encode_partinfo_array(self.infos)
+        self.offs = tuple(range(0, 24 * count, 24))
+
+    def bare_unpack(self) -> Callable[[], None]:
+        unpack, buf, offs = desc.PARTINFO_V1_1.unpack_from, self.buf, self.offs
+
+        def bare_unpack() -> None:
+            for off in offs:
+                unpack(buf, off)
+
+        return bare_unpack
+
+    def decode(self) -> Callable[[], object]:
+        decode, buf, count = desc.decode_partinfo_array, self.buf, self.count
+        return lambda: decode(buf, count)
+
+    def read(self) -> Callable[[], None]:
+        decode, buf, count = desc.decode_partinfo_array, self.buf, self.count
+
+        def read() -> None:
+            for p in decode(buf, count):
+                _ = (p.id, p.exec_ctx, p.properties, p.uuid)
+
+        return read
+
+    def eager(self) -> Callable[[], tuple[desc.PartitionInfo, ...]]:
+        iter_unpack, buf, record = desc.PARTINFO_V1_1.iter_unpack, self.buf, desc.PartitionInfo
+        return lambda: tuple(map(_tn, repeat(record), iter_unpack(buf)))
+
+    def check(self) -> None:
+        decoded = desc.decode_partinfo_array(self.buf, self.count)
+        bare = [desc.PARTINFO_V1_1.unpack_from(self.buf, off) for off in self.offs]
+        assert [tuple(p) for p in decoded] == bare
+        assert list(decoded) == self.infos == list(self.eager()())
 
 
-def best_us(fns: dict[str, Callable[[], object]], number: int, repeat: int) -> dict[str, float]:
+def best_us(fns: dict[str, Callable[[], object]], target_s: float, repeat: int) -> dict[str, float]:
     """Best per-call time in microseconds of each function over ``repeat`` rounds.
 
-    A warm-up round runs first, untimed. The rounds interleave the functions, rotating which
-    goes first, so that a burst of load on a shared machine hits all of them alike; each call
-    batch is timed on the thread CPU clock, and the minimum is the least disturbed run.
+    Each function's batch size is set so that a batch takes about ``target_s`` of CPU. A
+    warm-up round runs first, untimed. The rounds interleave the functions, rotating which goes
+    first, so that a burst of load on a shared machine hits all of them alike; each batch is
+    timed on the thread CPU clock, and the minimum is the least disturbed run.
     """
     items = list(fns.items())
-    for _, fn in items:
-        timeit.timeit(fn, number=number)
+    number = {}
+    for name, fn in items:
+        once = timeit.timeit(fn, number=20, timer=time.thread_time) / 20
+        number[name] = max(20, int(target_s / max(once, 1e-8)))
+        timeit.timeit(fn, number=number[name])
     best = dict.fromkeys(fns, float("inf"))
     for r in range(repeat):
         for name, fn in items[r % len(items) :] + items[: r % len(items)]:
-            t = timeit.timeit(fn, number=number, timer=time.thread_time) / number * 1e6
+            n = number[name]
+            t = timeit.timeit(fn, number=n, timer=time.thread_time) / n * 1e6
             best[name] = min(best[name], t)
     return best
-
-
-def check_same_fields() -> None:
-    """The baselines and the codec handle the same fields, with the same values."""
-    t = desc.MemTransaction.decode(BUF, V11)
-    h, e, c, *cons = bare_fields()
-    m = t.receivers[0]
-    assert t.composite is not None and len(t.receivers) == 1
-    assert (t.sender, t.attributes, t.flags, t.handle, t.tag) == h[:5]
-    assert (t.emad_size, len(t.receivers), t.emad_offset) == (h[5], h[6], h[7])
-    assert (m.receiver, m.permissions, m.flags, m.composite_offset) == e[:4]
-    assert (t.composite.total_page_count, len(t.composite.constituents)) == c[:2]
-    assert [(k.address, k.page_count) for k in t.composite.constituents] == [x[:2] for x in cons]
-    assert bare_pack() == BUF == T.encode(V11)
-    assert unpack_build() == t
 
 
 def emit(name: str, value: float, unit: str) -> None:
@@ -147,35 +254,40 @@ def emit(name: str, value: float, unit: str) -> None:
 
 def main() -> None:
     quick = "--quick" in sys.argv
-    number, repeat = (1000, 10) if quick else (2000, 60)
-    check_same_fields()
-    t = best_us(
-        {
-            "bare_unpack": bare_unpack,
-            "bare_pack": bare_pack,
-            "unpack_build": unpack_build,
-            "decode": decode,
-            "encode": encode,
-        },
-        number,
-        repeat,
-    )
-    t_bare_unpack, t_bare_pack = t["bare_unpack"], t["bare_pack"]
-    t_decode, t_encode = t["decode"], t["encode"]
-    emit("desc.mem_share_v1_1.bare_unpack", t_bare_unpack, "us")
-    emit("desc.mem_share_v1_1.bare_pack", t_bare_pack, "us")
-    emit("desc.mem_share_v1_1.unpack_build", t["unpack_build"], "us")
-    emit("desc.mem_share_v1_1.decode_validate", t_decode, "us")
-    emit("desc.mem_share_v1_1.encode", t_encode, "us")
-    emit("desc.mem_share_v1_1.decode_ratio", t_decode / t_bare_unpack, "x")
-    emit("desc.mem_share_v1_1.build_ratio", t["unpack_build"] / t_bare_unpack, "x")
-    emit("desc.mem_share_v1_1.decode_vs_build_ratio", t_decode / t["unpack_build"], "x")
-    emit("desc.mem_share_v1_1.encode_ratio", t_encode / t_bare_pack, "x")
-    emit(
-        "desc.mem_share_v1_1.roundtrip_ratio",
-        (t_decode + t_encode) / (t_bare_unpack + t_bare_pack),
-        "x",
-    )
+    target, rounds = (0.002, 8) if quick else (0.004, 40)
+    mem = {
+        f"mem_share_v1_{v & 0xFFFF}_c{n}": MemCase(v, n) for v in (V10, V11, V12) for n in (1, 64)
+    }
+    part = PartinfoCase()
+    fns: dict[str, Callable[[], object]] = {}
+    for case_name, case in mem.items():
+        case.check()
+        fns[f"{case_name}.bare_unpack"] = case.bare_unpack()
+        fns[f"{case_name}.bare_pack"] = case.bare_pack()
+        fns[f"{case_name}.decode_validate"] = case.decode()
+        fns[f"{case_name}.encode"] = case.encode()
+        fns[f"{case_name}.decode_read"] = case.read()
+        if case_name.endswith("c64"):
+            fns[f"{case_name}.eager_records"] = case.eager()
+    part.check()
+    fns["partinfo_64.bare_unpack"] = part.bare_unpack()
+    fns["partinfo_64.decode"] = part.decode()
+    fns["partinfo_64.decode_read"] = part.read()
+    fns["partinfo_64.eager_records"] = part.eager()
+    t = best_us(fns, target, rounds)
+    for name, us in t.items():
+        emit(f"desc.{name}", us, "us")
+    for case_name in mem:
+        bare, pack = t[f"{case_name}.bare_unpack"], t[f"{case_name}.bare_pack"]
+        emit(f"desc.{case_name}.decode_ratio", t[f"{case_name}.decode_validate"] / bare, "x")
+        emit(f"desc.{case_name}.encode_ratio", t[f"{case_name}.encode"] / pack, "x")
+        emit(f"desc.{case_name}.read_ratio", t[f"{case_name}.decode_read"] / bare, "x")
+        if case_name.endswith("c64"):
+            emit(f"desc.{case_name}.eager_ratio", t[f"{case_name}.eager_records"] / bare, "x")
+    bare = t["partinfo_64.bare_unpack"]
+    emit("desc.partinfo_64.decode_ratio", t["partinfo_64.decode"] / bare, "x")
+    emit("desc.partinfo_64.read_ratio", t["partinfo_64.decode_read"] / bare, "x")
+    emit("desc.partinfo_64.eager_ratio", t["partinfo_64.eager_records"] / bare, "x")
 
 
 if __name__ == "__main__":

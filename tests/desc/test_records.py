@@ -1,8 +1,10 @@
-"""The memory records (NamedTuple-based) behave as the frozen dataclasses they replaced, and the
-decoder's fast paths report the same first broken rule as the documented order."""
+"""The records (NamedTuple-based) behave as the frozen dataclasses they replaced, the containers
+keep nested records as plain tuples and build them when read, and the decoder's fast paths
+agree with the general path: same records, same first broken rule."""
 
 from __future__ import annotations
 
+import copy
 import pickle
 import struct
 
@@ -11,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ffasim import abi, desc
+from ffasim.desc import _mem_rules, mem
 
 from .test_rejections import patched, rejects
 
@@ -108,6 +111,40 @@ def test_mem_access_keeps_impdef_as_16_bytes() -> None:
 def test_records_survive_pickling() -> None:
     t = desc.MemTransaction.decode(BUF4, V11)
     assert pickle.loads(pickle.dumps(t)) == t
+
+
+def test_containers_keep_nested_records_as_plain_tuples() -> None:
+    t = desc.MemTransaction.decode(BUF4, V11)
+    ranges = tuple((0x40000000 + i * 0x10000, i + 1) for i in range(4))
+    assert t.emads == ((0x8002, RW, 0, 64, bytes(16)),)
+    assert t.region == (10, ranges)
+    assert {type(x) for x in (t.emads[0], t.region, *t.region[1])} == {tuple}
+    assert t.composite is not None and t.composite.ranges == ranges
+    assert tuple(t) == (2, abi.FFA_NORMAL_MEM_REG_ATTR, 0, 0, 0, t.emads, t.region, 16, 48)
+
+
+def test_typed_fields_are_built_at_each_read() -> None:
+    t = desc.MemTransaction.decode(BUF4, V11)
+    assert t.receivers == t.receivers and t.receivers[0] is not t.receivers[0]
+    assert t.composite == t.composite and t.composite is not t.composite
+
+
+def test_plain_and_typed_nested_fields_make_equal_records() -> None:
+    c = desc.Constituent(0x1000, 1)
+    assert desc.Composite(1, (c,)) == desc.Composite(1, [(0x1000, 1)]) == desc.Composite.of([c])
+    m = desc.MemAccess(0x8002, RW)
+    typed = FOUR._replace(receivers=(m,), composite=desc.Composite(1, (c,)))
+    plain = FOUR._replace(receivers=(tuple(m),), composite=(1, ((0x1000, 1),)))
+    assert typed == plain and hash(typed) == hash(plain)
+    assert FOUR.__replace__(tag=7) == FOUR._replace(tag=7) == copy.copy(FOUR)._replace(tag=7)
+
+
+def test_replace_takes_the_constructor_names() -> None:
+    comp = desc.Composite.of([(0x1000, 1)])
+    assert comp._replace(constituents=[(0x2000, 1)]).constituents == (desc.Constituent(0x2000, 1),)
+    assert comp._replace(total_page_count=3) == desc.Composite(3, comp.constituents)
+    with pytest.raises(TypeError):
+        FOUR._replace(emads=())
 
 
 def test_constituents_round_trip_through_encode() -> None:
@@ -212,3 +249,121 @@ def test_reserved_words_are_read_as_little_endian_u32() -> None:
     # A reserved word whose only set bit is the top one is still caught (no short read).
     bad = BUF4[:140] + struct.pack("<I", 1 << 31)
     rejects(lambda: desc.MemTransaction.decode(bad, V11), offset=140, field="constituent.reserved")
+
+
+# -- the fast path agrees with the general path -----------------------------------------------
+
+
+def _general(buf: bytes, version: int, *, length: int) -> desc.MemTransaction:
+    """The general path alone: what MemTransaction.decode gives for any layout."""
+    fields = _mem_rules.decode_transaction(buf, length, version & 0xFFFF)
+    return tuple.__new__(desc.MemTransaction, fields)
+
+
+def _outcomes(buf: bytes | bytearray, version: int, length: int) -> tuple[object, object]:
+    """What MemTransaction.decode and the general path alone give: a record or an error."""
+    out: list[object] = []
+    for decode in (desc.MemTransaction.decode, _general):
+        try:
+            out.append(decode(bytes(buf), version, length=length))
+        except desc.DescriptorError as e:
+            out.append((e.code, e.offset, e.field, e.message))
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("version", [abi.FFA_VERSION_1_0, V11, V12])
+@pytest.mark.parametrize("pages", [[1], [2, 1, 4]])
+def test_every_bit_flip_decodes_as_the_general_path(version: int, pages: list[int]) -> None:
+    comp = desc.Composite.of([(0x80000000 + i * 0x100000, n) for i, n in enumerate(pages)])
+    good = FOUR._replace(composite=comp).encode(version)
+    for off in range(len(good)):
+        for bit in range(8):
+            buf = bytearray(good)
+            buf[off] ^= 1 << bit
+            for length in (len(buf), len(buf) - 16):
+                fast, general = _outcomes(buf, version, length)
+                assert fast == general, (off, bit, length)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    version=st.sampled_from([abi.FFA_VERSION_1_0, V11, V12]),
+    pages=st.lists(st.integers(0, 3), min_size=0, max_size=3),
+    patches=st.lists(st.tuples(st.integers(0, 127), st.integers(0, 255)), max_size=3),
+    cut=st.integers(0, 16),
+)
+def test_patched_descriptors_decode_as_the_general_path(version, pages, patches, cut) -> None:
+    comp = desc.Composite.of([(0x80000000 + i * 0x100000, n) for i, n in enumerate(pages)])
+    buf = bytearray(FOUR._replace(composite=comp).encode(version))
+    for off, value in patches:
+        if off < len(buf):
+            buf[off] = value
+    fast, general = _outcomes(buf, version, max(0, len(buf) - cut))
+    assert fast == general
+
+
+@pytest.mark.parametrize("version", [abi.FFA_VERSION_1_0, V11, V12])
+def test_common_layout_skips_the_general_path(monkeypatch, version: int) -> None:
+    buf = FOUR.encode(version)
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("the general path was taken")
+
+    monkeypatch.setattr(mem, "decode_transaction", refuse)
+    assert desc.MemTransaction.decode(buf, version) == FOUR.resolved(version)
+
+
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_fast_paths_read_any_buffer_type(kind) -> None:
+    for t in (FOUR, FOUR._replace(composite=desc.Composite.of([(0x1000, 1)]))):
+        for version in (abi.FFA_VERSION_1_0, V11, V12):
+            buf = t.encode(version)
+            assert desc.MemTransaction.decode(kind(buf), version) == t.resolved(version)
+    raw = desc.encode_partinfo_array(INFOS)
+    assert desc.decode_partinfo_array(kind(raw), 2) == INFOS
+
+
+def test_arrays_longer_than_the_prebuilt_mask_are_checked_whole() -> None:
+    comp = desc.Composite.of([(0x80000000 + i * 0x1000, 1) for i in range(300)])
+    buf = FOUR._replace(composite=comp).encode(V11)
+    assert desc.MemTransaction.decode(buf, V11).composite == comp
+    bad = patched(buf, 80 + 16 * 299 + 12, "<I", 1)
+    rejects(lambda: desc.MemTransaction.decode(bad, V11), offset=80 + 16 * 299 + 12)
+    bad = patched(buf, 80 + 16 * 257, "<Q", 0x80101800)
+    rejects(lambda: desc.MemTransaction.decode(bad, V11), offset=80 + 16 * 257)
+
+
+# -- partition information and record arrays --------------------------------------------------
+
+INFOS = (
+    desc.PartitionInfo(0x8001, 1, 0x33, bytes(range(16))),
+    desc.PartitionInfo(0x8002, 4, 0x7, "e7f8118e-7861-4e0d-b0c5-8d36d1abc2b7"),
+)
+
+
+def test_partition_info_is_a_record() -> None:
+    p = INFOS[0]
+    assert p == desc.PartitionInfo(0x8001, 1, 0x33, bytes(range(16)))
+    assert p != tuple(p) and hash(p) == hash(tuple(p))
+    assert repr(desc.PartitionInfo(1, 2, 3)) == (
+        "PartitionInfo(id=1, exec_ctx=2, properties=3, uuid=b'" + "\\x00" * 16 + "')"
+    )
+    assert INFOS[1].uuid_str == "e7f8118e-7861-4e0d-b0c5-8d36d1abc2b7"
+    with pytest.raises(AttributeError):
+        p.id = 2  # type: ignore[misc]
+
+
+def test_partinfo_array_behaves_as_the_tuple_of_records() -> None:
+    arr = desc.decode_partinfo_array(desc.encode_partinfo_array(INFOS), 2)
+    assert isinstance(arr, desc.RecordArray)
+    assert arr == INFOS and INFOS == arr and arr != tuple(map(tuple, INFOS))  # noqa: SIM300
+    assert arr != list(INFOS)
+    assert hash(arr) == hash(INFOS) and len(arr) == 2
+    assert (arr[0], arr[-1], arr[1:]) == (INFOS[0], INFOS[1], INFOS[1:])
+    assert type(arr[0]) is desc.PartitionInfo and list(arr) == list(INFOS)
+    assert INFOS[1] in arr and arr.index(INFOS[1]) == 1
+    assert arr.fields == tuple(map(tuple, INFOS))
+    assert repr(arr) == f"RecordArray({INFOS!r})"
+    v1_0 = desc.decode_partinfo_array(desc.encode_partinfo_array(INFOS, 8), 2, 8)
+    assert v1_0 == tuple(desc.PartitionInfo(p.id, p.exec_ctx, p.properties) for p in INFOS)
+    assert v1_0 != arr

@@ -10,7 +10,9 @@ Module map: ``partinfo`` (partition info, _GET_REGS packing), ``rxtx`` (endpoint
 descriptor), ``mem`` (transaction, EMAD, composite, constituent, relinquish, retrieve requests),
 ``msg`` (indirect message header), ``framework`` (framework direct messages), ``meaning``
 (human readings of attributes, permissions, flags), ``_dump`` (field-by-field dumps for
-``ffasim decode``, exported as :func:`dump` and :func:`guess_type`).
+``ffasim decode``, exported as :func:`dump` and :func:`guess_type`), ``_records`` (record
+equality, :class:`RecordArray`), ``_mem_rules`` (the memory descriptors' rules and general
+decode path).
 """
 
 from . import meaning as meaning
@@ -32,6 +34,7 @@ from ._layouts import RXTX_HEADER as RXTX_HEADER
 from ._layouts import RXTX_HEADER_V1_1_XEN as RXTX_HEADER_V1_1_XEN
 from ._layouts import TRANSACTION_V1_0 as TRANSACTION_V1_0
 from ._layouts import TRANSACTION_V1_1 as TRANSACTION_V1_1
+from ._records import RecordArray as RecordArray
 from .framework import FRAMEWORK_MSG_NAMES as FRAMEWORK_MSG_NAMES
 from .framework import framework_msg as framework_msg
 from .framework import framework_msg_name as framework_msg_name

@@ -11,15 +11,22 @@ rule that fails raises :class:`DescriptorError` with INVALID_PARAMETERS and the 
 Rules that depend on the operation (SHARE may not set "zero memory", how many receivers, which
 permissions) are left to the caller, which knows the operation.
 
-Decoders read each field once with ``struct.unpack_from`` at an explicit offset and keep no
-view into the buffer, so a caller can hand them a guest page and then forget it.
+Design note. Decoding aims at twice the cost of a bare ``struct`` parse of the same fields at
+most (``docs/desc.md``, Benchmarks), and in CPython creating a record costs more than the
+``unpack_from`` that reads its fields (``_records.py``). So:
 
-:class:`Constituent`, :class:`Composite`, :class:`MemAccess` and :class:`MemTransaction` are
-immutable records built on ``typing.NamedTuple`` rather than frozen dataclasses: a decoder
-creates seven of them for a one-receiver, four-range descriptor, and CPython builds a tuple
-about twice as fast as it fills an instance ``__dict__`` (``docs/desc.md``, Benchmarks). They
-compare equal only to records of their own class (never to a plain tuple), hash like the
-tuple of their fields as the dataclasses did, and refuse attribute assignment.
+- :class:`Constituent` and :class:`MemAccess` are ``NamedTuple`` records. :class:`Composite` and
+  :class:`MemTransaction` are too, but keep their nested records as the plain tuples that
+  ``struct`` yields (``Composite.ranges``, ``MemTransaction.emads`` and ``.region``) and build
+  the typed ``constituents``, ``receivers`` and ``composite`` each time one is read. A decoder
+  creates one record and a few tuples; a reader pays for the records it looks at. Iterating
+  or indexing a record gives its stored fields, so the plain forms.
+- The common layout (one EMAD right after the header, the composite right after it) is read by
+  one ``unpack_from`` of a fused layout and checked by one expression. Every other descriptor,
+  and every one that breaks a rule, goes through the general path (``_mem_rules.py``), which
+  reads it again structure by structure and reports the first broken rule in documented order.
+
+Decoders keep no view into the buffer, so a caller can hand them a guest page and then forget it.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
 from .. import abi
@@ -40,6 +48,21 @@ from ._layouts import (
     TRANSACTION_V1_0,
     TRANSACTION_V1_1,
 )
+from ._mem_rules import BAD_PERM as _BAD_PERM
+from ._mem_rules import MEM_ATTR_MBZ_MASK as MEM_ATTR_MBZ_MASK
+from ._mem_rules import MEM_FLAGS_MBZ_MASK as MEM_FLAGS_MBZ_MASK
+from ._mem_rules import MEM_PERM_MBZ_MASK as MEM_PERM_MBZ_MASK
+from ._mem_rules import V1_0_HEADER as _V1_0_HEADER
+from ._mem_rules import V1_1_HEADER as _V1_1_HEADER
+from ._mem_rules import (
+    CompositeFields,
+    EmadFields,
+    RangeFields,
+    decode_composite,
+    decode_transaction,
+    read_ranges,
+)
+from ._records import record_eq, record_ne, records
 
 __all__ = [
     "MEM_ATTR_MBZ_MASK",
@@ -56,113 +79,39 @@ __all__ = [
 
 _NIL16 = bytes(16)
 _INVALID = abi.FFA_RET_INVALID_PARAMETERS
-
-# Attribute bits [15:7] are MBZ from v1.1 (Hafnium FFA_MEMORY_ATTRIBUTES_MBZ_MASK); v1.0's
-# attributes are one byte, of which bit 7 is reserved (bit 6, NS, may be opted into).
-MEM_ATTR_MBZ_MASK: Final = 0xFF80
-MEM_ATTR_MBZ_MASK_V1_0: Final = 0x80
-# No operation defines a transaction flag above bit 10 (bypass multiple-borrower check, v1.2).
-MEM_FLAGS_MBZ_MASK: Final = 0xFFFFF800
-# Permissions bits [7:4] are reserved; the value 0b11 of either access field is reserved too.
-MEM_PERM_MBZ_MASK: Final = 0xF0
-# EMAD flags: only bit 0 (non-retrieval borrower) is defined.
-MEM_EMAD_FLAGS_MBZ_MASK: Final = 0xFE
 # Relinquish flags: bit 0 zero memory after relinquish, bit 1 time slicing.
 RELINQUISH_FLAGS_MBZ_MASK: Final = 0xFFFFFFFC
 
-# Hafnium requires the composite descriptor at a 16-byte aligned offset
-# (hafnium-spmc.md §4.3 step 11); every known writer puts it right after the EMAD array.
-COMPOSITE_ALIGN: Final = 16
+_V1_0: Final = abi.FFA_VERSION_1_0
+_V1_1: Final = abi.FFA_VERSION_1_1
+_V1_2: Final = abi.FFA_VERSION_1_2
 
-_V1_0_HEADER = TRANSACTION_V1_0.size
-_V1_1_HEADER = TRANSACTION_V1_1.size
+# The common layouts, fused: header, one EMAD, composite header and first constituent, read by
+# one unpack_from each.
+_AFTER_EMAD = COMPOSITE.format[1:] + CONSTITUENT.format[1:]
+_COMMON_V1_0: Final = struct.Struct(TRANSACTION_V1_0.format + EMAD_V1_0.format[1:] + _AFTER_EMAD)
+_COMMON_V1_1: Final = struct.Struct(TRANSACTION_V1_1.format + EMAD_V1_0.format[1:] + _AFTER_EMAD)
+_COMMON_V1_2: Final = struct.Struct(TRANSACTION_V1_1.format + EMAD_V1_2.format[1:] + _AFTER_EMAD)
+assert (_COMMON_V1_0.size, _COMMON_V1_1.size, _COMMON_V1_2.size) == (80, 96, 112)
 
-_unpack_composite = COMPOSITE.unpack_from
-_unpack_constituent = CONSTITUENT.unpack_from
-_unpack_emad16 = EMAD_V1_0.unpack_from
-_unpack_emad32 = EMAD_V1_2.unpack_from
-_unpack_tx10 = TRANSACTION_V1_0.unpack_from
-_unpack_tx11 = TRANSACTION_V1_1.unpack_from
+_unpack_common10 = _COMMON_V1_0.unpack_from
+_unpack_common11 = _COMMON_V1_1.unpack_from
+_unpack_common12 = _COMMON_V1_2.unpack_from
 _pack_composite = COMPOSITE.pack_into
 _pack_constituent = CONSTITUENT.pack_into
 _pack_emad16 = EMAD_V1_0.pack_into
 _pack_emad32 = EMAD_V1_2.pack_into
 _pack_tx10 = TRANSACTION_V1_0.pack_into
 _pack_tx11 = TRANSACTION_V1_1.pack_into
+_page_count = itemgetter(1)
+# tuple.__new__(Record, fields) builds a record without running its Python __new__: for fields
+# that are validated (decode) or already in the record's plain form.
+_tn = tuple.__new__
 
 _Buffer = bytes | bytearray | memoryview
-# tuple.__new__(Record, fields) builds a record without running its Python __new__: the
-# decoders use it once the fields are validated.
-_tn = tuple.__new__
-_tuple_eq = tuple.__eq__
-_iter_constituents = CONSTITUENT.iter_unpack
-
-
-# Permission bytes with reserved bits [7:4] or a reserved access value (0b11) in either field.
-_BAD_PERM: Final = tuple(bool(p & 0xF0 or p & 3 == 3 or p & 12 == 12) for p in range(256))
-
-
-def _v1_1_header_error(
-    attr: int, flags: int, res0: int, res1: int, esz: int, count: int, eoff: int, minor: int
-) -> None:
-    """Raise the error for the first rule a v1.1+ header breaks, in the order the rules are
-    documented; return when it breaks none (the bare hypervisor retrieve request, whose EMAD
-    count, size and offset are all 0, takes this path)."""
-    if attr & MEM_ATTR_MBZ_MASK:
-        raise invalid(
-            f"attribute bits 0x{attr & MEM_ATTR_MBZ_MASK:x} set in MBZ bits [15:7]",
-            2,
-            "attributes",
-        )
-    if res0 or res1:
-        raise invalid("reserved field is not zero", 36 if res0 else 40, "reserved")
-    if count or esz or eoff:
-        if esz != 16 and esz != 32:
-            raise invalid(f"EMAD size {esz} is neither 16 nor 32", 24, "emad_size")
-        if esz == 32 and minor < 2:
-            raise invalid(
-                f"32-byte EMADs need FF-A v1.2, the writer negotiated v1.{minor}", 24, "emad_size"
-            )
-        if eoff < _V1_1_HEADER:
-            raise invalid(f"EMAD offset {eoff} points into the 48-byte header", 32, "emad_offset")
-        if eoff & 15:
-            raise invalid(f"EMAD offset {eoff} is not 16-byte aligned", 32, "emad_offset")
-    _check_flags(flags)
-
-
-def _check_flags(flags: int) -> None:
-    if flags & MEM_FLAGS_MBZ_MASK:
-        raise invalid(
-            f"flag bits 0x{flags & MEM_FLAGS_MBZ_MASK:x} set in MBZ bits [31:11]", 4, "flags"
-        )
-
-
-def _emad_error(perm: int, eflags: int, off: int, res_off: int) -> None:
-    """Raise the error for an EMAD whose permissions, flags or reserved field are wrong."""
-    if _BAD_PERM[perm]:
-        raise invalid(
-            f"permissions 0x{perm:02x} use reserved bits or values", off + 2, "permissions"
-        )
-    if eflags & MEM_EMAD_FLAGS_MBZ_MASK:
-        raise invalid(f"EMAD flags 0x{eflags:02x} set MBZ bits", off + 3, "emad.flags")
-    raise invalid("reserved field is not zero", res_off, "emad.reserved")
 
 
 # -- records -------------------------------------------------------------------------------
-# Each record is a NamedTuple (its fields, defaults, repr and _replace) subclassed to compare
-# like the frozen dataclass it replaces: equal only to the same class, hashed as its fields.
-
-
-def _record_eq(self: tuple[Any, ...], other: object) -> Any:
-    if type(other) is type(self):
-        return _tuple_eq(self, other)
-    return False if isinstance(other, tuple) else NotImplemented
-
-
-def _record_ne(self: tuple[Any, ...], other: object) -> Any:
-    if type(other) is type(self):
-        return not _tuple_eq(self, other)
-    return True if isinstance(other, tuple) else NotImplemented
 
 
 class _ConstituentFields(NamedTuple):
@@ -174,34 +123,60 @@ class Constituent(_ConstituentFields):
     """One address range: a 4 KiB-aligned base address and a count of 4 KiB pages."""
 
     __slots__ = ()
-    __eq__ = _record_eq
-    __ne__ = _record_ne
+    __eq__ = record_eq
+    __ne__ = record_ne
     __hash__ = tuple.__hash__
 
 
 class _CompositeFields(NamedTuple):
     total_page_count: int
-    constituents: tuple[Constituent, ...]
+    ranges: tuple[RangeFields, ...]
 
 
 class Composite(_CompositeFields):
-    """A composite memory region: the total page count and the address ranges that make it."""
+    """A composite memory region: the total page count and the address ranges that make it.
+
+    ``constituents`` gives the ranges as :class:`Constituent` records, built at each read;
+    ``ranges`` gives them as the plain ``(address, page_count)`` pairs the record keeps.
+    """
 
     __slots__ = ()
-    __eq__ = _record_eq
-    __ne__ = _record_ne
+    __eq__ = record_eq
+    __ne__ = record_ne
     __hash__ = tuple.__hash__
 
+    def __new__(
+        cls, total_page_count: int, constituents: Iterable[Constituent | RangeFields]
+    ) -> Composite:
+        return _tn(cls, (total_page_count, tuple(map(tuple, constituents))))
+
+    @property
+    def constituents(self) -> tuple[Constituent, ...]:
+        return records(Constituent, self.ranges)
+
+    def __repr__(self) -> str:
+        return (
+            f"Composite(total_page_count={self.total_page_count!r}, "
+            f"constituents={self.constituents!r})"
+        )
+
+    def _replace(self, **changes: Any) -> Composite:
+        fields: dict[str, Any] = {"total_page_count": self[0], "constituents": self[1]}
+        fields.update(changes)
+        return Composite(**fields)
+
+    __replace__ = _replace
+
     @classmethod
-    def of(cls, ranges: Iterable[Constituent | tuple[int, int]]) -> Composite:
+    def of(cls, ranges: Iterable[Constituent | RangeFields]) -> Composite:
         """A composite whose total page count is the sum of ``ranges`` (Constituents or pairs)."""
-        cons = tuple(r if isinstance(r, Constituent) else Constituent(*r) for r in ranges)
-        return cls(sum(c.page_count for c in cons), cons)
+        pairs = tuple(map(tuple, ranges))
+        return _tn(cls, (sum(map(_page_count, pairs)), pairs))
 
     @property
     def size(self) -> int:
         """Bytes the descriptor takes: 16 plus 16 per constituent."""
-        return COMPOSITE.size + CONSTITUENT.size * len(self.constituents)
+        return COMPOSITE.size + CONSTITUENT.size * len(self.ranges)
 
     def encode(self) -> bytes:
         out = bytearray(self.size)
@@ -210,12 +185,7 @@ class Composite(_CompositeFields):
 
     def encode_into(self, out: bytearray, offset: int) -> None:
         """Write the descriptor into ``out`` at ``offset`` (which must be large enough)."""
-        COMPOSITE.pack_into(out, offset, self.total_page_count, len(self.constituents), 0)
-        pack = CONSTITUENT.pack_into
-        off = offset + 16
-        for c in self.constituents:
-            pack(out, off, c.address, c.page_count, 0)
-            off += 16
+        _encode_composite(out, offset, self)
 
     @classmethod
     def decode(
@@ -229,53 +199,16 @@ class Composite(_CompositeFields):
         first constituent from it.
         """
         end = len(buf) if length is None else min(length, len(buf))
-        return _decode_composite(buf, offset, end, strict)
+        return _tn(cls, decode_composite(buf, offset, end, strict))
 
 
-def _constituent_error(address: int, res: int, off: int) -> None:
-    """Raise the error for the constituent at ``off``: reserved field set, or misaligned."""
-    if res:
-        raise invalid("reserved field is not zero", off + 12, "constituent.reserved")
-    raise invalid(f"address 0x{address:x} is not 4 KiB aligned", off, "constituent.address")
-
-
-def _decode_composite(buf: _Buffer, off: int, end: int, strict: bool) -> Composite:
-    if off < 0 or off + 16 > end:
-        raise invalid(
-            f"composite descriptor at {off} does not fit in {end} bytes", off, "composite"
-        )
-    total, count, reserved = _unpack_composite(buf, off)
-    if count * 16 > end - off - 16:
-        raise invalid(
-            f"{count} constituents at {off + 16} overrun the {end}-byte descriptor",
-            off + 4,
-            "address_range_count",
-        )
-    c_off = off + 16
-    # One slice of the constituent array, read by iter_unpack: each byte once, no per-range
-    # offset arithmetic. On failure the range's index is how many were accepted before it.
-    ranges = _iter_constituents(buf[c_off : c_off + 16 * count])
-    cons: list[Constituent] = []
-    append = cons.append
-    if not strict:
-        for address, page_count, _res in ranges:
-            append(_tn(Constituent, (address, page_count)))
-        return _tn(Composite, (total, tuple(cons)))
-    if reserved:
-        raise invalid("reserved field is not zero", off + 8, "composite.reserved")
-    pages = 0
-    for address, page_count, res in ranges:
-        if address & 0xFFF or res:
-            _constituent_error(address, res, c_off + 16 * len(cons))
-        pages += page_count
-        append(_tn(Constituent, (address, page_count)))
-    if pages != total:
-        raise invalid(
-            f"total page count {total} differs from the constituents' sum {pages}",
-            off,
-            "total_page_count",
-        )
-    return _tn(Composite, (total, tuple(cons)))
+def _encode_composite(out: bytearray, offset: int, region: CompositeFields) -> None:
+    total, ranges = region
+    _pack_composite(out, offset, total, len(ranges), 0)
+    off = offset + 16
+    for address, page_count in ranges:
+        _pack_constituent(out, off, address, page_count, 0)
+        off += 16
 
 
 class _MemAccessFields(NamedTuple):
@@ -298,8 +231,8 @@ class MemAccess(_MemAccessFields):
     """
 
     __slots__ = ()
-    __eq__ = _record_eq
-    __ne__ = _record_ne
+    __eq__ = record_eq
+    __ne__ = record_ne
     __hash__ = tuple.__hash__
 
     def __new__(
@@ -327,10 +260,23 @@ class _MemTransactionFields(NamedTuple):
     flags: int
     handle: int
     tag: int
-    receivers: tuple[MemAccess, ...]
-    composite: Composite | None
+    emads: tuple[EmadFields, ...]
+    region: CompositeFields | None
     emad_size: int | None = None
     emad_offset: int | None = None
+
+
+_MEM_TRANSACTION_ARGS: Final = (
+    "sender",
+    "attributes",
+    "flags",
+    "handle",
+    "tag",
+    "receivers",
+    "composite",
+    "emad_size",
+    "emad_offset",
+)
 
 
 class MemTransaction(_MemTransactionFields):
@@ -343,12 +289,59 @@ class MemTransaction(_MemTransactionFields):
     ``decode(t.encode(v), v) == t.resolved(v)``. To re-encode a decoded descriptor for a
     different version (a mediator converting a v1.0 guest's descriptor for a v1.1 SPMC), use
     :meth:`relaid` first: it drops the layout so that ``encode`` recomputes it.
+
+    ``receivers`` and ``composite`` are built from the plain ``emads`` and ``region`` at each
+    read (see the module's design note).
     """
 
     __slots__ = ()
-    __eq__ = _record_eq
-    __ne__ = _record_ne
+    __eq__ = record_eq
+    __ne__ = record_ne
     __hash__ = tuple.__hash__
+
+    def __new__(
+        cls,
+        sender: int,
+        attributes: int,
+        flags: int,
+        handle: int,
+        tag: int,
+        receivers: Iterable[MemAccess | EmadFields],
+        composite: Composite | CompositeFields | None,
+        emad_size: int | None = None,
+        emad_offset: int | None = None,
+    ) -> MemTransaction:
+        region = None if composite is None else (composite[0], tuple(map(tuple, composite[1])))
+        emads = tuple(map(tuple, receivers))
+        return _tn(
+            cls, (sender, attributes, flags, handle, tag, emads, region, emad_size, emad_offset)
+        )
+
+    @property
+    def receivers(self) -> tuple[MemAccess, ...]:
+        return records(MemAccess, self.emads)
+
+    @property
+    def composite(self) -> Composite | None:
+        region = self.region
+        return None if region is None else _tn(Composite, region)
+
+    def __repr__(self) -> str:
+        return (
+            f"MemTransaction(sender={self.sender!r}, attributes={self.attributes!r}, "
+            f"flags={self.flags!r}, handle={self.handle!r}, tag={self.tag!r}, "
+            f"receivers={self.receivers!r}, composite={self.composite!r}, "
+            f"emad_size={self.emad_size!r}, emad_offset={self.emad_offset!r})"
+        )
+
+    def _replace(self, **changes: Any) -> MemTransaction:
+        """A copy with the fields named in ``changes`` replaced (``receivers``, ``composite``
+        and the other constructor arguments)."""
+        fields: dict[str, Any] = dict(zip(_MEM_TRANSACTION_ARGS, self, strict=True))
+        fields.update(changes)
+        return MemTransaction(**fields)
+
+    __replace__ = _replace
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -364,30 +357,26 @@ class MemTransaction(_MemTransactionFields):
         else:
             esz = self.emad_size if self.emad_size is not None else _emad_size_for(minor)
             eoff = self.emad_offset if self.emad_offset is not None else _V1_1_HEADER
-        return eoff, esz, eoff + len(self.receivers) * esz
+        return eoff, esz, eoff + len(self.emads) * esz
 
     def resolved(self, version: int) -> MemTransaction:
         """This transaction as :meth:`decode` returns it after ``encode(version)``."""
         eoff, esz, coff = self.layout(version)
-        receivers = self.receivers
-        if self.composite is not None:
-            receivers = tuple(
-                m if m.composite_offset else m._replace(composite_offset=coff) for m in receivers
-            )
+        emads = self.emads
+        if self.region is not None:
+            emads = tuple(e if e[3] else (e[0], e[1], e[2], coff, e[4]) for e in emads)
         if esz != 32:  # only 32-byte EMADs carry the implementation-defined value
-            receivers = tuple(
-                m if m.impdef == _NIL16 else m._replace(impdef=_NIL16) for m in receivers
-            )
+            emads = tuple(e if e[4] == _NIL16 else (*e[:4], _NIL16) for e in emads)
         if check_version(version) == 0:
-            return self._replace(receivers=receivers, emad_size=None, emad_offset=None)
-        return self._replace(receivers=receivers, emad_size=esz, emad_offset=eoff)
+            return self._replace(receivers=emads, emad_size=None, emad_offset=None)
+        return self._replace(receivers=emads, emad_size=esz, emad_offset=eoff)
 
     def relaid(self) -> MemTransaction:
         """The same transaction with its layout forgotten: sizes, offsets, composite offsets."""
         return self._replace(
             emad_size=None,
             emad_offset=None,
-            receivers=tuple(m._replace(composite_offset=0) for m in self.receivers),
+            receivers=tuple((e[0], e[1], e[2], 0, e[4]) for e in self.emads),
         )
 
     # -- encode ------------------------------------------------------------------------------
@@ -399,21 +388,19 @@ class MemTransaction(_MemTransactionFields):
         only values that do not fit their field raise (``struct.error``).
         """
         minor = version & 0xFFFF if version >> 16 == 1 else check_version(version)
-        # One unpacking of the record instead of an attribute load per field.
-        sender, attributes, flags, handle, tag, receivers, comp, emad_size, emad_offset = self
-        n = len(receivers)
+        sender, attributes, flags, handle, tag, emads, region, emad_size, emad_offset = self
+        n = len(emads)
         esz: int = 16
         eoff: int = _V1_0_HEADER
         if minor:
             esz = emad_size if emad_size is not None else (32 if minor >= 2 else 16)
             eoff = emad_offset if emad_offset is not None else _V1_1_HEADER
         coff = eoff + n * esz
-        if comp is None:
+        if region is None:
             out = bytearray(max(coff, _V1_1_HEADER if minor else _V1_0_HEADER))
             fill = 0
         else:
-            total, constituents = comp
-            out = bytearray(max(coff, _V1_1_HEADER) + 16 + 16 * len(constituents))
+            out = bytearray(max(coff, _V1_1_HEADER) + 16 + 16 * len(region[1]))
             fill = coff
         if minor == 0:
             _pack_tx10(out, 0, sender, attributes, 0, flags, handle, tag, 0, n)
@@ -421,19 +408,15 @@ class MemTransaction(_MemTransactionFields):
             _pack_tx11(out, 0, sender, attributes, flags, handle, tag, esz, n, eoff, 0, 0)
         off = eoff
         if esz == 32:
-            for receiver, perm, eflags, c, impdef in receivers:
+            for receiver, perm, eflags, c, impdef in emads:
                 _pack_emad32(out, off, receiver, perm, eflags, c or fill, impdef, 0)
                 off += 32
         else:
-            for receiver, perm, eflags, c, _impdef in receivers:
+            for receiver, perm, eflags, c, _impdef in emads:
                 _pack_emad16(out, off, receiver, perm, eflags, c or fill, 0)
                 off += esz
-        if comp is not None:
-            _pack_composite(out, coff, total, len(constituents), 0)
-            off = coff + 16
-            for address, page_count in constituents:
-                _pack_constituent(out, off, address, page_count, 0)
-                off += 16
+        if region is not None:
+            _encode_composite(out, coff, region)
         return bytes(out)
 
     # -- decode ------------------------------------------------------------------------------
@@ -464,109 +447,51 @@ class MemTransaction(_MemTransactionFields):
             end = length
         else:
             raise invalid(f"length {length} exceeds the {n}-byte buffer", 0, "length")
-        minor = version & 0xFFFF if version >> 16 == 1 else check_version(version)
-        if minor:
-            if end < _V1_1_HEADER:
-                raise invalid(f"{end} bytes is shorter than the 48-byte header", 0, "header")
-            (sender, attr, flags, handle, tag, esz, count, eoff, res0, res1) = _unpack_tx11(buf, 0)
-            # One test on the path every valid descriptor takes; the details only on failure.
-            if (
-                attr & 0xFF80
-                or flags & MEM_FLAGS_MBZ_MASK
-                or res0
-                or res1
-                or (esz != 16 and (esz != 32 or minor < 2))
-                or eoff < 48
-                or eoff & 15
-            ):
-                _v1_1_header_error(attr, flags, res0, res1, esz, count, eoff, minor)
-            emad_size: int | None = esz
-            emad_offset: int | None = eoff
-        else:
-            if end < _V1_0_HEADER:
-                raise invalid(f"{end} bytes is shorter than the 32-byte v1.0 header", 0, "header")
-            sender, attr, res0, flags, handle, tag, res1, count = _unpack_tx10(buf, 0)
-            if attr & MEM_ATTR_MBZ_MASK_V1_0:
-                raise invalid(f"attribute bits 0x{attr:x} set in MBZ bit 7", 2, "attributes")
-            if res0:
-                raise invalid("reserved field is not zero", 3, "reserved")
-            if res1:
-                raise invalid("reserved field is not zero", 24, "reserved")
-            _check_flags(flags)
-            esz = 16
-            eoff = _V1_0_HEADER
-            emad_size = None
-            emad_offset = None
-        emad_end = eoff + count * esz
-        if emad_end > end:
-            raise invalid(
-                f"{count} EMADs of {esz} bytes at {eoff} overrun the {end}-byte descriptor",
-                28,
-                "emad_count",
-            )
-
-        if count == 1 and esz == 16:
-            # The common case (one borrower), without the duplicate and agreement checks.
-            ep, perm, eflags, coff, res = _unpack_emad16(buf, eoff)
-            if _BAD_PERM[perm] or eflags & 0xFE or res:
-                _emad_error(perm, eflags, eoff, eoff + 8)
-            receivers: tuple[MemAccess, ...] = (_tn(MemAccess, (ep, perm, eflags, coff, _NIL16)),)
-        else:
-            receivers, coff = _decode_emads(buf, eoff, esz, count)
-
-        composite = None
-        if coff:
-            if coff < emad_end:
-                raise invalid(
-                    f"composite offset {coff} points into the header or EMADs (end {emad_end})",
-                    eoff + 4,
-                    "composite_offset",
-                )
-            if coff & (COMPOSITE_ALIGN - 1):
-                raise invalid(
-                    f"composite offset {coff} is not {COMPOSITE_ALIGN}-byte aligned",
-                    eoff + 4,
-                    "composite_offset",
-                )
-            composite = _decode_composite(buf, coff, end, True)
-        return _tn(
-            cls, (sender, attr, flags, handle, tag, receivers, composite, emad_size, emad_offset)
-        )
-
-
-def _decode_emads(
-    buf: _Buffer, eoff: int, esz: int, count: int
-) -> tuple[tuple[MemAccess, ...], int]:
-    """``count`` EMADs of ``esz`` bytes from ``eoff`` (in bounds), validated, and the composite
-    offset they all give (0 with no EMADs)."""
-    receivers = []
-    seen: list[int] = []
-    coff = 0
-    off = eoff
-    for i in range(count):
-        if esz == 16:
-            ep, perm, eflags, c, res = _unpack_emad16(buf, off)
+        # The common layout (one EMAD right after the header, the composite right after it,
+        # its first range read with it), valid: one unpack, one test. Else the general path.
+        if version == _V1_1 and end >= 96:
+            (sender, attr, flags, handle, tag, esz, count, eoff, res0, res1,
+             ep, perm, eflags, coff, eres, total, nr, cres,
+             address, pages, res) = _unpack_common11(buf, 0)  # fmt: skip
+            common = esz == 16 and count == 1 and eoff == 48 and coff == 64 and attr < 0x80
             impdef = _NIL16
-            res_off = off + 8
+        elif version == _V1_2 and end >= 112:
+            (sender, attr, flags, handle, tag, esz, count, eoff, res0, res1,
+             ep, perm, eflags, coff, impdef, eres, total, nr, cres,
+             address, pages, res) = _unpack_common12(buf, 0)  # fmt: skip
+            common = esz == 32 and count == 1 and eoff == 48 and coff == 80 and attr < 0x80
+        elif version == _V1_0 and end >= 80:
+            (sender, attr, res0, flags, handle, tag, res1, count,
+             ep, perm, eflags, coff, eres, total, nr, cres,
+             address, pages, res) = _unpack_common10(buf, 0)  # fmt: skip
+            common = count == 1 and coff == 48 and attr < 0x80
+            esz = eoff = None
+            impdef = _NIL16
         else:
-            ep, perm, eflags, c, impdef, res = _unpack_emad32(buf, off)
-            res_off = off + 24
-        if _BAD_PERM[perm] or eflags & 0xFE or res:
-            _emad_error(perm, eflags, off, res_off)
-        if i == 0:
-            coff = c
-        elif c != coff:
-            raise invalid(
-                f"composite offset {c} differs from the first EMAD's {coff}",
-                off + 4,
-                "composite_offset",
-            )
-        if i and ep in seen:
-            raise invalid(f"receiver 0x{ep:04x} is listed twice", off, "receiver")
-        seen.append(ep)
-        receivers.append(_tn(MemAccess, (ep, perm, eflags, c, impdef)))
-        off += esz
-    return tuple(receivers), coff
+            common = False
+        # The MBZ masks as comparisons: attr & 0xFF80 (v1.0: & 0x80), flags & 0xFFFFF800 and
+        # eflags & 0xFE are 0 exactly when attr < 0x80, flags < 0x800 and eflags < 2.
+        if (
+            common
+            and flags < 0x800
+            and eflags < 2
+            and not (res0 or res1 or eres or cres or _BAD_PERM[perm])
+        ):
+            if nr == 1:
+                ranges: tuple[RangeFields, ...] | None = None
+                if not (address & 0xFFF or res or pages != total):
+                    ranges = ((address, pages),)
+            elif nr * 16 <= end - coff - 16:
+                ranges = read_ranges(buf, coff + 16, nr, total)
+            else:
+                ranges = None
+            if ranges is not None:
+                emads = ((ep, perm, eflags, coff, impdef),)
+                return _tn(
+                    cls, (sender, attr, flags, handle, tag, emads, (total, ranges), esz, eoff)
+                )
+        minor = version & 0xFFFF if version >> 16 == 1 else check_version(version)
+        return _tn(cls, decode_transaction(buf, end, minor))
 
 
 def retrieve_request(

@@ -2,17 +2,24 @@
 
 The v1.0 descriptor is 8 bytes (no UUID); v1.1 and v1.2 use the same 24-byte layout. The size a
 caller gets depends on its negotiated version; FFA_PARTITION_INFO_GET reports it in w3.
+
+:class:`PartitionInfo` is a ``NamedTuple`` record whose fields are exactly what ``struct``
+reads from a 24-byte descriptor, and :func:`decode_partinfo_array` returns a
+:class:`RecordArray` of the tuples ``iter_unpack`` gives (``_records.py`` says why).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from .. import abi
 from ._errors import DescriptorError, invalid
 from ._layouts import PARTINFO_V1_0, PARTINFO_V1_1
+from ._records import RecordArray, record_eq, record_ne
+
+if TYPE_CHECKING:
+    from uuid import UUID
 
 __all__ = ["PARTINFO_SIZES", "PartitionInfo", "decode_partinfo_array", "encode_partinfo_array"]
 
@@ -21,21 +28,35 @@ _NIL = bytes(16)
 _M16 = 0xFFFF
 _M32 = 0xFFFFFFFF
 _M64 = (1 << 64) - 1
+_tn = tuple.__new__
+_iter_v1_0 = PARTINFO_V1_0.iter_unpack
+_iter_v1_1 = PARTINFO_V1_1.iter_unpack
 
 
-@dataclass(frozen=True, slots=True)
-class PartitionInfo:
-    """One partition information descriptor: ID, execution contexts, properties, UUID."""
-
+class _PartitionInfoFields(NamedTuple):
     id: int
     exec_ctx: int
     properties: int
     uuid: bytes = _NIL
 
-    def __post_init__(self) -> None:
-        # Accept the UUID as text or uuid.UUID too; keep the 16 raw bytes.
-        if type(self.uuid) is not bytes or len(self.uuid) != 16:
-            object.__setattr__(self, "uuid", abi.uuid_bytes(self.uuid))
+
+class PartitionInfo(_PartitionInfoFields):
+    """One partition information descriptor: ID, execution contexts, properties, UUID.
+
+    The UUID may be given as text or ``uuid.UUID`` too; the record keeps its 16 raw bytes.
+    """
+
+    __slots__ = ()
+    __eq__ = record_eq
+    __ne__ = record_ne
+    __hash__ = tuple.__hash__
+
+    def __new__(
+        cls, id: int, exec_ctx: int, properties: int, uuid: str | bytes | UUID = _NIL
+    ) -> PartitionInfo:
+        if type(uuid) is not bytes or len(uuid) != 16:
+            uuid = abi.uuid_bytes(uuid)
+        return _tn(cls, (id, exec_ctx, properties, uuid))
 
     def encode(self, size: int = 24) -> bytes:
         """The 8-byte (v1.0, no UUID) or 24-byte (v1.1+) descriptor."""
@@ -63,10 +84,8 @@ class PartitionInfo:
                 "partition_info",
             )
         if size == 24:
-            pid, ctx, props, uuid = PARTINFO_V1_1.unpack_from(buf, offset)
-            return cls(pid, ctx, props, uuid)
-        pid, ctx, props = PARTINFO_V1_0.unpack_from(buf, offset)
-        return cls(pid, ctx, props)
+            return _tn(cls, PARTINFO_V1_1.unpack_from(buf, offset))
+        return _tn(cls, (*PARTINFO_V1_0.unpack_from(buf, offset), _NIL))
 
     def to_regs(self) -> tuple[int, int, int]:
         """The three registers of FFA_PARTITION_INFO_GET_REGS (§3.2): id/ctx/props, UUID lo, hi."""
@@ -96,8 +115,9 @@ def encode_partinfo_array(infos: Iterable[PartitionInfo], size: int = 24) -> byt
 
 def decode_partinfo_array(
     buf: bytes | bytearray | memoryview, count: int, size: int = 24, offset: int = 0
-) -> tuple[PartitionInfo, ...]:
-    """``count`` consecutive descriptors of ``size`` bytes from ``offset``.
+) -> RecordArray[PartitionInfo]:
+    """``count`` consecutive descriptors of ``size`` bytes from ``offset``, as a sequence of
+    :class:`PartitionInfo` built on read.
 
     A count that would run past the buffer is INVALID_PARAMETERS, whatever its size.
     """
@@ -110,4 +130,7 @@ def decode_partinfo_array(
             offset,
             "count",
         )
-    return tuple(PartitionInfo.decode(buf, offset + i * size, size) for i in range(count))
+    raw = buf[offset : offset + count * size]
+    if size == 24:
+        return RecordArray(PartitionInfo, tuple(_iter_v1_1(raw)))
+    return RecordArray(PartitionInfo, tuple((*f, _NIL) for f in _iter_v1_0(raw)))

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from ._errors import invalid
 from ._layouts import RXTX_HEADER, RXTX_HEADER_V1_1_XEN
-from .mem import Composite, Constituent, _decode_composite
+from ._mem_rules import decode_composite
+from .mem import Composite, Constituent
 
 __all__ = ["RxTxDescriptor"]
 
@@ -93,6 +94,6 @@ class RxTxDescriptor:
                 raise invalid(f"{name} {value} points into the header", field_off, name)
             if value % align:
                 raise invalid(f"{name} {value} is not {align}-byte aligned", field_off, name)
-        rx = _decode_composite(buf, rx_off, end, False)
-        tx = _decode_composite(buf, tx_off, end, False)
+        rx = Composite._make(decode_composite(buf, rx_off, end, False))
+        tx = Composite._make(decode_composite(buf, tx_off, end, False))
         return cls(ep, rx, tx, rx_off, tx_off)
