@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from ffasim import abi
 from ffasim.trace import (
     FORMATS,
+    for_output,
     from_json,
     render,
     render_chrome,
@@ -270,3 +271,30 @@ def test_chrome_gives_overlapping_readers_of_one_rwlock_a_track_each() -> None:
         (lock, 6, 8, "d1v0 (never released)"),
         (f"{lock} #2", 1, 5, "d1v0"),
     ]
+
+
+def test_mermaid_wraps_long_notes_and_cuts_them_after_six_lines() -> None:
+    chain = " <- ".join(f"xen/variants/seed_v1.py:{n} function_{n}" for n in range(100, 112))
+    trace = [Ev(0, "d0v0", "finding", f"assertion: Assertion 'x' failed (at {chain})")]
+    (note,) = [line for line in render_mermaid(trace).splitlines() if "Note over" in line]
+    text = note.removeprefix("    Note over d0v0,Xen: ")
+    lines = text.split("<br/>")
+    assert lines[:2] == [
+        "assertion: Assertion 'x' failed (at",
+        "xen/variants/seed_v1.py:100 function_100 #lt;-",
+    ]
+    assert len(lines) == 6 and lines[-1].endswith(" ...")
+    assert all(len(line.replace("#lt;", "<")) <= 60 for line in lines)
+
+
+def test_mermaid_fenced_and_for_markdown_files_only() -> None:
+    diagram = render_mermaid(TRACE)
+    fenced = render_mermaid(TRACE, fenced=True)
+    assert fenced == "```mermaid\n" + diagram + "```\n"
+    assert for_output(diagram, "mermaid", "finding.md") == fenced
+    assert for_output(diagram, "mermaid", "notes/FINDING.MARKDOWN") == fenced
+    assert for_output(fenced, "mermaid", "finding.md") == fenced  # fenced once
+    assert for_output(diagram, "mermaid", "finding.mmd") == diagram
+    assert for_output(diagram, "mermaid", None) == diagram  # stdout
+    text = render_text(TRACE)
+    assert for_output(text, "text", "trace.md") == text
