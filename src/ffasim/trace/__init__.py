@@ -57,6 +57,5 @@ def for_output(text: str, fmt: str, path: str | os.PathLike[str] | None) -> str:
     """``text``, a rendering in format ``fmt``, as it should be written to ``path``: a
     Mermaid diagram bound for a Markdown file (``*.md``) goes in a fenced ``mermaid`` block,
     which Markdown viewers render as a diagram; anything else (stdout: ``None``) is unchanged."""
-    if fmt == "mermaid" and path is not None and os.fspath(path).lower().endswith(MARKDOWN_SUFFIXES):
-        return fence(text)
-    return text
+    markdown = path is not None and os.fspath(path).lower().endswith(MARKDOWN_SUFFIXES)
+    return fence(text) if fmt == "mermaid" and markdown else text
