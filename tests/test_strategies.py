@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from hypothesis import find, given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
 import ffasim
@@ -26,6 +26,7 @@ from ffasim.desc import (
 )
 from ffasim.desc._dump import TYPES
 from ffasim.guest import FfaDriver
+from ffasim.pytest_plugin import FfasimCheck
 
 VERSIONS = (abi.FFA_VERSION_1_0, abi.FFA_VERSION_1_1, abi.FFA_VERSION_1_2)
 ANSWERS = frozenset(
@@ -246,6 +247,16 @@ def run_sequentially(scenario: ffasim.scenario.Scenario) -> list[str]:
 @given(strategies.scenarios())
 def test_scenarios_run_clean_on_reference(scenario: ffasim.scenario.Scenario) -> None:
     assert run_sequentially(scenario) == []
+
+
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(strategies.scenarios(max_threads=2, max_steps=2))
+def test_scenarios_are_clean_under_the_checker_on_reference(
+    ffasim_check: FfasimCheck, scenario: ffasim.scenario.Scenario
+) -> None:
+    ffasim_check(scenario, variant="reference", budget=60)  # fails the test on any finding
 
 
 def test_scenarios_shrink_to_one_vm_and_the_simplest_steps() -> None:
