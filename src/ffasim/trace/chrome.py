@@ -12,10 +12,9 @@ context's own track.
 Process 2 ("locks") has one track per lock with an ``X`` slice per holding, named for the
 holder, so a lock kept across a hypercall return shows at a glance; readers holding an rwlock
 together get a track each (``ffa_ctx_list_rwlock #2``), since slices on one track must nest.
-Time is the event's
-position in the trace (one microsecond per event; ``args.step`` keeps the scheduler step):
-the checker has no wall clock, and a position keeps every event visible and in order.
-Only complete (``X``) slices are used, as Perfetto's JSON importer expects.
+Time is the event's position in the trace (one microsecond per event; ``args.step`` keeps
+the scheduler step): the checker has no wall clock, and a position keeps every event visible
+and in order. Only complete (``X``) slices are used, as Perfetto's JSON importer expects.
 """
 
 from __future__ import annotations
