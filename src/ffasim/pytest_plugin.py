@@ -44,6 +44,10 @@ MAX_DRAIN_ROUNDS = 32
 scenario's teardown does: a partition answering RETRY forever would otherwise never let go."""
 
 SHIM_DIR = "ffasim-scenarios"
+"""Where the files that stand for scenario objects go, under pytest's base temporary directory
+(set by the first ``ffasim_check`` call: :func:`_check_scenario` keeps the signature of
+``ffasim.check_scenario``)."""
+_shim_root: list[Path] = []
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,6 +68,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _shim_root.clear()  # a session's own temporary directory (pytester runs sessions in one)
     variant = config.getoption("ffasim_variant")
     if variant is not None:
         from .xen import variants
@@ -73,6 +78,10 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(
                 f"--ffasim-variant: unknown variant '{variant}' (known: {', '.join(known)})"
             )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _shim_root.clear()
 
 
 # -- ffasim_system and ffasim_vm --------------------------------------------------------------
@@ -158,9 +167,10 @@ def scenario_for(path: str) -> Scenario:
     return scenario
 
 
-def _scenario_file(scenario: Scenario, directory: Path) -> Path:
+def _scenario_file(scenario: Scenario) -> Path:
     """A ``.py`` scenario file that loads ``scenario`` in this process: the checker loads
     scenarios by name or path. It is named after the scenario, in a directory of its own."""
+    directory = _shim_root[0]
     directory.mkdir(parents=True, exist_ok=True)
     n = sum(1 for _ in directory.iterdir()) + 1
     path = (directory / str(n) / f"{scenario.name}.py").resolve()
@@ -185,7 +195,6 @@ def _check_scenario(
     faults: Sequence[str] = (),
     preemption_bound: int | None = None,
     out: str | os.PathLike[str] | None = None,
-    shim_dir: Path,
 ) -> Report:
     """``ffasim.check_scenario`` with the signature the user-API issue gives it, on today's
     ``ffasim.scenario.check_scenario`` (names and paths only: a Scenario object is checked
@@ -197,7 +206,7 @@ def _check_scenario(
     from .scenario._check import DEFAULT_BUDGET
 
     if isinstance(target, Scenario):
-        spec = str(_scenario_file(target, shim_dir))
+        spec = str(_scenario_file(target))
     else:
         spec = os.fspath(target)
     report = check_scenario(
@@ -215,15 +224,14 @@ def _check_scenario(
         executions=report.executions,
         exhausted=report.exhausted,
         notes=[
-            f"--faults '{spec}' matched no fault site this scenario reaches"
-            for spec in report.unmatched_faults
+            f"--faults '{unmatched}' matched no fault site this scenario reaches"
+            for unmatched in report.unmatched_faults
         ],
     )
 
 
 def _name_of(target: Scenario | str | os.PathLike[str]) -> str:
-    name = getattr(target, "name", None)
-    return name if isinstance(name, str) else os.fspath(target)  # type: ignore[arg-type]
+    return os.fspath(target) if isinstance(target, str | os.PathLike) else target.name
 
 
 class FfasimCheck:
@@ -257,10 +265,12 @@ class FfasimCheck:
         """
         config = self._request.config
         resolved = variant or config.getoption("ffasim_variant") or _own_variant(target)
-        shim_dir = self._request.getfixturevalue("tmp_path_factory").getbasetemp() / SHIM_DIR
+        if not _shim_root:
+            factory = self._request.getfixturevalue("tmp_path_factory")
+            _shim_root.append(factory.getbasetemp() / SHIM_DIR)
         replay = config.getoption("ffasim_replay")
         if replay is not None and _replays(replay, target):
-            return _replay(replay, target, shim_dir)
+            return _replay(replay, target)
         if out is None:
             out = self._request.getfixturevalue("tmp_path") / "ffasim-findings"
         report = _check_scenario(
@@ -272,7 +282,6 @@ class FfasimCheck:
             faults=faults,
             preemption_bound=preemption_bound,
             out=out,
-            shim_dir=shim_dir,
         )
         kinds = {expect} if isinstance(expect, str) else set(expect or ())
         head = f"ffasim check of {_name_of(target)} on {resolved}"
@@ -342,7 +351,7 @@ def _replays(path: str, target: Any) -> bool:
     return recorded == spec
 
 
-def _replay(path: str, target: Any, shim_dir: Path) -> Report:
+def _replay(path: str, target: Any) -> Report:
     """Replay the schedule file ``path`` of ``target`` and fail the test with the trace if its
     finding reproduces; an empty report if it does not."""
     from .scenario import replay_file
@@ -352,8 +361,8 @@ def _replay(path: str, target: Any, shim_dir: Path) -> Report:
     if not isinstance(target, str | os.PathLike):  # point the schedule at this session's file
         with open(path, encoding="utf-8") as f:
             raw = json.load(f)
-        raw["scenario"] = str(_scenario_file(target, shim_dir))
-        run = str(shim_dir / f"replay-{len(_registered)}.json")
+        raw["scenario"] = str(_scenario_file(target))
+        run = str(_shim_root[0] / f"replay-{len(_registered)}.json")
         Path(run).write_text(json.dumps(raw))
     result, trace = replay_file(run)
     if not result.findings:

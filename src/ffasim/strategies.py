@@ -130,14 +130,6 @@ def _descriptor(
     return Descriptor(tx.encode(version), tx.resolved(version), version)
 
 
-def _ids(value: int | Sequence[int] | None, default: Sequence[int]) -> st.SearchStrategy[int]:
-    if value is None:
-        return st.sampled_from(tuple(default))
-    if isinstance(value, int):
-        return st.just(value)
-    return st.sampled_from(tuple(value))
-
-
 def mem_share_descriptors(
     version: int = abi.FFA_VERSION_1_2,
     *,
@@ -163,7 +155,10 @@ def mem_share_descriptors(
     """
     if not addresses:
         raise ValueError("mem_share_descriptors() needs at least one page address")
-    senders = st.integers(1, 0x7FFF) if sender is None else _ids(sender, ())
+    if sender is None:
+        senders = st.integers(1, 0x7FFF)
+    else:
+        senders = st.just(sender) if isinstance(sender, int) else st.sampled_from(tuple(sender))
     pool = tuple(receivers) if receivers is not None else tuple(i for i, _ in DEFAULT_PARTITIONS)
     return st.builds(
         _descriptor,
