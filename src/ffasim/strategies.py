@@ -29,8 +29,17 @@ except ImportError:  # pragma: no cover - exercised by hand, not in CI (hypothes
     ) from None
 
 from . import abi
-from .desc import DescriptorError, MemAccess, MemTransaction, dump, guess_type
-from .desc.mem import Composite, Constituent
+from .desc import (
+    Composite,
+    Constituent,
+    DescriptorError,
+    MemAccess,
+    MemTransaction,
+    dump,
+    guess_type,
+)
+from .spmc import default_partitions
+from .system import GUEST_RAM_BASE
 
 __all__ = [
     "DEFAULT_PAGES",
@@ -45,17 +54,12 @@ __all__ = [
     "scenarios",
 ]
 
-GUEST_RAM_BASE = 0x4000_0000
-"""IPA of a VM's RAM page 0 (``ffasim.System.create_vm``; ``vm.ipa(0)``)."""
-
 DEFAULT_PAGES = tuple(GUEST_RAM_BASE + n * abi.FFA_PAGE_SIZE for n in range(2, 64))
 """Addresses the descriptors share by default: RAM pages 2..63 of a 64-page VM, the pages its
 RX (page 0) and TX (page 1) buffers leave free, as the ``ffasim_vm`` fixture maps them."""
 
-DEFAULT_PARTITIONS = (
-    (0x8001, "ffa5e000-0000-4000-8000-000000008001"),
-    (0x8002, "ffa5e000-0000-4000-8000-000000008002"),
-    (0x8003, "ffa5e000-0000-4000-8000-000000008003"),
+DEFAULT_PARTITIONS: tuple[tuple[int, str], ...] = tuple(
+    (sp.id, abi.uuid_str(sp.uuid_bytes)) for sp in default_partitions()
 )
 """``(id, uuid)`` of ``ffasim.default_partitions()``, what ``System()`` runs by default."""
 
