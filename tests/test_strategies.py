@@ -4,6 +4,9 @@ decoded or refused with DescriptorError only), and failures shrink to the simple
 from __future__ import annotations
 
 import contextlib
+import importlib
+import re
+import sys
 
 import pytest
 from hypothesis import HealthCheck, find, given, settings
@@ -73,6 +76,18 @@ def assert_ffa_answer(r: abi.Regs) -> None:
     assert r[0] in ANSWERS, abi.describe(r)
     if r[0] == abi.FFA_ERROR:
         assert abi.to_s32(r[2]) in abi.ERROR_CODES, abi.describe(r)
+
+
+def test_without_hypothesis_the_import_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delitem(sys.modules, "ffasim.strategies")
+    monkeypatch.setitem(sys.modules, "hypothesis", None)
+    message = (
+        "ffasim.strategies needs hypothesis; install it with: pip install 'ffasim[hypothesis]'"
+    )
+    with pytest.raises(ImportError, match=f"^{re.escape(message)}$"):
+        importlib.import_module("ffasim.strategies")
 
 
 # -- mem_share_descriptors ----------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 try:
     from hypothesis import strategies as st
-except ImportError:  # pragma: no cover - exercised by hand, not in CI (hypothesis is there)
+except ImportError:
     raise ImportError(
         "ffasim.strategies needs hypothesis; install it with: pip install 'ffasim[hypothesis]'"
     ) from None
