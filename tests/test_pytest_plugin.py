@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pytester"]
-
 PLUGIN = ("-p", "no:ffasim", "-p", "ffasim.pytest_plugin")
 """Load the plugin from the source tree under test, whether or not an installed ffasim's entry
 point would load it too (``no:`` blocks the entry point's name, so it is loaded once)."""
