@@ -128,8 +128,8 @@ def test_found(ffasim_check):
     assert [f.kind for f in report.findings] == ["assertion"]
 
 def test_clean(ffasim_check):
-    report = ffasim_check(partinfo_race())
-    assert report.findings == [] and report.exhausted and report.executions == 132
+    report = ffasim_check(partinfo_race(), preemption_bound=1)
+    assert report.findings == [] and report.exhausted and report.executions == 7
 
 def test_missing(ffasim_check):
     ffasim_check(partinfo_race(), expect="assertion", preemption_bound=1)
