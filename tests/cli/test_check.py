@@ -229,3 +229,13 @@ def test_replay_full_mermaid_keeps_the_boot_probe(tmp_path: Path) -> None:
     short = runner.invoke(app, ["replay", str(path), "--format", "mermaid"]).stdout
     full = runner.invoke(app, ["replay", str(path), "--format", "mermaid", "--full"]).stdout
     assert "FFA_VERSION" not in short and "Xen->>SPMC: [boot] FFA_VERSION" in full
+
+
+def test_replay_mermaid_to_markdown_file_is_fenced(tmp_path: Path) -> None:
+    runner.invoke(app, ["check", "partinfo-2vcpu", "--variant", "seed-v1", "--out", str(tmp_path)])
+    path = tmp_path / "partinfo-2vcpu-seed-v1-assertion.json"
+    md, mmd = tmp_path / "f.md", tmp_path / "f.mmd"
+    for out in (md, mmd):
+        r = runner.invoke(app, ["replay", str(path), "--format", "mermaid", "--output", str(out)])
+        assert r.exit_code == 1, r.output
+    assert md.read_text() == "```mermaid\n" + mmd.read_text() + "```\n"

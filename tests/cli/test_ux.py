@@ -107,7 +107,7 @@ def test_run_json_prints_a_json_error_for_an_unknown_variant() -> None:
 
 
 def test_run_mermaid_trace_leaves_out_boot_and_setup_like_replay(tmp_path: Path) -> None:
-    out = tmp_path / "t.md"
+    out = tmp_path / "t.mmd"
     r = runner.invoke(
         app, ["run", "partinfo-2vcpu", "--trace", str(out), "--trace-format", "mermaid"]
     )
@@ -123,6 +123,16 @@ def test_run_mermaid_trace_leaves_out_boot_and_setup_like_replay(tmp_path: Path)
     assert re.fullmatch(r"    Note over Xen,SPMC: boot and setup: \d+ events not shown", lines[6])
     assert lines[7] == "    d0v0->>Xen: FFA_PARTITION_INFO_GET"
     assert not any("[boot]" in line for line in lines)
+
+
+def test_run_mermaid_trace_to_markdown_file_is_fenced(tmp_path: Path) -> None:
+    out = tmp_path / "t.md"
+    r = runner.invoke(
+        app, ["run", "partinfo-2vcpu", "--trace", str(out), "--trace-format", "mermaid"]
+    )
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    assert text.startswith("```mermaid\nsequenceDiagram\n") and text.endswith("\n```\n")
 
 
 def test_run_text_trace_marks_each_thread(tmp_path: Path) -> None:

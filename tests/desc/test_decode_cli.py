@@ -222,3 +222,75 @@ def test_decode_type_overrides_the_sample_type():
         r.output
         == "error: mem: offset 36 (reserved): reserved field is not zero [INVALID_PARAMETERS]\n"
     )
+
+
+# The golden vector as `xxd` prints it, and 64 zero bytes before it as `hexdump -C` does (the
+# "*" line stands for the lines equal to the one above).
+GOLDEN_XXD = """\
+00000000: 0580 2f00 0000 0000 efcd ab90 7856 3412  ../.........xV4.
+00000010: efbe 0000 adde 0000 1000 0000 0100 0000  ................
+00000020: 3000 0000 0000 0000 0000 0000 0000 0000  0...............
+00000030: 0380 0200 4000 0000 0000 0000 0000 0000  ....@...........
+00000040: 0100 0000 0100 0000 0000 0000 0000 0000  ................
+00000050: 00f0 1040 0000 0000 0100 0000 0000 0000  ...@............
+"""
+PADDED_HEXDUMP = """\
+00000000  00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |................|
+*
+00000040  05 80 2f 00 00 00 00 00  ef cd ab 90 78 56 34 12  |../.........xV4.|
+00000050  ef be 00 00 ad de 00 00  10 00 00 00 01 00 00 00  |................|
+00000060  30 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00  |0...............|
+00000070  03 80 02 00 40 00 00 00  00 00 00 00 00 00 00 00  |....@...........|
+00000080  01 00 00 00 01 00 00 00  00 00 00 00 00 00 00 00  |................|
+00000090  00 f0 10 40 00 00 00 00  01 00 00 00 00 00 00 00  |...@............|
+000000a0
+"""
+
+
+def test_decode_reads_xxd_output_from_stdin_an_argument_or_a_file(tmp_path):
+    f = tmp_path / "golden.xxd"
+    f.write_text(GOLDEN_XXD)
+    for args, stdin in (((), GOLDEN_XXD), ((GOLDEN_XXD,), None), (("--file", str(f)), None)):
+        r = run(*args, "--json", input=stdin)
+        assert r.exit_code == 0, r.output
+        out = json.loads(r.output)
+        assert (out["type"], out["length"]) == ("mem", 96)
+        assert _bytes_of(out) == MEM_SHARE_V1_1_GOLDEN
+
+
+def test_decode_reads_hexdump_output_with_repeated_lines():
+    from ffasim.cli._decode import parse_hex
+
+    assert parse_hex(PADDED_HEXDUMP) == bytes(64) + MEM_SHARE_V1_1_GOLDEN
+    assert parse_hex(PADDED_HEXDUMP.replace("000000a0\n", "")) == parse_hex(PADDED_HEXDUMP)
+
+
+def test_decode_dump_whose_offsets_do_not_follow_is_exit_2():
+    broken = GOLDEN_XXD.replace("00000020:", "00000030:", 1)
+    r = run(input=broken)
+    assert r.exit_code == 2
+    assert r.output == "error: line 3 of the dump is at offset 0x30, after 0x20 bytes\n"
+
+
+@pytest.mark.parametrize(
+    ("cut", "message"),
+    [
+        (
+            80,
+            "80 bytes look like mem cut short: offset 68 (address_range_count): 1 constituents "
+            "at 80 overrun the 80-byte descriptor [INVALID_PARAMETERS]",
+        ),
+        (
+            60,
+            "60 bytes look like mem cut short: offset 28 (emad_count): 1 EMADs of 16 bytes at "
+            "48 overrun the 60-byte descriptor [INVALID_PARAMETERS]",
+        ),
+    ],
+)
+def test_decode_truncated_input_without_type_names_the_rule_the_cut_breaks(cut, message):
+    r = run(MEM_SHARE_V1_1_GOLDEN[:cut].hex())
+    assert r.exit_code == 2
+    assert r.output == f"error: {message}; name another type with --type\n"
+    r = run(MEM_SHARE_V1_1_GOLDEN[:cut].hex(), "--json")
+    out = json.loads(r.output.splitlines()[0])
+    assert out["type"] == "mem" and out["code"] == -2

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from ffasim import abi
 from ffasim.trace import (
     FORMATS,
+    for_output,
     from_json,
     render,
     render_chrome,
@@ -232,6 +233,24 @@ def test_every_renderer_takes_any_trace(trace: list[Ev]) -> None:
     assert all({"ph", "ts", "pid", "tid"} <= e.keys() for e in doc["traceEvents"])
     slices = [e for e in doc["traceEvents"] if e["ph"] == "X"]
     assert all(e["dur"] >= 1 for e in slices)
+    assert_flows_bind(doc["traceEvents"])
+
+
+def assert_flows_bind(events: list[dict[str, Any]]) -> None:
+    """Every flow is one ``s`` and one ``f`` with the same id; the ``s`` lies inside a slice
+    of its track (the call made from), the ``f`` starts one (the call made, ``bp: e``)."""
+    slices = [e for e in events if e["ph"] == "X"]
+    flows: dict[int, dict[str, dict[str, Any]]] = {}
+    for e in events:
+        if e["ph"] in ("s", "f"):
+            flows.setdefault(e["id"], {})[e["ph"]] = e
+    for pair in flows.values():
+        start, finish = pair["s"], pair["f"]
+        assert finish["bp"] == "e" and start["ts"] == finish["ts"]
+        assert any(
+            x["tid"] == start["tid"] and x["ts"] < start["ts"] < x["ts"] + x["dur"] for x in slices
+        )
+        assert any(x["tid"] == finish["tid"] and x["ts"] == finish["ts"] for x in slices)
 
 
 def test_mermaid_escapes_ampersands_so_no_html_entity_forms() -> None:
@@ -270,3 +289,57 @@ def test_chrome_gives_overlapping_readers_of_one_rwlock_a_track_each() -> None:
         (lock, 6, 8, "d1v0 (never released)"),
         (f"{lock} #2", 1, 5, "d1v0"),
     ]
+
+
+def test_mermaid_wraps_long_notes_and_cuts_them_after_six_lines() -> None:
+    chain = " <- ".join(f"xen/variants/seed_v1.py:{n} function_{n}" for n in range(100, 112))
+    trace = [Ev(0, "d0v0", "finding", f"assertion: Assertion 'x' failed (at {chain})")]
+    (note,) = [line for line in render_mermaid(trace).splitlines() if "Note over" in line]
+    text = note.removeprefix("    Note over d0v0,Xen: ")
+    lines = text.split("<br/>")
+    assert lines[:2] == [
+        "assertion: Assertion 'x' failed (at",
+        "xen/variants/seed_v1.py:100 function_100 #lt;-",
+    ]
+    assert len(lines) == 6 and lines[-1].endswith(" ...")
+    assert all(len(line.replace("#lt;", "<")) <= 60 for line in lines)
+
+
+def test_mermaid_fenced_and_for_markdown_files_only() -> None:
+    diagram = render_mermaid(TRACE)
+    fenced = render_mermaid(TRACE, fenced=True)
+    assert fenced == "```mermaid\n" + diagram + "```\n"
+    assert for_output(diagram, "mermaid", "finding.md") == fenced
+    assert for_output(diagram, "mermaid", "notes/FINDING.MARKDOWN") == fenced
+    assert for_output(fenced, "mermaid", "finding.md") == fenced  # fenced once
+    assert for_output(diagram, "mermaid", "finding.mmd") == diagram
+    assert for_output(diagram, "mermaid", None) == diagram  # stdout
+    text = render_text(TRACE)
+    assert for_output(text, "text", "trace.md") == text
+
+
+def test_chrome_gives_each_layer_a_track_and_links_each_call_to_its_cause() -> None:
+    req = abi.regs(abi.FFA_MSG_SEND_DIRECT_REQ_32, abi.pack_target(1, 0x8001))
+    resp = abi.regs(abi.FFA_MSG_SEND_DIRECT_RESP_32, abi.pack_target(0x8001, 1))
+    trace = [
+        Ev(0, "d0v0", "call", "hvc", ("hvc", req)),
+        Ev(1, "d0v0", "call", "smc", ("smc", req)),
+        Ev(2, "d0v0", "call", "sp", ("sp", req)),
+        Ev(3, "d0v0", "ret", "sp", ("sp", resp)),
+        Ev(4, "d0v0", "ret", "smc", ("smc", resp)),
+        Ev(5, "d0v0", "ret", "hvc", ("hvc", resp)),
+        Ev(6, "boot", "call", "smc", ("smc", PIG)),  # Xen's own: caused by no hypercall
+        Ev(7, "boot", "ret", "smc", ("smc", abi.success())),
+    ]
+    events = json.loads(render_chrome(trace))["traceEvents"]
+    tracks = {
+        e["args"]["name"]: e["tid"]
+        for e in events
+        if e["ph"] == "M" and e["name"] == "thread_name" and e["pid"] == 1
+    }
+    assert tracks == {"d0v0": 1, "d0v0 smc": 2, "d0v0 sp": 3, "boot": 4, "boot smc": 5}
+    slices = {(e["tid"], e["ts"], e["dur"]) for e in events if e["ph"] == "X"}
+    assert slices == {(1, 0, 6), (2, 1, 4), (3, 2, 2), (5, 6, 2)}
+    flows = sorted((e["id"], e["ph"], e["tid"], e["ts"]) for e in events if e["ph"] in "sf")
+    assert flows == [(1, "f", 2, 1), (1, "s", 1, 1), (2, "f", 3, 2), (2, "s", 2, 2)]
+    assert_flows_bind(events)

@@ -350,7 +350,7 @@ def replay(
     """
     from ..check.schedule import ReplayDivergence, Schedule
     from ..scenario._check import replay_file
-    from ..trace import render, render_mermaid, render_text
+    from ..trace import for_output, render, render_mermaid, render_text
 
     if fmt not in FORMATS:
         _fail(f"unknown --format '{fmt}' (expected one of: {', '.join(FORMATS)})")
@@ -385,7 +385,7 @@ def replay(
         text = render(trace, fmt)
     if output is not None:
         try:
-            output.write_text(text, encoding="utf-8")
+            output.write_text(for_output(text, fmt, output), encoding="utf-8")
         except OSError as e:
             _fail(f"cannot write {output}: {e.strerror or e}")
     else:

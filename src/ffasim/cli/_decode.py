@@ -2,8 +2,11 @@
 
 Input, in order of precedence: ``--sample [NAME]`` (a descriptor bundled in ``ffasim/data``),
 ``--file F`` (hex text or raw binary; ``-`` is stdin), the HEX arguments, else stdin. Hex may
-contain whitespace, ``0x`` prefixes, ``:``/``_``/``,`` separators and ``#`` comments.
-Bad input is one line on stderr (``error: offset 28 (emad_count): ...``) and exit status 2.
+contain whitespace, ``0x`` prefixes, ``:``/``_``/``,`` separators and ``#`` comments, or be the
+output of ``xxd`` or ``hexdump -C`` (offsets and the ASCII column are skipped, ``*`` lines
+repeated). Bad input is one line on stderr (``error: offset 28 (emad_count): ...``) and exit
+status 2. Without ``--type``, bytes that no type decodes but that a memory transaction or RX/TX
+descriptor would, had they not been cut short, are reported with the rule the cut breaks.
 """
 
 from __future__ import annotations
@@ -23,14 +26,69 @@ from . import app
 DEFAULT_SAMPLE = "mem_share_v1_1"
 _TYPE_LINE = re.compile(r"#\s*type:\s*(\S+)")
 _HEX_JUNK = re.compile(r"0[xX]|[\s:_,]")
+# "00000010: 0580 2f00 ...  ../." (xxd: groups one space apart, the ASCII column two spaces
+# after) and "00000010  05 80 2f 00 ...  |../.|" (hexdump -C: the ASCII column between bars).
+# On a line of its own: "*" (repeats of the line above: hexdump, xxd -a) or a bare offset
+# (hexdump -C's last line: the length).
+_XXD_LINE = re.compile(
+    r"([0-9a-fA-F]{4,16}): ((?:(?:[0-9a-fA-F]{2})+ )*(?:[0-9a-fA-F]{2})+)(?:  .*)?"
+)
+_HEXDUMP_LINE = re.compile(r"([0-9a-fA-F]{4,16})((?:  ?[0-9a-fA-F]{2})+) +\|.*\|")
+_OFFSET_LINE = re.compile(r"([0-9a-fA-F]{4,16})")
+
+STRICT_TYPES = ("mem-v1.2", "rxtx", "mem-v1.0")
+"""Layouts with enough structure that bytes passing their header are that type: when one of
+them runs past the end of the input, the input was cut short (the looser layouts, partition
+information, relinquish and messages, decode from almost any bytes)."""
+_CUT_SHORT = ("overrun", "does not fit", "shorter than")
+"""Words of the decoders' errors that mean the descriptor needs bytes beyond the input."""
 
 
 class InputError(Exception):
     """Input that is not a descriptor at all: bad hex, unreadable file, unknown sample."""
 
 
+def _is_dump_line(line: str) -> bool:
+    return bool(_XXD_LINE.fullmatch(line) or _HEXDUMP_LINE.fullmatch(line))
+
+
+def parse_dump(text: str) -> bytes | None:
+    """The bytes of an ``xxd`` or ``hexdump -C`` listing, or ``None`` when ``text`` is not
+    one; raises InputError for a listing whose offsets do not follow on."""
+    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+    if not lines or not _is_dump_line(lines[0]):
+        return None
+    out = bytearray()
+    last = b""
+    repeat = False
+    for n, line in enumerate(lines, start=1):
+        if line == "*":
+            repeat = True
+            continue
+        m = _XXD_LINE.fullmatch(line) or _HEXDUMP_LINE.fullmatch(line)
+        head = m if m is not None else _OFFSET_LINE.fullmatch(line)
+        if head is None:
+            raise InputError(f"line {n} of the dump is not an xxd or hexdump -C line: {line!r}")
+        offset = int(head.group(1), 16)
+        while repeat and last and len(out) < offset:
+            out += last
+        repeat = False
+        if len(out) != offset:
+            raise InputError(
+                f"line {n} of the dump is at offset {offset:#x}, after {len(out):#x} bytes"
+            )
+        if m is not None:
+            last = bytes.fromhex(m.group(2).replace(" ", ""))
+            out += last
+    return bytes(out)
+
+
 def parse_hex(text: str) -> bytes:
-    """Bytes from hex text; ``#`` starts a comment; raises InputError naming the bad spot."""
+    """Bytes from hex text or an ``xxd``/``hexdump -C`` listing; ``#`` starts a comment;
+    raises InputError naming the bad spot."""
+    listing = parse_dump(text)
+    if listing is not None:
+        return listing
     digits = "".join(_HEX_JUNK.sub("", line.split("#", 1)[0]) for line in text.splitlines())
     bad = re.search(r"[^0-9a-fA-F]", digits)
     if bad:
@@ -41,10 +99,14 @@ def parse_hex(text: str) -> bytes:
 
 
 def _looks_like_hex(data: bytes) -> bool:
+    """Whether ``data`` is hex text or a dump listing (a broken listing too, so that its error
+    is reported rather than its text decoded as binary)."""
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
         return False
+    if _is_dump_line(next((ln.rstrip() for ln in text.splitlines() if ln.strip()), "")):
+        return True
     try:
         parse_hex(text)
     except InputError:
@@ -105,6 +167,25 @@ def _read_input(
         raise InputError("no input: give hex, --file F, --sample, or pipe hex into stdin")
     raw = sys.stdin.buffer.read()
     return (parse_hex(raw.decode("ascii", "replace")) if _looks_like_hex(raw) else raw), None, None
+
+
+def cut_short(data: bytes) -> tuple[str, DescriptorError] | None:
+    """``(type, error)`` when ``data`` is a strict layout cut short: its header decodes (the
+    error is past offset 0) and the rule it breaks is running past the end. The type that got
+    furthest wins; ``None`` when no strict layout reads so."""
+    best: tuple[str, DescriptorError] | None = None
+    for name in STRICT_TYPES:
+        try:
+            dump(data, name)
+        except DescriptorError as e:
+            deeper = best is None or (e.offset or 0) > (best[1].offset or 0)
+            if e.offset and any(w in e.message for w in _CUT_SHORT) and deeper:
+                best = (name, e)
+        else:
+            return None
+    if best is not None and best[0] == "mem-v1.2" and data[24:28] != b"\x20\0\0\0":
+        return "mem", best[1]  # 16-byte EMADs: v1.1 and v1.2 both write them (guess_type)
+    return best
 
 
 def _fail(message: str, as_json: bool, extra: dict[str, object] | None = None) -> None:
@@ -185,6 +266,15 @@ def decode(
     if chosen is None:
         chosen = guess_type(data)
         guessed = True
+        cut = cut_short(data) if chosen not in STRICT_TYPES else None
+        if cut is not None:
+            cut_type, err = cut
+            _fail(
+                f"{len(data)} bytes look like {cut_type} cut short: {err}; "
+                "name another type with --type",
+                as_json,
+                {"type": cut_type, "offset": err.offset, "field": err.field, "code": err.code},
+            )
         if chosen is None:
             _fail(
                 f"{len(data)} byte{'s' if len(data) != 1 else ''} decode"

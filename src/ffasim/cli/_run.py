@@ -412,10 +412,11 @@ def run(
     skipped = sum(1 for r in records if r.outcome == "skipped")
     ok = crash is None and not problems
     if trace is not None:
-        from ..trace import render
+        from ..trace import for_output, render
 
+        fmt = trace_format or "json"
         try:
-            trace.write_text(render(sink.events, trace_format or "json"), encoding="utf-8")
+            trace.write_text(for_output(render(sink.events, fmt), fmt, trace), encoding="utf-8")
         except OSError as e:
             _fail(f"cannot write {trace}: {e.strerror or e}", as_json)
 

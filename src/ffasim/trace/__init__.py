@@ -10,10 +10,14 @@ work on a replayed execution or on a JSON trace loaded back (:func:`from_json`).
 
     from ffasim.trace import render
     print(render(result.trace, "mermaid"))
+
+Front ends that write a rendering to a file pass it through :func:`for_output`, which fences
+a Mermaid diagram for a Markdown file so that it renders as is.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 from ._common import Event as Event
@@ -21,6 +25,7 @@ from ._common import event_text as event_text
 from .chrome import render_chrome as render_chrome
 from .jsonfmt import from_json as from_json
 from .jsonfmt import render_json as render_json
+from .mermaid import fence as fence
 from .mermaid import render_mermaid as render_mermaid
 from .text import render_text as render_text
 
@@ -42,3 +47,15 @@ def render(trace: Sequence[Event], fmt: str = "text") -> str:
             f"unknown trace format '{fmt}' (expected one of: {', '.join(FORMATS)})"
         ) from None
     return fn(trace)
+
+
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+"""File names that :func:`for_output` treats as Markdown."""
+
+
+def for_output(text: str, fmt: str, path: str | os.PathLike[str] | None) -> str:
+    """``text``, a rendering in format ``fmt``, as it should be written to ``path``: a
+    Mermaid diagram bound for a Markdown file (``*.md``) goes in a fenced ``mermaid`` block,
+    which Markdown viewers render as a diagram; anything else (stdout: ``None``) is unchanged."""
+    markdown = path is not None and os.fspath(path).lower().endswith(MARKDOWN_SUFFIXES)
+    return fence(text) if fmt == "mermaid" and markdown else text

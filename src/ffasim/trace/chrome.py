@@ -1,14 +1,20 @@
 """A trace as Chrome Trace Event JSON, which ui.perfetto.dev and chrome://tracing open.
 
-Process 1 ("contexts") has one track per context: each FF-A call is an ``X`` slice (hypercalls
-hold the SMCs they make), and lock operations, blocking, faults, violations and findings are
-instants. Process 2 ("locks") has one track per lock with an ``X`` slice per holding, named for
-the holder, so a lock kept across a hypercall return shows at a glance; readers holding an
-rwlock together get a track each (``ffa_ctx_list_rwlock #2``), since slices on one track must
-nest. Time is the event's
-position in the trace (one microsecond per event; ``args.step`` keeps the scheduler step):
-the checker has no wall clock, and a position keeps every event visible and in order.
-Only complete (``X``) slices are used, as Perfetto's JSON importer expects.
+Process 1 ("contexts") has up to three tracks per context, one per layer: the guest's
+hypercalls (the track named after the context, ``d0v0``), the SMCs made on that context
+(``d0v0 smc``: Xen's calls to the SPMC, and a partition's own) and the SPMC's calls into
+partitions (``d0v0 sp``). Each FF-A call is an ``X`` slice, and a flow arrow (flow events
+``s``/``f``, the ``f`` bound to its enclosing slice) links each call to the call it was made
+from: a guest's hypercall to the SMCs Xen makes for it, an SMC to the partition call the SPMC
+makes for it. Lock operations, blocking, faults, violations and findings are instants on the
+context's own track.
+
+Process 2 ("locks") has one track per lock with an ``X`` slice per holding, named for the
+holder, so a lock kept across a hypercall return shows at a glance; readers holding an rwlock
+together get a track each (``ffa_ctx_list_rwlock #2``), since slices on one track must nest.
+Time is the event's position in the trace (one microsecond per event; ``args.step`` keeps
+the scheduler step): the checker has no wall clock, and a position keeps every event visible
+and in order. Only complete (``X``) slices are used, as Perfetto's JSON importer expects.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ INSTANT_KINDS = frozenset(
 )
 CONTEXTS_PID = 1
 LOCKS_PID = 2
+LAYER_TRACKS = ("hvc", "smc", "sp")
+"""The layers that get a track of their own per context, in their order on screen."""
+FLOW = {"name": "causes", "cat": "flow"}
 
 
 def render_chrome(trace: Sequence[Event]) -> str:
@@ -31,7 +40,7 @@ def render_chrome(trace: Sequence[Event]) -> str:
     tids: dict[str, int] = {}
     lock_tids: dict[str, int] = {}
     events: list[dict[str, Any]] = []
-    open_calls: dict[str, list[tuple[int, Event]]] = {}
+    open_calls: dict[str, list[tuple[int, Event, int]]] = {}  # (start, call, track)
     # Per lock, one slot per simultaneous holder: (start, holder), or None once released.
     held: dict[str, list[tuple[int, str] | None]] = {}
 
@@ -43,10 +52,19 @@ def render_chrome(trace: Sequence[Event]) -> str:
 
     end = len(trace)
 
-    def tid(name: str) -> int:
-        if name not in tids:
-            tids[name] = len(tids) + 1
+    contexts: list[str] = []
+
+    def tid(context: str, layer: str = "hvc") -> int:
+        """The track of ``context``'s calls of ``layer`` (its own track for anything else);
+        a context's tracks get consecutive ids, so that they show together."""
+        if context not in contexts:
+            contexts.append(context)
+        i = LAYER_TRACKS.index(layer) if layer in LAYER_TRACKS else 0
+        name = context if i == 0 else f"{context} {layer}"
+        tids[name] = contexts.index(context) * len(LAYER_TRACKS) + i + 1
         return tids[name]
+
+    flows = 0
 
     def slice_(name: str, pid: int, t: int, start: int, stop: int, args: dict[str, Any]) -> None:
         events.append(
@@ -68,13 +86,19 @@ def render_chrome(trace: Sequence[Event]) -> str:
         if cr is not None:
             stack = open_calls.setdefault(ev.thread, [])
             if ev.kind == "call":
-                stack.append((ts, ev))
+                track = tid(ev.thread, cr[0])
+                if stack:  # made from the call under way on this context: an arrow
+                    flows += 1
+                    for ph, on in (("s", stack[-1][2]), ("f", track)):
+                        flow = {**FLOW, "ph": ph, "id": flows, "ts": ts, "pid": CONTEXTS_PID}
+                        events.append({**flow, "tid": on, **({"bp": "e"} if ph == "f" else {})})
+                stack.append((ts, ev, track))
             elif stack:
-                start, call = stack.pop()
+                start, call, track = stack.pop()
                 slice_(
                     event_text(call),
                     CONTEXTS_PID,
-                    t,
+                    track,
                     start,
                     ts + 1,
                     {"step": call.step, "result": event_text(ev)},
@@ -110,12 +134,12 @@ def render_chrome(trace: Sequence[Event]) -> str:
                 }
             )
     # What never returned (a panic, a deadlock) or was never released lasts to the end.
-    for name, stack in open_calls.items():
-        for start, call in stack:
+    for stack in open_calls.values():
+        for start, call, track in stack:
             slice_(
                 event_text(call),
                 CONTEXTS_PID,
-                tids[name],
+                track,
                 start,
                 end + 1,
                 {"step": call.step, "result": "(never returned)"},

@@ -7,13 +7,21 @@ issues it) to the SPMC, labelled with the context it runs on; results come back 
 arrows. Lock operations, blocking, injected faults and violations are notes on the context;
 the finding is a red box.
 
-A diagram is for reading, so by default it leaves out what rarely matters: the boot probe and
-the scenario's sequential setup (everything before the first thread starts, unless the finding
-happened there) and the SPMC's own locking inside an SMC. ``full=True`` keeps everything.
+A diagram is for reading, in a Markdown preview as much as in the Mermaid editor: every note and
+label is wrapped at :data:`WRAP` characters (Mermaid's ``<br/>``) and cut after
+:data:`MAX_LINES` lines, since Mermaid sizes a note to its longest line and a finding's message
+with its call chain would otherwise be a box several screens wide. ``fenced=True`` puts the
+diagram in a fenced ``mermaid`` block, which GitHub, GitLab and most Markdown viewers render
+as is (:func:`ffasim.trace.for_output` does so for files named ``*.md``).
+
+It also leaves out what rarely matters: the boot probe and the scenario's sequential setup
+(everything before the first thread starts, unless the finding happened there) and the SPMC's
+own locking inside an SMC. ``full=True`` keeps everything.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 from .. import abi
@@ -30,6 +38,14 @@ NOTE_KINDS: dict[str, str] = {
 
 FINDING_COLOUR = "rgb(255, 215, 215)"
 
+WRAP = 60
+"""Characters per line of a note or label: about as wide as the participant columns of a
+two-vCPU diagram, so that a note does not push the columns apart."""
+
+MAX_LINES = 6
+"""Lines kept of a wrapped note or label; the rest is cut with an ellipsis (the full text is
+in the text and JSON renderings of the same trace)."""
+
 
 _ESCAPES = str.maketrans({"#": "#35;", ";": "#59;", "<": "#lt;", ">": "#gt;", "&": "#amp;"})
 """``&`` too: the browser decodes the label as HTML, where ``&not`` (in ``&notif_lock``) is
@@ -37,10 +53,20 @@ an entity even without its semicolon."""
 
 
 def _clean(text: str) -> str:
-    """Make ``text`` safe inside a Mermaid message or note: the characters that end a
-    statement or start markup become Mermaid entity codes (one pass, so codes stay intact)."""
+    """Make ``text`` safe inside a Mermaid message or note, and short enough to read: wrapped
+    at :data:`WRAP`, at most :data:`MAX_LINES` lines joined by ``<br/>``, and the characters
+    that end a statement or start markup as Mermaid entity codes (escaped line by line, after
+    wrapping, so that the ``<br/>`` stay markup and the codes stay intact)."""
     one_line = " ".join(text.split())  # every line or page break becomes a space
-    return one_line.replace("%%", "% %").translate(_ESCAPES)
+    lines = textwrap.wrap(
+        one_line, WRAP, break_long_words=False, break_on_hyphens=False
+    ) or [""]
+    if len(lines) > MAX_LINES:
+        last = lines[MAX_LINES - 1]
+        while len(last) > WRAP - 4 and " " in last:
+            last = last.rsplit(" ", 1)[0]
+        lines = [*lines[: MAX_LINES - 1], last + " ..."]
+    return "<br/>".join(ln.replace("%%", "% %").translate(_ESCAPES) for ln in lines)
 
 
 def _sp_participant(regs: tuple[int, ...]) -> str:
@@ -59,8 +85,9 @@ def _first_shown(trace: Sequence[Event]) -> int:
     return 0
 
 
-def render_mermaid(trace: Sequence[Event], *, full: bool = False) -> str:
-    """``trace`` as a ``sequenceDiagram`` (see the module docstring for what ``full`` adds)."""
+def render_mermaid(trace: Sequence[Event], *, full: bool = False, fenced: bool = False) -> str:
+    """``trace`` as a ``sequenceDiagram`` (see the module docstring for what ``full`` adds);
+    ``fenced``: inside a Markdown fenced ``mermaid`` block."""
     contexts: list[str] = []
     partitions: list[str] = []
     body: list[str] = []
@@ -115,4 +142,10 @@ def render_mermaid(trace: Sequence[Event], *, full: bool = False) -> str:
     head = ["sequenceDiagram"]
     for name in [*contexts, "Xen", "SPMC", *partitions]:
         head.append(f"    participant {name}")
-    return "\n".join(head + body) + "\n"
+    diagram = "\n".join(head + body) + "\n"
+    return fence(diagram) if fenced else diagram
+
+
+def fence(diagram: str) -> str:
+    """``diagram`` in a Markdown fenced ``mermaid`` block (unchanged if it already is)."""
+    return diagram if diagram.startswith("```") else f"```mermaid\n{diagram}```\n"

@@ -1,0 +1,66 @@
+"""Checking FF-A code of one's own, written as a user would: only public names (ffasim,
+ffasim.abi, ffasim.scenario, ffasim.strategies) and the pytest plugin's fixtures."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+
+from ffasim import abi, strategies
+from ffasim.scenario import Scenario, ThreadSpec, VmSpec, step
+
+# The fixtures live as long as the test, across hypothesis's examples: one guest doing many
+# shares in a row, audited once at the end.
+ONE_GUEST = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def partinfo_race() -> Scenario:
+    """Two VMs ask for partition information at the same time."""
+    return Scenario(
+        "partinfo-race",
+        "two VMs call FFA_PARTITION_INFO_GET at once",
+        vms=[VmSpec(), VmSpec()],
+        setup=[step(op, vm=vm) for vm in (0, 1) for op in ("negotiate", "map")],
+        threads=[
+            ThreadSpec((step("partition_info", includes=[0x8001, 0x8002]),), vm=vm)
+            for vm in (0, 1)
+        ],
+    )
+
+
+def test_partinfo_race_panics_the_seed_patch(ffasim_check) -> None:
+    report = ffasim_check(partinfo_race(), variant="seed-v1", expect="assertion")
+    (finding,) = report.findings
+    assert finding.kind == "assertion"
+    assert finding.message.startswith(
+        "HypervisorPanic: Assertion '!spin_is_locked(&ffa_spmc_rx_lock)' failed"
+    )
+    assert finding.schedule is not None and finding.schedule.is_file()
+
+
+def test_partinfo_race_is_clean_on_reference(ffasim_check) -> None:
+    report = ffasim_check(partinfo_race(), variant="reference")
+    assert report.findings == [] and report.exhausted
+
+
+@ONE_GUEST
+@given(d=strategies.mem_share_descriptors(sender=1))
+def test_a_guest_shares_and_reclaims_drawn_descriptors(ffasim_vm, d) -> None:
+    assert ffasim_vm.id == 1
+    ffasim_vm.write(ffasim_vm.ipa(1), d.data)  # the TX buffer
+    r = ffasim_vm.smc(abi.FFA_MEM_SHARE_64, len(d.data), len(d.data))
+    assert r[0] == abi.FFA_SUCCESS_32, abi.describe(r)
+    r = ffasim_vm.smc(abi.FFA_MEM_RECLAIM, r[2], r[3], 0)
+    assert r[0] == abi.FFA_SUCCESS_32, abi.describe(r)
+
+
+@ONE_GUEST
+@given(m=strategies.mutated(strategies.mem_share_descriptors(sender=1)))
+def test_a_guest_sharing_broken_descriptors_gets_ffa_errors(ffasim_vm, m) -> None:
+    ffasim_vm.write(ffasim_vm.ipa(1), m.data[: abi.FFA_PAGE_SIZE])
+    r = ffasim_vm.smc(abi.FFA_MEM_SHARE_64, len(m.data), len(m.data))
+    if r[0] == abi.FFA_SUCCESS_32:  # the change left a valid descriptor: give the pages back
+        assert ffasim_vm.smc(abi.FFA_MEM_RECLAIM, r[2], r[3], 0)[0] == abi.FFA_SUCCESS_32
+    else:
+        assert r[0] == abi.FFA_ERROR and abi.to_s32(r[2]) in abi.ERROR_CODES, m.change
