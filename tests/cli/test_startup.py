@@ -68,7 +68,7 @@ def test_version_is_the_package_version() -> None:
     assert r.stdout == f"ffasim {project['version']}\n" == f"ffasim {ffasim.__version__}\n"
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["check"], ["replay"], ["decode"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["check"], ["replay"], ["decode"], ["schema"]])
 def test_h_is_help_everywhere(command: list[str]) -> None:
     short = runner.invoke(app, [*command, "-h"])
     long = runner.invoke(app, [*command, "--help"])

@@ -94,9 +94,10 @@ def test_run_json_prints_a_json_error_for_an_unknown_scenario() -> None:
     r = runner.invoke(app, ["run", "no-such", "--json"])
     assert r.exit_code == 2
     assert json.loads(r.stdout) == {
+        "schema_version": 1,
         "error": "unknown scenario 'no-such': not a built-in (default, partinfo-2vcpu, "
         "rxtx-map-race, share-vs-partinfo, destroy-during-call, sri-vs-notification-get) "
-        "nor a .toml or .py file"
+        "nor a .toml or .py file",
     }
 
 
@@ -104,7 +105,8 @@ def test_run_json_prints_a_json_error_for_an_unknown_variant() -> None:
     r = runner.invoke(app, ["run", "--json", "--variant", "v9"])
     assert r.exit_code == 2
     assert json.loads(r.stdout) == {
-        "error": "unknown variant 'v9' (known: reference, seed-v1, head)"
+        "schema_version": 1,
+        "error": "unknown variant 'v9' (known: reference, seed-v1, head)",
     }
 
 
@@ -404,7 +406,7 @@ def test_root_help_lists_commands_in_the_order_of_use() -> None:
     r = runner.invoke(app, ["--help"], env=WIDE)
     assert r.exit_code == 0
     commands = re.findall(r"^  (\w+) {2,}\S", r.stdout.split("Commands:")[1], re.MULTILINE)
-    assert commands == ["run", "check", "replay", "decode"], r.stdout
+    assert commands == ["run", "check", "replay", "decode", "schema"], r.stdout
 
 
 def test_replay_divergence_says_how_to_get_a_fresh_schedule(tmp_path: Path) -> None:

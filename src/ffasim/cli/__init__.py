@@ -56,7 +56,7 @@ def _root(
     """
 
 
-from . import _check, _decode, _run  # noqa: E402,F401  (each registers its commands)
+from . import _check, _decode, _run, _schema  # noqa: E402,F401  (each registers its commands)
 
 
 def _reflow(doc: str) -> str:

@@ -50,7 +50,9 @@ def _fail(message: str, as_json: bool = False) -> NoReturn:
     """Bad usage or input: one line on stderr (and, under --json, ``{"error": ...}`` on stdout,
     as ``ffasim check --json`` does, so that a script reading stdout sees why), exit 2."""
     if as_json:
-        typer.echo(json.dumps({"error": message}))
+        from ._outputs import SCHEMA_VERSION
+
+        typer.echo(json.dumps({"schema_version": SCHEMA_VERSION, "error": message}))
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
 
@@ -116,9 +118,10 @@ def run(
     )
 
     if trace_format is not None and trace_format not in TRACE_FORMATS:
+        from .._suggest import unknown
+
         _fail(
-            f"unknown trace format {trace_format!r} (expected one of: {', '.join(TRACE_FORMATS)})",
-            as_json,
+            unknown("trace format", trace_format, TRACE_FORMATS, listed="expected one of"), as_json
         )
     if trace_format is not None and trace is None:
         _fail("--trace-format needs --trace FILE (where the trace goes)", as_json)
@@ -127,11 +130,12 @@ def run(
     except ScenarioError as e:
         _fail(str(e), as_json)
     if variant is not None:
+        from .._suggest import unknown
         from ..xen import variants
 
         known = list(variants.names())
         if variant not in known:
-            _fail(f"unknown variant {variant!r} (known: {', '.join(known)})", as_json)
+            _fail(unknown("variant", variant, known), as_json)
     used_variant = variant or sc.variant or "reference"
 
     sink = RunSink()
@@ -176,27 +180,29 @@ def run(
             _fail(f"cannot write {trace}: {e.strerror or e}", as_json)
 
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "scenario": sc.name,
-                    "variant": used_variant,
-                    "ok": ok,
-                    "calls": [node_json(d, n) for d, n in nodes],
-                    "steps": [record_json(r) for r in records],
-                    "summary": {
-                        "calls": len(nodes),
-                        "guest_calls": guest_calls,
-                        "steps": len(records),
-                        "expected_errors": expected_errors,
-                        "unexpected": unexpected,
-                        "skipped": skipped,
-                    },
-                    "problems": problems,
-                    "crash": crash,
-                }
-            )
+        import msgspec
+
+        from ._outputs import SCHEMA_VERSION, RunCall, RunReport, RunStep, RunSummary
+
+        report = RunReport(
+            schema_version=SCHEMA_VERSION,
+            scenario=sc.name,
+            variant=used_variant,
+            ok=ok,
+            calls=[RunCall(**node_json(d, n)) for d, n in nodes],
+            steps=[RunStep(**record_json(r)) for r in records],
+            summary=RunSummary(
+                calls=len(nodes),
+                guest_calls=guest_calls,
+                steps=len(records),
+                expected_errors=expected_errors,
+                unexpected=unexpected,
+                skipped=skipped,
+            ),
+            problems=problems,
+            crash=crash,
         )
+        typer.echo(json.dumps(msgspec.to_builtins(report)))
         raise typer.Exit(0 if ok else 1)
 
     out = _Out(sys.stdout.isatty())

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path as _FsPath
 from typing import Any
 
+from .._suggest import did_you_mean
 from ._builtin import BUILTIN_NAMES as BUILTIN_NAMES
 from ._builtin import builtin_scenarios as builtin_scenarios
 from ._check import CheckError as CheckError
@@ -55,7 +56,8 @@ def load(spec: str) -> Scenario:
     if _FsPath(spec).exists():
         raise ScenarioError("a scenario file ends in .toml or .py", file=spec)
     raise ScenarioError(
-        f"unknown scenario {spec!r}: not a built-in ({', '.join(builtins)}) nor a .toml or .py file"
+        f"unknown scenario {spec!r}: not a built-in ({', '.join(builtins)}) nor a .toml or .py "
+        f"file{did_you_mean(spec, builtins)}"
     )
 
 

@@ -25,7 +25,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from .. import abi
 from .._suggest import did_you_mean
-from ._kinds import EXPECT, KINDS, SUCCESS, Invalid, Kind, explain, show, strip
+from ._kinds import EXPECT, FUNCTION_NAMES, KINDS, SUCCESS, Invalid, Kind, explain, show, strip
 from ._ops import GUEST, OPS, OpDef
 
 PROPERTY_NAMES: dict[str, int] = {
@@ -551,6 +551,24 @@ def scenario_schema() -> dict[str, Any]:
             # { call = "FFA_ID_GET" } needs no op: the call names the step.
             d["required"] = [k for k in d["required"] if k != "op"]
     root = defs.pop("ScenarioFile")
+    # msgspec writes a Literal out where it is used; the 69 FF-A function names would be
+    # repeated in every register check of a raw call. Name them once.
+    names = {"enum": sorted(FUNCTION_NAMES)}
+    defs["FunctionName"] = names
+
+    def shared(node: Any) -> Any:
+        if isinstance(node, dict):
+            return (
+                {"$ref": "#/$defs/FunctionName"}
+                if node == names
+                else {k: shared(v) for k, v in node.items()}
+            )
+        if isinstance(node, list):
+            return [shared(v) for v in node]
+        return node
+
+    defs = {k: (v if k == "FunctionName" else shared(v)) for k, v in defs.items()}
+    root = shared(root)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "ffasim scenario",
