@@ -163,12 +163,23 @@ def file_key(op: str, key: str) -> str:
     return "call" if op == "call" and key == "fid" else key
 
 
-def _kind_field(name: str, kind: Kind, doc: str, default: Any, required: bool) -> Any:
-    shown = kind.encode(default) if default is not None else UNSET
-    if isinstance(shown, int) and not isinstance(shown, bool):
-        shown = int(shown)  # a Hex is for TOML; JSON has one kind of integer
-    typ = Annotated[kind.type, _doc(doc, list(shown) if isinstance(shown, tuple) else shown)]
-    return (name, typ) if required else (name, typ | UnsetType, UNSET)
+_FIELD_TYPES: dict[tuple[str, str, str, bool], Any] = {}
+
+
+def _kind_field(name: str, kind: str, doc: str, default: Any, required: bool) -> Any:
+    # typing hashes every argument of a new Annotated or union (a Literal of 69 function names
+    # included, each time): one type per distinct parameter, shared by the structs that have it.
+    key = (kind, doc, repr(default), required)
+    typ = _FIELD_TYPES.get(key)
+    if typ is None:
+        shown = KINDS[kind].encode(default) if default is not None else UNSET
+        if isinstance(shown, int) and not isinstance(shown, bool):
+            shown = int(shown)  # a Hex is for TOML; JSON has one kind of integer
+        typ = Annotated[
+            KINDS[kind].type, _doc(doc, list(shown) if isinstance(shown, tuple) else shown)
+        ]
+        _FIELD_TYPES[key] = typ = typ if required else typ | UnsetType
+    return (name, typ) if required else (name, typ, UNSET)
 
 
 _PLACED_VM = Annotated[
@@ -189,12 +200,10 @@ def _step_struct(opdef: OpDef, placed: bool) -> type[Struct]:
     fields: list[Any] = []
     for key, p in opdef.params.items():
         default = None if p.required else p.default
-        fields.append(
-            _kind_field(file_key(opdef.name, key), KINDS[p.kind], p.doc, default, p.required)
-        )
+        fields.append(_kind_field(file_key(opdef.name, key), p.kind, p.doc, default, p.required))
     for key, p in opdef.checks.items():
         if key not in opdef.params:  # a key that is both is the parameter (negotiate version)
-            fields.append(_kind_field(key, KINDS[p.kind], f"check: {p.doc}", None, False))
+            fields.append(_kind_field(key, p.kind, f"check: {p.doc}", None, False))
     fields.append(("expect", EXPECT | UnsetType, UNSET))
     if placed:
         fields += [("vm", _PLACED_VM | UnsetType, UNSET), ("vcpu", _PLACED_VCPU | UnsetType, UNSET)]
