@@ -455,12 +455,3 @@ def _accepts_type(t: Any, value: Any) -> bool:
     if isinstance(value, list):
         return isinstance(t, mi.ListType)
     return False
-
-
-def validate(kind: Kind, value: Any) -> Any:
-    """``value`` checked against ``kind`` alone and converted (the Python API's step keys are
-    checked this way only when a rule spans keys; files go through the whole model)."""
-    try:
-        return kind.convert(msgspec.convert(value, kind.type))
-    except msgspec.ValidationError:
-        raise Invalid(explain(mi.type_info(kind.type), value)) from None
