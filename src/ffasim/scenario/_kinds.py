@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-import msgspec
 import msgspec.inspect as mi
 from msgspec import Meta
 
