@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1] / "src" / "ffasim"
 
 # Layers from the bottom up; modules in one layer may import each other.
 LAYERS: list[set[str]] = [
-    {"abi"},
+    {"abi", "_suggest"},
     {"desc"},
     {"machine"},
     {"spmc"},

@@ -55,14 +55,16 @@ def test_help_paragraphs_are_reflowed_not_cut_at_the_source_column(
 ) -> None:
     r = runner.invoke(app, [command, "--help"], env=WIDE)
     assert r.exit_code == 0
-    lines = [line.strip() for line in r.stdout.splitlines()]
-    assert sentence in lines, r.stdout
+    # click wraps each paragraph to the terminal (80 columns under CliRunner): a paragraph
+    # joined back must be the sentence whole, not cut where the docstring's lines were.
+    paragraphs = [" ".join(p.split()) for p in r.stdout.split("\n\n")]
+    assert sentence in paragraphs, r.stdout
 
 
 def test_help_shows_value_names_and_no_type_on_flags() -> None:
     r = runner.invoke(app, ["check", "--help"], env=WIDE)
     assert r.exit_code == 0
-    rows = {m[1]: m[2] for m in re.finditer(r"│ (--[a-z-]+) +(\S*) +", r.stdout)}
+    rows = {m[1]: m[2] for m in re.finditer(r"^  (--[a-z-]+) (\S*) +", r.stdout, re.M)}
     assert rows["--variant"] == "NAME"
     assert rows["--budget"] == "N"
     assert rows["--faults"] == "SPEC"
@@ -70,7 +72,7 @@ def test_help_shows_value_names_and_no_type_on_flags() -> None:
     assert rows["--out"] == "DIR"
     # A flag takes no value: nothing in the value column (it used to say <bool>).
     for flag in ("--json", "--list", "--all"):
-        assert re.search(rf"│ {flag} {{2,}}[A-Z]", r.stdout), flag
+        assert re.search(rf"^  {flag} {{2,}}[A-Z]", r.stdout, re.M), flag
     assert re.search(r"Usage: ffasim check \[OPTIONS\] \[SCENARIO\]", r.stdout)
 
 
@@ -92,9 +94,10 @@ def test_run_json_prints_a_json_error_for_an_unknown_scenario() -> None:
     r = runner.invoke(app, ["run", "no-such", "--json"])
     assert r.exit_code == 2
     assert json.loads(r.stdout) == {
+        "schema_version": 1,
         "error": "unknown scenario 'no-such': not a built-in (default, partinfo-2vcpu, "
         "rxtx-map-race, share-vs-partinfo, destroy-during-call, sri-vs-notification-get) "
-        "nor a .toml or .py file"
+        "nor a .toml or .py file",
     }
 
 
@@ -102,7 +105,8 @@ def test_run_json_prints_a_json_error_for_an_unknown_variant() -> None:
     r = runner.invoke(app, ["run", "--json", "--variant", "v9"])
     assert r.exit_code == 2
     assert json.loads(r.stdout) == {
-        "error": "unknown variant 'v9' (known: reference, seed-v1, head)"
+        "schema_version": 1,
+        "error": "unknown variant 'v9' (known: reference, seed-v1, head)",
     }
 
 
@@ -411,8 +415,8 @@ def test_check_faults_with_max_faults_0_is_refused() -> None:
 def test_root_help_lists_commands_in_the_order_of_use() -> None:
     r = runner.invoke(app, ["--help"], env=WIDE)
     assert r.exit_code == 0
-    commands = re.findall(r"^│ (\w+) {2,}\S", r.stdout, re.MULTILINE)
-    assert commands == ["run", "check", "replay", "decode"], r.stdout
+    commands = re.findall(r"^  (\w+) {2,}\S", r.stdout.split("Commands:")[1], re.MULTILINE)
+    assert commands == ["run", "check", "replay", "decode", "schema"], r.stdout
 
 
 def test_replay_divergence_says_how_to_get_a_fresh_schedule(tmp_path: Path) -> None:

@@ -176,7 +176,7 @@ def test_unknown_top_level_table() -> None:
     _assert_error(
         HEAD + "\n[[threads]]\nvm = 0\n",
         r"s\.toml:7: threads: unknown table or key 'threads' \(allowed: scenario, partitions, "
-        r"vm, setup, thread, final\)",
+        r"partition, vm, setup, thread, final\) \(did you mean 'thread'\?\)",
     )
 
 
@@ -184,7 +184,7 @@ def test_unknown_scenario_key() -> None:
     _assert_error(
         '[scenario]\nname = "t"\nvarient = "seed-v1"\n[[vm]]\n',
         r"s\.toml:3: scenario, varient: unknown key 'varient' \(allowed: name, description, "
-        r"variant, vm_to_vm\)",
+        r"variant, vm_to_vm\) \(did you mean 'variant'\?\)",
     )
 
 
@@ -199,7 +199,8 @@ def test_scenario_name_must_be_a_slug() -> None:
 def test_unknown_variant() -> None:
     _assert_error(
         '[scenario]\nname = "t"\nvariant = "seed-v9"\n[[vm]]\n',
-        r"s\.toml:3: scenario, variant: unknown variant 'seed-v9' \(known: .*reference.*\)",
+        r"s\.toml:3: scenario, variant: unknown variant 'seed-v9' \(known: .*reference.*\) "
+        r"\(did you mean 'seed-v1'\?\)",
     )
 
 
@@ -226,7 +227,7 @@ def test_vm_vcpus_out_of_range() -> None:
 def test_vm_unknown_key() -> None:
     _assert_error(
         '[scenario]\nname = "t"\n\n[[vm]]\nmemory = 9\n',
-        r"s\.toml:5: vm 1, memory: unknown key 'memory' \(allowed: vcpus, pages\)",
+        r"s\.toml:5: vm 1, memory: unknown key 'memory' \(allowed: vcpus, pages, arch\)",
     )
 
 
@@ -312,7 +313,7 @@ def test_thread_unknown_key() -> None:
     _assert_error(
         HEAD + '\n[[thread]]\nvm = 0\ncpu = 1\nsteps = [{ op = "map" }]\n',
         r"s\.toml:9: thread 1, cpu: unknown key 'cpu' \(allowed: vm, vcpu, context, "
-        r"toolstack, steps\)",
+        r"toolstack, steps\) \(did you mean 'vcpu'\?\)",
     )
 
 
@@ -372,7 +373,7 @@ def test_step_unknown_key_names_the_allowed_ones() -> None:
     _assert_error(
         _thread('  { op = "map" },\n  { op = "direct_req", dts = 0x8001 },'),
         r"s\.toml:11: thread 1, step 2, dts: direct_req has no key 'dts' \(allowed: bits, dst, "
-        r"echo, expect, payload, response\)",
+        r"echo, expect, payload, response\) \(did you mean 'dst'\?\)",
     )
 
 

@@ -1,30 +1,62 @@
-"""The ``ffasim`` command: ``run``, ``check``, ``replay``, ``decode``.
+"""The ``ffasim`` command: ``run``, ``check``, ``replay``, ``decode``, ``schema``.
 
 Each sub-command lives in its own module, which registers itself on :data:`app`. Exit status:
 0 success (nothing found), 1 a finding or a failed expectation, 2 bad usage or bad input.
+
+Start-up is kept cheap: a command module imports the model, the checker or ``rich`` inside
+the command that needs them, never at the top, so that ``ffasim --help`` loads none of them
+(``benchmarks/bench_startup.py`` measures it; ``tests/cli/test_startup.py`` checks which
+modules a help screen imports). Help is click's plain formatting: typer's rich panels would
+import and run ``rich`` for every ``--help``, which costs more than the rest of the start.
 """
 
 from __future__ import annotations
 
 import inspect
+from typing import Annotated
 
 import typer
+
+from .. import __version__
 
 app = typer.Typer(
     name="ffasim",
     help="Arm FF-A under Xen's mediator: run scenarios, check interleavings and faults, decode.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    # -h beside --help, in every command; help as wide as the terminal (click caps it at 80).
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 1000},
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"ffasim {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
-    """Arm FF-A under Xen's mediator: run scenarios, check interleavings and faults, decode."""
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print ffasim's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Arm FF-A under Xen's mediator: run scenarios, check interleavings and faults, decode.
+
+    Shell completion: 'ffasim --install-completion' (bash, zsh, fish, PowerShell), then open
+    a new shell.
+    """
 
 
-from . import _check, _decode, _run  # noqa: E402,F401  (each registers its commands)
+from . import _check, _decode, _run, _schema  # noqa: E402,F401  (each registers its commands)
 
 
 def _reflow(doc: str) -> str:
@@ -37,7 +69,7 @@ def _reflow(doc: str) -> str:
 
 # Help lists the commands in the order one uses them (and README.md describes them), not in
 # the order their modules happen to be imported.
-_ORDER = ("run", "check", "replay", "decode")
+_ORDER = ("run", "check", "replay", "decode", "schema")
 
 
 def _position(info: typer.models.CommandInfo) -> int:

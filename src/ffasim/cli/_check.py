@@ -64,16 +64,33 @@ def _catalogue() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
 
 
 def _list_all(as_json: bool) -> None:
+    """``--list``: JSON under --json, a rich table on a terminal, plain text otherwise."""
     scenarios, variant_rows = _catalogue()
     if as_json:
+        from ._outputs import SCHEMA_VERSION
+
         typer.echo(
             json.dumps(
                 {
+                    "schema_version": SCHEMA_VERSION,
                     "scenarios": [{"name": n, "description": d} for n, d in scenarios],
                     "variants": [{"name": n, "description": d} for n, d in variant_rows],
                 }
             )
         )
+        return
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console()
+        for title, rows in (("Built-in scenarios", scenarios), ("Variants", variant_rows)):
+            table = Table(title=title, title_justify="left", show_lines=True)
+            table.add_column("name", style="bold", no_wrap=True)
+            table.add_column("what it is")
+            for name, desc in rows:
+                table.add_row(name, desc)
+            console.print(table)
         return
 
     def show(title: str, rows: list[tuple[str, str]]) -> None:
@@ -253,6 +270,10 @@ def check(
     all_findings: Annotated[
         bool, typer.Option("--all", help="Keep exploring after the first finding.", metavar="")
     ] = False,
+    junit: Annotated[
+        Path | None,
+        typer.Option("--junit", help="Also write a JUnit XML report to FILE.", metavar="FILE"),
+    ] = None,
 ) -> None:
     """Explore a scenario under every interleaving of its vCPUs (and injected faults).
 
@@ -298,8 +319,17 @@ def check(
     except KeyboardInterrupt:
         typer.echo("interrupted (use --time-limit or --budget to bound a check)", err=True)
         raise typer.Exit(130) from None
+    if junit is not None:
+        from ._junit import write_junit
+
+        try:
+            write_junit(junit, report, _stopped_by(report, not all_findings))
+        except OSError as e:
+            _fail(f"cannot write {junit}: {e.strerror or e}", as_json)
     if as_json:
-        doc = report.to_json()
+        from ._outputs import SCHEMA_VERSION
+
+        doc = {"schema_version": SCHEMA_VERSION, **report.to_json()}
         doc["stopped_by"] = _stopped_by(report, not all_findings)
         typer.echo(json.dumps(doc, indent=1))
     else:

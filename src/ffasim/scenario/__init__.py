@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path as _FsPath
 from typing import Any
 
+from .._suggest import did_you_mean
 from ._builtin import BUILTIN_NAMES as BUILTIN_NAMES
 from ._builtin import builtin_scenarios as builtin_scenarios
 from ._check import CheckError as CheckError
@@ -23,9 +24,11 @@ from ._check import replay_file as replay_file
 from ._check import replay_schedule as replay_schedule
 from ._check import scenario_program as scenario_program
 from ._errors import ScenarioError as ScenarioError
+from ._format import KeyProblem as _KeyProblem
+from ._format import convert_step as _convert_step
+from ._format import step_values as _step_values
 from ._model import CallRecord as CallRecord
 from ._model import Instance as Instance
-from ._model import KeyProblem as _KeyProblem
 from ._model import PartitionSpec as PartitionSpec
 from ._model import Scenario as Scenario
 from ._model import SharedRegion as SharedRegion
@@ -33,11 +36,11 @@ from ._model import Step as Step
 from ._model import StepEnv as StepEnv
 from ._model import ThreadSpec as ThreadSpec
 from ._model import VmSpec as VmSpec
-from ._model import build_step as _build_step
 from ._ops import OPS as OPS
 from ._ops import OUTCOMES as OUTCOMES
 from ._python import load_python as load_python
 from ._toml import load_toml as load_toml
+from ._write import to_toml as to_toml
 
 
 def load(spec: str) -> Scenario:
@@ -53,7 +56,8 @@ def load(spec: str) -> Scenario:
     if _FsPath(spec).exists():
         raise ScenarioError("a scenario file ends in .toml or .py", file=spec)
     raise ScenarioError(
-        f"unknown scenario {spec!r}: not a built-in ({', '.join(builtins)}) nor a .toml or .py file"
+        f"unknown scenario {spec!r}: not a built-in ({', '.join(builtins)}) nor a .toml or .py "
+        f"file{did_you_mean(spec, builtins)}"
     )
 
 
@@ -76,7 +80,8 @@ def step(
     elif vm is not None:
         table["vm"] = vm  # a system operation's own parameter (destroy, sp_notify)
     try:
-        return _build_step(table, placed=placed)
+        op, params, checks, outcomes = _step_values(_convert_step(table, placed=placed))
+        return Step(op, params, checks, outcomes, vm if placed else None, vcpu if placed else 0)
     except _KeyProblem as e:
         raise ScenarioError(
             f"step {op}: {e.key}: {e.message}" if e.key else f"step {op}: {e.message}"
@@ -119,4 +124,5 @@ __all__ = [
     "load_toml",
     "python_step",
     "step",
+    "to_toml",
 ]

@@ -14,12 +14,15 @@ class ScenarioError(Exception):
         file: str | None = None,
         line: int | None = None,
         path: tuple[str | int, ...] | None = None,
+        rule: str | None = None,
     ) -> None:
         self.file = file
         self.line = line
         self.problem = message
         self.path = path
         """Where in the scenario the problem is, when a description was validated."""
+        self.rule = rule if rule is not None else message
+        """The rule broken, without where (``must be 1..8, got 9``)."""
         if file is not None and line is not None:
             text = f"{file}:{line}: {message}"
         elif file is not None:

@@ -17,38 +17,25 @@ deadlock is a finding, not an outcome).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import abi
+from .._suggest import unknown
 from ..guest import DriverError, FfaCallError, FfaDriver, GuestState
 from ..machine import Machine, ModelError, Thread
 from ..machine.events import ATOMIC
 from ._errors import ScenarioError
-from ._ops import (
-    ANY,
-    DRIVER_ERROR,
-    GUEST,
-    OPS,
-    OUTCOMES,
-    SUCCESS,
-    Invalid,
-    Param,
-    Refused,
-    Skip,
-    convert,
-)
+from ._format import BEHAVIOURS as BEHAVIOURS
+from ._format import CONTEXTS as CONTEXTS
+from ._ops import ANY, DRIVER_ERROR, GUEST, OPS, OUTCOMES, SUCCESS, Refused, Skip
 
 if TYPE_CHECKING:
     from ..spmc import SecurePartition
 
 Path = tuple[str | int, ...]
 """Where in a scenario something is: ``("thread", 1, "steps", 0, "dst")``."""
-
-CONTEXTS: tuple[str, ...] = ("toolstack", "sri", "timer")
-"""The non-vCPU contexts a thread may run as."""
 
 DEFAULT_PARTITION_IDS: tuple[int, ...] = (0x8001, 0x8002, 0x8003)
 """The IDs of :func:`ffasim.spmc.default_partitions` (design.md fixes them)."""
@@ -80,7 +67,8 @@ class Step:
     expect: tuple[str, ...] = (SUCCESS,)
     vm: int | None = None
     vcpu: int = 0
-    where: str = ""
+    where: str = field(default="", compare=False)
+    """``file:line`` for messages; not part of what the step is."""
     fn: Callable[[StepEnv], Any] | None = None
 
     @property
@@ -97,10 +85,12 @@ class Step:
 
 @dataclass(frozen=True)
 class VmSpec:
-    """A VM to create: its vCPU count and RAM size in pages."""
+    """A VM to create: its vCPU count, RAM size in pages and execution state (``"aarch64"``
+    or ``"aarch32"``)."""
 
     vcpus: int = 1
     pages: int = 64
+    arch: str = "aarch64"
 
 
 @dataclass(frozen=True)
@@ -170,9 +160,6 @@ class PartitionSpec:
         return sp
 
 
-BEHAVIOURS: tuple[str, ...] = ("echo", "memory", "none")
-
-
 def _echo(sp: Any, msg: Any) -> tuple[int, ...]:
     return tuple(msg.payload)
 
@@ -221,40 +208,62 @@ class Scenario:
         if problems:
             path, message = problems[0]
             raise ScenarioError(
-                f"{describe_path(path)}: {message}" if path else message, file=source, path=path
+                f"{describe_path(path)}: {message}" if path else message,
+                file=source,
+                path=path,
+                rule=message,
             )
 
     def __repr__(self) -> str:
         return f"<Scenario {self.name}: {len(self.threads)} threads>"
 
+    def _key(self) -> tuple[Any, ...]:
+        parts = (
+            self.partitions if not isinstance(self.partitions, Sequence) else tuple(self.partitions)
+        )
+        return (
+            self.name,
+            self.description,
+            self.variant,
+            self.vm_to_vm,
+            self.vms,
+            parts,
+            self.setup,
+            self.threads,
+            self.final,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        """Same VMs, partitions, steps and expectations (where it was loaded from aside)."""
+        return isinstance(other, Scenario) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_toml(self) -> str:
+        """This scenario as a TOML file that loads to an equal scenario
+        (:func:`ffasim.scenario.to_toml`)."""
+        from ._write import to_toml
+
+        return to_toml(self)
+
     # -- validation -------------------------------------------------------------------------
 
     def problems(self) -> list[tuple[Path, str]]:
-        """Every rule the description breaks, each with where (a :data:`Path`)."""
+        """Every rule the description breaks, each with where (a :data:`Path`).
+
+        The scenario's file form goes through the file model first (what a TOML file would
+        say: names, ranges, keys of each step), so a scenario built in Python meets the same
+        rules as one loaded from a file; then what refers to what is checked here."""
+        from ._write import document_problem
+
+        found = document_problem(self)
+        if found is not None:
+            return [found]
         out: list[tuple[Path, str]] = []
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", self.name or ""):
-            out.append(
-                (
-                    ("scenario", "name"),
-                    f"must be lower-case letters, digits, '-', '_' or '.', got {self.name!r}",
-                )
-            )
         if self.variant is not None:
             known = _variant_names()
             if known and self.variant not in known:
-                out.append(
-                    (
-                        ("scenario", "variant"),
-                        f"unknown variant {self.variant!r} (known: {', '.join(known)})",
-                    )
-                )
-        if not self.vms:
-            out.append((("vm",), "a scenario needs at least one [[vm]]"))
-        for i, vm in enumerate(self.vms):
-            if not 1 <= vm.vcpus <= 8:
-                out.append((("vm", i, "vcpus"), f"must be 1..8, got {vm.vcpus}"))
-            if not 4 <= vm.pages <= 4096:
-                out.append((("vm", i, "pages"), f"must be 4..4096, got {vm.pages}"))
+                out.append((("scenario", "variant"), unknown("variant", self.variant, known)))
         if isinstance(self.partitions, Sequence):
             seen: set[int] = set()
             for i, sp in enumerate(self.partitions):
@@ -269,13 +278,7 @@ class Scenario:
         for i, th in enumerate(self.threads):
             here: Path = ("thread", i)
             if th.context is not None:
-                if th.context not in CONTEXTS:
-                    out.append(
-                        (
-                            (*here, "context"),
-                            f"must be one of {', '.join(CONTEXTS)}, got {th.context!r}",
-                        )
-                    )
+                pass  # a context thread runs on no VM
             elif th.vm is None or not 0 <= th.vm < len(self.vms):
                 out.append(
                     (
@@ -314,17 +317,6 @@ class Scenario:
         self, here: Path, st: Step, th: ThreadSpec | None, shares: set[str]
     ) -> list[tuple[Path, str]]:
         out: list[tuple[Path, str]] = []
-        if st.op != "python" and st.op not in OPS:
-            return [((*here, "op"), f"unknown operation {st.op!r}")]
-        bad = [e for e in st.expect if e not in OUTCOMES]
-        if bad or not st.expect:
-            out.append(
-                (
-                    (*here, "expect"),
-                    f"unknown outcome {bad[0] if bad else '(none)'!r}; "
-                    f'expected "success", "any" or an FF-A error name',
-                )
-            )
         if st.scope == GUEST:
             if th is not None and th.context is not None:
                 out.append(
@@ -472,100 +464,6 @@ def _variant_names() -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Building steps from loose keys (the TOML tables and ffasim.scenario.step)
-
-
-_VM_PARAM = Param("vm")
-_VCPU_PARAM = Param("count")
-
-
-class KeyProblem(Exception):
-    """A step table breaks a rule; ``key`` is the offending key (None: the table)."""
-
-    def __init__(self, key: str | None, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-        self.message = message
-
-
-def build_step(table: Mapping[str, Any], *, placed: bool, where: str = "") -> Step:
-    """A :class:`Step` from a table of keys; ``placed``: it may say ``vm``/``vcpu`` (setup and
-    final steps). Raises :class:`KeyProblem`."""
-    keys = dict(table)
-    if "op" in keys and "call" in keys:
-        raise KeyProblem("call", 'a step has either op = "..." or call = "FFA_..." , not both')
-    if "call" in keys:
-        op = "call"
-        keys["fid"] = keys.pop("call")
-    elif "op" in keys:
-        op = keys.pop("op")
-        if not isinstance(op, str) or op not in OPS or op == "call":
-            raise KeyProblem("op", f"unknown operation {op!r} (known: {', '.join(OPS)})")
-    else:
-        raise KeyProblem(None, 'a step needs op = "..." (or call = "FFA_...")')
-    opdef = OPS[op]
-    expect = keys.pop("expect", SUCCESS)
-    if isinstance(expect, str):
-        expect = [expect]
-    if not isinstance(expect, list) or not expect:
-        raise KeyProblem(
-            "expect", 'must be an outcome or an array of outcomes, e.g. ["success", "BUSY"]'
-        )
-    for e in expect:
-        if e not in OUTCOMES:
-            raise KeyProblem(
-                "expect",
-                f'unknown outcome {e!r}; expected "success", "any" '
-                f"or an FF-A error name ({', '.join(OUTCOMES[2:])})",
-            )
-    if ANY in expect and len(expect) > 1:
-        raise KeyProblem("expect", '"any" accepts every outcome; list nothing else with it')
-    # A guest step of the setup or final phase names the vCPU that issues it; system steps
-    # that concern a VM (destroy, sp_notify) take vm as their own parameter.
-    vm: int | None = None
-    vcpu = 0
-    placed_keys: tuple[str, ...] = ("vm", "vcpu") if placed and opdef.scope == GUEST else ()
-    for key, param in (("vm", _VM_PARAM), ("vcpu", _VCPU_PARAM)):
-        if key in placed_keys and key in keys:
-            try:
-                value = convert(param, keys.pop(key))
-            except Invalid as e:
-                raise KeyProblem(key, str(e)) from None
-            if key == "vm":
-                vm = value
-            else:
-                vcpu = value
-    params: dict[str, Any] = {}
-    checks: dict[str, Any] = {}
-    names = {*opdef.params, *opdef.checks, "expect", *placed_keys}
-    if op == "call":
-        names = (names - {"fid"}) | {"call"}
-    allowed = ", ".join(sorted(names))
-    for key, value in keys.items():
-        shown = "call" if key == "fid" and op == "call" else key
-        if key in opdef.params:
-            try:
-                params[key] = convert(opdef.params[key], value)
-            except Invalid as e:
-                raise KeyProblem(shown, str(e)) from None
-        elif key in opdef.checks:
-            try:
-                checks[key] = convert(opdef.checks[key], value)
-            except Invalid as e:
-                raise KeyProblem(key, str(e)) from None
-        else:
-            hint = " (a thread's steps run on the thread's vCPU)" if key in ("vm", "vcpu") else ""
-            raise KeyProblem(key, f"{op} has no key {key!r}{hint} (allowed: {allowed})")
-    for key, param in opdef.params.items():
-        if key not in params:
-            if param.required:
-                raise KeyProblem(None, f"{op} needs {key} ({param.doc})")
-            if param.default is not None:
-                params[key] = param.default
-    return Step(op, params, checks, tuple(expect), vm, vcpu, where)
-
-
-# ---------------------------------------------------------------------------------------------
 # Running
 
 
@@ -640,7 +538,10 @@ class Instance:
         machine = system.machine
         prev = machine.current
         machine.current = "toolstack"
-        self._vms = [system.create_vm(vcpus=v.vcpus, pages=v.pages) for v in scenario.vms]
+        # arch is passed only for a 32-bit guest: the default is System's own.
+        self._vms = [
+            system.create_vm(vcpus=v.vcpus, pages=v.pages, **_arch(v.arch)) for v in scenario.vms
+        ]
         machine.current = prev
         for j, st in enumerate(scenario.setup):
             self._run_placed(st, "setup", j)
@@ -824,6 +725,10 @@ class Instance:
         problems += [f"leak: {line}" for line in self.system.audit()]
         self._verdict = problems
         return list(problems)
+
+
+def _arch(arch: str) -> dict[str, str]:
+    return {} if arch == "aarch64" else {"arch": arch}
 
 
 def _vcpus(n: int) -> str:

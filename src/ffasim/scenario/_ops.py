@@ -13,14 +13,15 @@ only when the step's outcome is ``success``); ``expect`` lists the outcomes the 
 
 from __future__ import annotations
 
-import re
-import uuid as _uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import abi
 from ..guest import DriverError, FfaCallError
+from ._kinds import ANY as ANY
+from ._kinds import OUTCOMES as OUTCOMES
+from ._kinds import SUCCESS as SUCCESS
 
 if TYPE_CHECKING:
     from ._model import StepEnv
@@ -28,20 +29,11 @@ if TYPE_CHECKING:
 GUEST = "guest"
 SYSTEM = "system"
 
-# Outcomes a step may expect besides an FF-A error name.
-SUCCESS = "success"
-ANY = "any"
-ERROR_NAMES: tuple[str, ...] = tuple(abi.ERROR_CODES.values())
-OUTCOMES: tuple[str, ...] = (SUCCESS, ANY, *ERROR_NAMES)
 
 DRIVER_ERROR = "driver error"
 """The outcome of a step the guest driver refused before calling (never expectable)."""
 
 REQUIRED = object()
-
-
-class Invalid(Exception):
-    """A parameter value breaks its rule; the message is the rule, for ScenarioError."""
 
 
 class Refused(Exception):
@@ -68,7 +60,8 @@ class Skip(Exception):
 
 @dataclass(frozen=True)
 class Param:
-    """One key of a step: its kind (a converter below), default, and a one-line doc."""
+    """One key of a step: its kind (a name in :data:`~ffasim.scenario._kinds.KINDS`), its
+    default (in the runtime's form; None: absent unless given), and a one-line doc."""
 
     kind: str
     default: Any = REQUIRED
@@ -77,232 +70,6 @@ class Param:
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
-
-
-def _int(v: Any, lo: int, hi: int, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise Invalid(f"must be {what}, got {_show(v)}")
-    if not lo <= v <= hi:
-        raise Invalid(f"must be {what}, got {_show(v)}")
-    return v
-
-
-def _show(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return repr(v)
-    if isinstance(v, int):
-        return str(v) if -10 < v < 10 else f"{v} (0x{v:x})" if v >= 0 else str(v)
-    if isinstance(v, list):
-        return "an array"
-    if isinstance(v, dict):
-        return "a table"
-    if isinstance(v, float):
-        return f"{v!r} (a float)"
-    return type(v).__name__
-
-
-def _list(v: Any, what: str) -> list[Any]:
-    if not isinstance(v, (list, tuple)):
-        raise Invalid(f"must be {what}, got {_show(v)}")
-    return list(v)
-
-
-def _conv_version(v: Any) -> int:
-    if isinstance(v, str):
-        m = re.fullmatch(r"(\d+)\.(\d+)", v.strip())
-        if not m or int(m[1]) > 0x7FFF or int(m[2]) > 0xFFFF:
-            raise Invalid(f'must be a version such as "1.2", got {_show(v)}')
-        return abi.make_version(int(m[1]), int(m[2]))
-    if isinstance(v, float):  # version = 1.2 unquoted: TOML reads a float
-        raise Invalid(f'must be a version string such as "1.2" (quoted), got the float {v!r}')
-    return _int(v, 0, abi.MASK32, 'a version such as "1.2" or a 32-bit version word')
-
-
-def _conv_fid(v: Any) -> int:
-    if isinstance(v, str):
-        try:
-            return abi.fid_by_name(v)
-        except KeyError:
-            raise Invalid(
-                f'must name an FF-A function such as "FFA_ID_GET", got {_show(v)}'
-            ) from None
-    return _int(v, 0, abi.MASK32, "an FF-A function name or a 32-bit function ID")
-
-
-def _conv_feature(v: Any) -> int:
-    if isinstance(v, str):
-        return _conv_fid(v)
-    return _int(v, 0, abi.MASK32, "an FF-A function name, a function ID or a feature ID")
-
-
-def _conv_uuid(v: Any) -> str:
-    if not isinstance(v, str):
-        raise Invalid(f"must be a UUID string, got {_show(v)}")
-    try:
-        return str(_uuid.UUID(v))
-    except ValueError:
-        raise Invalid(
-            f'must be a UUID such as "b4b5671e-4a90-4fe1-b81f-fb13dae1dacb", got {_show(v)}'
-        ) from None
-
-
-def _conv_words(n: int, bits: int) -> Callable[[Any], tuple[int, ...]]:
-    def conv(v: Any) -> tuple[int, ...]:
-        items = _list(v, f"an array of at most {n} integers")
-        if len(items) > n:
-            raise Invalid(f"must be an array of at most {n} integers, got {len(items)}")
-        return tuple(_int(x, 0, (1 << bits) - 1, f"{bits}-bit unsigned integers") for x in items)
-
-    return conv
-
-
-def _conv_pages(v: Any) -> int | tuple[int, ...]:
-    if isinstance(v, (list, tuple)):
-        if not v:
-            raise Invalid("must be a page count or a non-empty array of page numbers, got []")
-        pages = tuple(_int(x, 0, 0xFFFFF, "page numbers (integers >= 0)") for x in v)
-        if len(set(pages)) != len(pages):
-            raise Invalid("must not list a page twice")
-        return pages
-    return _int(v, 1, 256, "a page count (1..256) or an array of page numbers")
-
-
-def _conv_perms(v: Any) -> int:
-    if isinstance(v, str):
-        table = {"RO": abi.FFA_MEM_ACC_RO, "RW": abi.FFA_MEM_ACC_RW}
-        if v.upper() not in table:
-            raise Invalid(f'must be "RO", "RW" or a permissions byte, got {_show(v)}')
-        return table[v.upper()]
-    return _int(v, 0, 0xFF, '"RO", "RW" or a permissions byte')
-
-
-def _conv_name(v: Any) -> str:
-    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", v):
-        raise Invalid(f"must be a name (letters, digits, _ and -), got {_show(v)}")
-    return v
-
-
-def _conv_mem_op(v: Any) -> int:
-    table = {"fill": 1, "sum": 2}
-    if isinstance(v, str):
-        if v not in table:
-            raise Invalid(f'must be "fill", "sum", 1 or 2, got {_show(v)}')
-        return table[v]
-    return _int(v, 1, 2, '"fill", "sum", 1 or 2')
-
-
-def _conv_status(v: Any) -> int:
-    if isinstance(v, str):
-        if v == "OK":
-            return 0
-        for code, nm in abi.ERROR_CODES.items():
-            if nm == v:
-                return code
-        raise Invalid(f'must be "OK" or an FF-A error name such as "RETRY", got {_show(v)}')
-    raise Invalid(f'must be "OK" or an FF-A error name such as "RETRY", got {_show(v)}')
-
-
-_ARG_SYMBOL = re.compile(r"(id|ipa:(\d+)|to:(0x[0-9a-fA-F]+|\d+)|handle_(lo|hi):([A-Za-z_][\w-]*))")
-
-
-def _conv_args(v: Any) -> tuple[int | str, ...]:
-    items = _list(v, "an array of register values")
-    if len(items) > 17:
-        raise Invalid(f"must give at most 17 registers (x1..x17), got {len(items)}")
-    out: list[int | str] = []
-    for x in items:
-        if isinstance(x, str):
-            if not _ARG_SYMBOL.fullmatch(x):
-                raise Invalid(
-                    'register values are integers or "id", "ipa:N", "to:ID", "handle_lo:NAME", '
-                    f'"handle_hi:NAME"; got {_show(x)}'
-                )
-            out.append(x)
-        else:
-            out.append(_int(x, 0, abi.MASK64, "64-bit unsigned integers"))
-    return tuple(out)
-
-
-def _conv_reg_check(v: Any) -> int:
-    if isinstance(v, str):
-        return _conv_fid(v)
-    return _int(v, 0, abi.MASK64, "a 64-bit value or a function name")
-
-
-def _conv_ids(v: Any) -> tuple[int, ...]:
-    return tuple(
-        _int(x, 0, 0xFFFF, "16-bit endpoint IDs") for x in _list(v, "an array of endpoint IDs")
-    )
-
-
-def _conv_self_or_id(v: Any) -> int | str:
-    if v == "self":
-        return "self"
-    return _int(v, 0, 0xFFFF, 'a 16-bit endpoint ID or "self"')
-
-
-def _conv_advance(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 3600:
-        raise Invalid(f"must be a number of seconds (0..3600), got {_show(v)}")
-    return float(v)
-
-
-def _conv_bool(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise Invalid(f"must be true or false, got {_show(v)}")
-    return v
-
-
-def _conv_str(v: Any) -> str:
-    if not isinstance(v, str):
-        raise Invalid(f"must be a string, got {_show(v)}")
-    return v
-
-
-def _conv_bits(v: Any) -> int:
-    if isinstance(v, bool) or v not in (32, 64):
-        raise Invalid(f"must be 32 or 64, got {_show(v)}")
-    return int(v)
-
-
-CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "bool": _conv_bool,
-    "str": _conv_str,
-    "byte": lambda v: _int(v, 0, 0xFF, "a byte (0..255)"),
-    "u16": lambda v: _int(v, 0, 0xFFFF, "a 16-bit unsigned integer"),
-    "u32": lambda v: _int(v, 0, abi.MASK32, "a 32-bit unsigned integer"),
-    "u64": lambda v: _int(v, 0, abi.MASK64, "a 64-bit unsigned integer"),
-    "count": lambda v: _int(v, 0, 0xFFFF, "a count (0..65535)"),
-    "page": lambda v: _int(v, 0, 0xFFFFF, "a page number (integer >= 0)"),
-    "npages": lambda v: _int(v, 1, 256, "a page count (1..256)"),
-    "bits": _conv_bits,
-    "endpoint": lambda v: _int(v, 0, 0xFFFF, "a 16-bit endpoint ID"),
-    "sp": lambda v: _int(v, 0x8001, 0xFFBF, "a secure partition ID (0x8001..0xffbf)"),
-    "vm": lambda v: _int(v, 0, 0xFFFE, "a VM index (its domid, from 0)"),
-    "version": _conv_version,
-    "fid": _conv_fid,
-    "feature": _conv_feature,
-    "uuid": _conv_uuid,
-    "payload5": _conv_words(5, 64),
-    "payload14": _conv_words(14, 64),
-    "pages": _conv_pages,
-    "perms": _conv_perms,
-    "name": _conv_name,
-    "mem_op": _conv_mem_op,
-    "status": _conv_status,
-    "args": _conv_args,
-    "reg": _conv_reg_check,
-    "ids": _conv_ids,
-    "self_or_id": _conv_self_or_id,
-    "advance": _conv_advance,
-}
-
-
-def convert(param: Param, value: Any) -> Any:
-    """``value`` converted to what the runtime uses; :class:`Invalid` names the rule broken."""
-    return CONVERTERS[param.kind](value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -659,6 +426,9 @@ def _verify_sp(env: StepEnv, p: Mapping[str, Any], c: Mapping[str, Any], v: Any)
 # ---------------------------------------------------------------------------------------------
 
 _P = Param
+# One Param for the 26 register checks of a raw call: the file model builds a type per distinct
+# parameter, and 26 copies of one that lists every FF-A function name cost 50 ms at import.
+_REG_CHECK = _P("reg", doc="that register of the answer (x0..x17, or w0..w7: its low 32 bits)")
 _DST = _P("endpoint", doc="the receiver's FF-A ID")
 
 
@@ -933,11 +703,7 @@ OPS: dict[str, OpDef] = {
                 "fid": _P("fid", doc="the function (name or ID)"),
                 "args": _P("args", (), "x1.. as integers or symbols"),
             },
-            {
-                f"{r}{i}": _P("reg", doc=f"{r}{i} of the answer")
-                for r, n in (("x", 18), ("w", 8))
-                for i in range(n)
-            },
+            {f"{r}{i}": _REG_CHECK for r, n in (("x", 18), ("w", 8)) for i in range(n)},
             _verify_regs,
             lambda p: abi.name(p["fid"]),
         ),

@@ -1,4 +1,10 @@
-"""Scenario files in TOML: parse, validate every key, and name the line of each mistake.
+"""Scenario files in TOML: parse, validate against the file model, name the line of each
+mistake, and build the :class:`Scenario`.
+
+Every key, type, range and name is checked by the declarative model of :mod:`._format` (one
+``msgspec.convert`` of what ``tomllib`` read); what is left here are the shapes of a
+``[[thread]]`` and the sugar the file allows (``vm = [0, 1]`` on a setup step, ``toolstack =
+"destroy"``, ``[[partition]]`` for ``[[partitions]]``).
 
 ``tomllib`` gives values without positions, so :class:`_Locator` finds the line of a table or
 key by scanning the text: the headers (``[[thread]]``, ``[[thread.steps]]``), the ``key =``
@@ -10,52 +16,31 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
 from pathlib import Path as FsPath
 from typing import Any
 
-from .. import abi
+import msgspec
+from msgspec import UNSET
+
 from ._errors import ScenarioError
-from ._model import (
-    BEHAVIOURS,
-    CONTEXTS,
+from ._format import (
+    NO_SCENARIO,
+    NO_VM,
+    PROPERTY_NAMES,
     KeyProblem,
-    PartitionSpec,
-    Path,
-    Scenario,
-    Step,
-    ThreadSpec,
-    VmSpec,
-    build_step,
-    describe_path,
+    PartitionTable,
+    ScenarioFile,
+    ThreadTable,
+    normalise,
+    problem,
+    step_values,
 )
-from ._ops import Invalid, Param, _show, convert
+from ._kinds import KINDS, Invalid
+from ._model import PartitionSpec, Path, Scenario, Step, ThreadSpec, VmSpec, describe_path
 
-PROPERTY_NAMES: dict[str, int] = {
-    "direct_req_recv": abi.FFA_PART_PROP_DIRECT_REQ_RECV,
-    "direct_req_send": abi.FFA_PART_PROP_DIRECT_REQ_SEND,
-    "indirect_msgs": abi.FFA_PART_PROP_INDIRECT_MSGS,
-    "recv_notif": abi.FFA_PART_PROP_RECV_NOTIF,
-    "notif_created": abi.FFA_PART_PROP_NOTIF_CREATED,
-    "notif_destroyed": abi.FFA_PART_PROP_NOTIF_DESTROYED,
-    "aarch64": abi.FFA_PART_PROP_AARCH64_STATE,
-    "direct_req2_recv": abi.FFA_PART_PROP_DIRECT_REQ2_RECV,
-    "direct_req2_send": abi.FFA_PART_PROP_DIRECT_REQ2_SEND,
-}
 
-_TOP_KEYS = ("scenario", "partitions", "vm", "setup", "thread", "final")
-_SCENARIO_KEYS = ("name", "description", "variant", "vm_to_vm")
-_PARTITION_KEYS = (
-    "id",
-    "uuid",
-    "exec_ctx",
-    "properties",
-    "behaviour",
-    "vm_created",
-    "vm_destroyed",
-)
-_VM_KEYS = ("vcpus", "pages")
-_THREAD_KEYS = ("vm", "vcpu", "context", "toolstack", "steps")
+def _or(value: Any, default: Any) -> Any:
+    return default if value is UNSET else value
 
 
 class _Locator:
@@ -189,32 +174,6 @@ class _Loader:
     def where(self, path: Path) -> str:
         return f"{self.file}:{self.loc.line_of(path)}"
 
-    # -- helpers ----------------------------------------------------------------------------
-
-    def table(self, value: Any, path: Path, allowed: tuple[str, ...]) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(path, "must be a table")
-        for key in value:
-            if key not in allowed:
-                raise self.fail(
-                    (*path, key), f"unknown key {key!r} (allowed: {', '.join(allowed)})"
-                )
-        return value
-
-    def tables(self, data: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
-        value = data.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise self.fail((key,), f"must be written [[{key}]] (an array of tables)")
-        return value
-
-    def value(self, path: Path, kind: str, value: Any) -> Any:
-        try:
-            return convert(Param(kind), value)
-        except Invalid as e:
-            raise self.fail(path, str(e)) from None
-
-    # -- sections ---------------------------------------------------------------------------
-
     def load(self) -> Scenario:
         try:
             data = tomllib.loads(self.text)
@@ -227,43 +186,40 @@ class _Loader:
                     f"invalid TOML: {text} (column {m[2]})", file=self.file, line=int(m[1])
                 ) from None
             raise ScenarioError(f"invalid TOML: {msg}", file=self.file) from None
-        for key in data:
-            if key not in _TOP_KEYS:
-                raise self.fail(
-                    (key,), f"unknown table or key {key!r} (allowed: {', '.join(_TOP_KEYS)})"
-                )
-        if "scenario" not in data:
-            raise ScenarioError(
-                'missing [scenario] table (with at least name = "...")', file=self.file, line=1
-            )
-        head = self.table(data["scenario"], ("scenario",), _SCENARIO_KEYS)
-        if "name" not in head:
-            raise self.fail(("scenario",), 'needs name = "..."')
-        name = self.value(("scenario", "name"), "str", head["name"])
-        description = self.value(("scenario", "description"), "str", head.get("description", ""))
-        variant = head.get("variant")
-        if variant is not None:
-            variant = self.value(("scenario", "variant"), "str", variant)
-        vm_to_vm = self.value(("scenario", "vm_to_vm"), "bool", head.get("vm_to_vm", False))
-        partitions = [self.partition(i, t) for i, t in enumerate(self.tables(data, "partitions"))]
-        vms = [self.vm(i, t) for i, t in enumerate(self.tables(data, "vm"))]
-        if not vms:
-            raise ScenarioError(
-                "a scenario needs at least one [[vm]] table",
-                file=self.file,
-                line=len(self.text.splitlines()) or 1,
-            )
-        setup = self.placed_steps(data, "setup")
-        final = self.placed_steps(data, "final")
-        threads = [self.thread(i, t) for i, t in enumerate(self.tables(data, "thread"))]
+        data = normalise(data)
+        try:
+            doc = msgspec.convert(data, ScenarioFile)
+        except msgspec.ValidationError as e:
+            path, message = problem(e, ScenarioFile, data)
+            if message in (NO_SCENARIO, NO_VM):  # about the whole file: its start, or its end
+                last = len(self.text.splitlines()) or 1
+                raise ScenarioError(
+                    message, file=self.file, line=1 if message == NO_SCENARIO else last
+                ) from None
+            raise self.fail(path, message) from None
+        return self.build(doc)
+
+    def build(self, doc: ScenarioFile) -> Scenario:
+        if doc.partitions is not UNSET and doc.partition is not UNSET:
+            raise self.fail(("partition",), "give [[partitions]] or [[partition]], not both")
+        key = "partition" if doc.partition is not UNSET else "partitions"
+        tables = doc.partition if doc.partition is not UNSET else doc.partitions
+        partitions = (
+            None if tables is UNSET else [self.partition((key, i), t) for i, t in enumerate(tables)]
+        )
+        vms = [VmSpec(_or(t.vcpus, 1), _or(t.pages, 64), _or(t.arch, "aarch64")) for t in doc.vm]
+        setup, setup_from = self.placed_steps(_or(doc.setup, []), "setup")
+        final, final_from = self.placed_steps(_or(doc.final, []), "final")
+        threads = [self.thread(i, t) for i, t in enumerate(_or(doc.thread, []))]
+        head = doc.scenario
         try:
             return Scenario(
-                name,
-                description,
-                variant=variant,
-                vm_to_vm=vm_to_vm,
+                head.name,
+                _or(head.description, ""),
+                variant=_or(head.variant, None),
+                vm_to_vm=_or(head.vm_to_vm, False),
                 vms=vms,
-                partitions=partitions if "partitions" in data else None,
+                partitions=partitions,
                 setup=setup,
                 threads=threads,
                 final=final,
@@ -272,117 +228,88 @@ class _Loader:
         except ScenarioError as e:
             if e.path is None:
                 raise
-            raise ScenarioError(e.problem, file=self.file, line=self.loc.line_of(e.path)) from None
+            path = e.path
+            if path[:1] == ("partitions",) and key == "partition":
+                path = ("partition", *path[1:])
+            origin = {"setup": setup_from, "final": final_from}.get(str(path[0]))
+            if origin is not None and len(path) > 1 and isinstance(path[1], int):
+                path = (path[0], origin[path[1]], *path[2:])  # a step of a vm = [...] list
+            raise self.fail(path, e.rule) from None
 
-    def partition(self, i: int, t: dict[str, Any]) -> PartitionSpec:
-        path: Path = ("partitions", i)
-        self.table(t, path, _PARTITION_KEYS)
-        for key in ("id", "uuid"):
-            if key not in t:
-                raise self.fail(path, f"needs {key}")
-        sp_id = self.value((*path, "id"), "sp", t["id"])
-        uuid = self.value((*path, "uuid"), "uuid", t["uuid"])
-        exec_ctx = t.get("exec_ctx", 1)
-        if isinstance(exec_ctx, bool) or not isinstance(exec_ctx, int) or not 1 <= exec_ctx <= 64:
-            raise self.fail((*path, "exec_ctx"), f"must be 1..64, got {_show(exec_ctx)}")
-        props = t.get("properties", ["direct_req_recv", "aarch64"])
+    def partition(self, path: Path, t: PartitionTable) -> PartitionSpec:
+        try:
+            uuid = KINDS["uuid"].convert(t.uuid)
+        except Invalid as e:
+            raise self.fail((*path, "uuid"), str(e)) from None
+        props = _or(t.properties, ["direct_req_recv", "aarch64"])
         if isinstance(props, list):
             bits = 0
-            for p in props:
-                if p not in PROPERTY_NAMES:
-                    raise self.fail(
-                        (*path, "properties"),
-                        f"unknown property {p!r} (known: {', '.join(PROPERTY_NAMES)})",
-                    )
-                bits |= PROPERTY_NAMES[p]
+            for name in props:
+                bits |= PROPERTY_NAMES[name]
             props = bits
-        else:
-            props = self.value((*path, "properties"), "u32", props)
-        behaviour = t.get("behaviour", "echo")
-        if behaviour not in BEHAVIOURS:
-            raise self.fail(
-                (*path, "behaviour"), f"must be one of {', '.join(BEHAVIOURS)}, got {behaviour!r}"
-            )
-        created = self.value((*path, "vm_created"), "status", t.get("vm_created", "OK"))
-        destroyed = self.value((*path, "vm_destroyed"), "status", t.get("vm_destroyed", "OK"))
-        return PartitionSpec(sp_id, uuid, exec_ctx, props, behaviour, created, destroyed)
+        status = KINDS["status"].convert
+        return PartitionSpec(
+            t.id,
+            uuid,
+            _or(t.exec_ctx, 1),
+            props,
+            _or(t.behaviour, "echo"),
+            status(_or(t.vm_created, "OK")),
+            status(_or(t.vm_destroyed, "OK")),
+        )
 
-    def vm(self, i: int, t: dict[str, Any]) -> VmSpec:
-        path: Path = ("vm", i)
-        self.table(t, path, _VM_KEYS)
-        vcpus = t.get("vcpus", 1)
-        pages = t.get("pages", 64)
-        if isinstance(vcpus, bool) or not isinstance(vcpus, int) or not 1 <= vcpus <= 8:
-            raise self.fail((*path, "vcpus"), f"must be 1..8, got {_show(vcpus)}")
-        if isinstance(pages, bool) or not isinstance(pages, int) or not 4 <= pages <= 4096:
-            raise self.fail((*path, "pages"), f"must be 4..4096, got {_show(pages)}")
-        return VmSpec(vcpus, pages)
-
-    def step(self, t: Any, path: Path, *, placed: bool) -> Step:
-        if not isinstance(t, dict):
-            raise self.fail(path, 'a step must be a table such as { op = "map" }')
+    def step(self, s: Any, path: Path, *, vm: int | None = None, vcpu: int = 0) -> Step:
         try:
-            return build_step(t, placed=placed, where=self.where(path))
+            op, params, checks, expect = step_values(s)
         except KeyProblem as e:
             raise self.fail((*path, e.key) if e.key else path, e.message) from None
+        return Step(op, params, checks, expect, vm, vcpu, self.where(path))
 
-    def placed_steps(self, data: Mapping[str, Any], key: str) -> list[Step]:
+    def placed_steps(self, tables: list[Any], key: str) -> tuple[list[Step], list[int]]:
+        """The steps of [[setup]] or [[final]], a ``vm = [0, 1]`` step once per VM, and for
+        each the index of the table it came from."""
         steps: list[Step] = []
-        for j, t in enumerate(self.tables(data, key)):
-            vm = t.get("vm")
-            if isinstance(vm, list):  # vm = [0, 1]: the same step on each VM, in order
-                if not vm:
-                    raise self.fail((key, j, "vm"), "must list at least one VM")
-                for v in vm:
-                    steps.append(self.step({**t, "vm": v}, (key, j), placed=True))
-            else:
-                steps.append(self.step(t, (key, j), placed=True))
-        return steps
+        origin: list[int] = []
+        for j, s in enumerate(tables):
+            if not hasattr(s, "vcpu"):  # a system step: vm, if any, is its own parameter
+                steps.append(self.step(s, (key, j)))
+                origin.append(j)
+                continue
+            vcpu = _or(s.vcpu, 0)
+            for vm in s.vm if isinstance(s.vm, list) else [_or(s.vm, None)]:
+                steps.append(self.step(s, (key, j), vm=vm, vcpu=vcpu))  # vm = [0, 1]: each
+                origin.append(j)
+        return steps, origin
 
-    def thread(self, i: int, t: dict[str, Any]) -> ThreadSpec:
+    def thread(self, i: int, t: ThreadTable) -> ThreadSpec:
         path: Path = ("thread", i)
-        self.table(t, path, _THREAD_KEYS)
-        if "toolstack" in t:
+        given = {
+            k for k in ("vm", "vcpu", "context", "toolstack", "steps") if getattr(t, k) is not UNSET
+        }
+        if "toolstack" in given:
             for key in ("steps", "context", "vcpu"):
-                if key in t:
+                if key in given:
                     raise self.fail(
                         (*path, key), f'toolstack = "destroy" is a whole thread: no {key} with it'
                     )
-            if t["toolstack"] != "destroy":
-                raise self.fail((*path, "toolstack"), f'must be "destroy", got {t["toolstack"]!r}')
-            if "vm" not in t:
+            if "vm" not in given:
                 raise self.fail(path, 'toolstack = "destroy" needs vm = the index of the VM')
-            vm = self.value((*path, "vm"), "vm", t["vm"])
-            st = build_step(
-                {"op": "destroy", "vm": vm}, placed=False, where=self.where((*path, "toolstack"))
-            )
+            st = Step("destroy", {"vm": t.vm}, where=self.where((*path, "toolstack")))
             return ThreadSpec((st,), context="toolstack")
-        steps_value = t.get("steps")
-        if not isinstance(steps_value, list) or not steps_value:
+        if t.steps is UNSET or not t.steps:
             raise self.fail(
-                (*path, "steps") if "steps" in t else path,
+                (*path, "steps") if "steps" in given else path,
                 "needs steps = [ {...}, ... ] (or [[thread.steps]] tables)",
             )
-        steps = tuple(
-            self.step(s, (*path, "steps", j), placed=False) for j, s in enumerate(steps_value)
-        )
-        if "context" in t:
+        steps = tuple(self.step(s, (*path, "steps", j)) for j, s in enumerate(t.steps))
+        if "context" in given:
             for key in ("vm", "vcpu"):
-                if key in t:
-                    raise self.fail(
-                        (*path, key), f"a {t['context']!r} thread is not a vCPU: no {key}"
-                    )
-            context = t["context"]
-            if context not in CONTEXTS:
-                raise self.fail(
-                    (*path, "context"), f"must be one of {', '.join(CONTEXTS)}, got {context!r}"
-                )
-            return ThreadSpec(steps, context=context)
-        if "vm" not in t:
+                if key in given:
+                    raise self.fail((*path, key), f"a {t.context!r} thread is not a vCPU: no {key}")
+            return ThreadSpec(steps, context=_or(t.context, None))
+        if "vm" not in given:
             raise self.fail(path, 'needs vm = the VM index (or context = "toolstack"...)')
-        vm = self.value((*path, "vm"), "vm", t["vm"])
-        vcpu = self.value((*path, "vcpu"), "count", t.get("vcpu", 0))
-        return ThreadSpec(steps, vm=vm, vcpu=vcpu)
+        return ThreadSpec(steps, vm=_or(t.vm, None), vcpu=_or(t.vcpu, 0))
 
 
 def load_toml(path: str | FsPath, *, text: str | None = None) -> Scenario:
