@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
 from .. import abi, desc
+from ..machine.events import GUEST
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -91,9 +92,20 @@ class NotificationInfo(NamedTuple):
     lists: tuple[tuple[int, ...], ...]
 
 
+_STATE_FIELDS = frozenset(
+    {"version", "rx_page", "tx_page", "page_count", "next_page", "shares"}
+)
+
+
 @dataclass
 class GuestState:
-    """What the guest kernel knows about its FF-A setup; shared by all vCPUs of one VM."""
+    """What the guest kernel knows about its FF-A setup; shared by all vCPUs of one VM.
+
+    Every vCPU's driver reads and changes it, without a scheduling point: once bound to its
+    VM's machine (:meth:`bind`), each access is declared to the machine's sink (kind
+    ``"guest"``, the VM's party), so that the checker orders a vCPU's unmap before or after
+    another vCPU's use of the buffers as it would any shared state.
+    """
 
     version: int | None = None
     """The negotiated FF-A version (None until :meth:`FfaDriver.negotiate` succeeded)."""
@@ -104,7 +116,35 @@ class GuestState:
     next_page: int = 2
     """The lowest RAM page :meth:`FfaDriver.alloc_pages` may hand out next."""
     shares: dict[int, tuple[int, ...]] = field(default_factory=dict)
-    """Handle -> RAM pages, for the shares this guest made and has not reclaimed."""
+    """Handle -> RAM pages, for the shares this guest made and has not reclaimed (change it
+    through :meth:`changed`: a dict updated in place is a write the checker must see)."""
+
+    _machine: Any = None  # not a field: set by bind()
+    _party = ""
+
+    def bind(self, machine: Any, party: str) -> None:
+        """Declare every later access to ``machine``'s sink as guest state of ``party``."""
+        object.__setattr__(self, "_machine", machine)
+        object.__setattr__(self, "_party", party)
+
+    def changed(self) -> None:
+        """Declare a write (before changing ``shares`` in place)."""
+        self._declare(True)
+
+    def _declare(self, write: bool) -> None:
+        m = object.__getattribute__(self, "_machine")
+        if m is not None:
+            m.sink.access(GUEST, object.__getattribute__(self, "_party"), write)
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _STATE_FIELDS:
+            object.__getattribute__(self, "_declare")(False)
+        return object.__getattribute__(self, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _STATE_FIELDS:
+            self._declare(True)
+        object.__setattr__(self, name, value)
 
 
 class FfaDriver:
@@ -118,6 +158,9 @@ class FfaDriver:
         self.vm = vm
         self.vcpu = vcpu
         self.state = state if state is not None else GuestState()
+        machine = getattr(getattr(vm, "system", None), "machine", None)
+        if machine is not None:
+            self.state.bind(machine, getattr(vm, "party", ""))
         self.last: Regs = abi.regs()
         """The registers the last call returned."""
         self.last_fid: int | None = None
@@ -439,6 +482,7 @@ class FfaDriver:
         if not self._success(fid, r, check):
             return r
         handle = abi.make_handle(r[2], r[3])
+        self.state.changed()
         self.state.shares[handle] = page_list
         return handle
 
@@ -479,6 +523,7 @@ class FfaDriver:
         r = self.call(fid, abi.handle_lo(handle), abi.handle_hi(handle), flags)
         if not self._success(fid, r, check):
             return r
+        self.state.changed()
         self.state.shares.pop(handle, None)
         return None
 

@@ -45,6 +45,7 @@ REF = "ref"  # a frame's reference count (key: its frame number)
 P2M = "p2m"  # a domain's stage-2 table (key: the domain's party name)
 DOM = "dom"  # a domain's pause state (key: "dN") or a vCPU's in-hypercall flag ("dNvM")
 MAILBOX = "mailbox"  # an SPMC mailbox's ownership state and mapping (key: the endpoint ID)
+GUEST = "guest"  # a guest kernel's own FF-A bookkeeping (key: the domain's party name)
 
 
 class EventSink:
