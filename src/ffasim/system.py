@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 GUEST_RAM_BASE = 0x4000_0000
 """IPA of guest RAM page 0 (Xen's GUEST_RAM0_BASE)."""
 
+ARCHES = ("aarch64", "aarch32")
+"""What a VM's kernel runs as: ``d->arch.type`` (DOMAIN_64BIT or DOMAIN_32BIT)."""
+
 
 class DomainCreationError(Exception):
     """Xen refused to create the domain (``errno`` as Xen's negative code, e.g. -EIO when a
@@ -216,13 +219,18 @@ class System:
         return f"<System {self.variant} with {len(self.vms)} VMs>"
 
     # -- domains ----------------------------------------------------------------------------------
-    def create_vm(self, vcpus: int = 1, pages: int = 64) -> VM:
+    def create_vm(self, vcpus: int = 1, pages: int = 64, arch: str = "aarch64") -> VM:
         """Create a domain with the next free domid (from 0), ``vcpus`` vCPUs and ``pages`` pages
         of physically contiguous RAM at IPA 0x40000000, and run Xen's FF-A domain init.
+        ``arch`` is ``"aarch64"`` or ``"aarch32"`` (a 32-bit guest: its SMCs carry 32-bit
+        values, and Xen treats it as ``is_64bit_domain()`` false once its kernel is loaded,
+        which happens after the mediator's domain init, as in Xen's domain builder).
 
         Raises :class:`DomainCreationError` when the mediator refuses (after tearing down)."""
         if vcpus < 1 or pages < 1:
             raise ValueError("a VM needs at least one vCPU and one page of RAM")
+        if arch not in ARCHES:
+            raise ValueError(f"unknown VM architecture {arch!r} (known: {', '.join(ARCHES)})")
         m = self.machine
         prev = m.current
         if prev == "boot":
@@ -247,6 +255,8 @@ class System:
             self._destroy_domain(d)
             m.current = prev
             raise DomainCreationError(domid, ret)
+        # The toolstack loads the kernel now: d->arch.type is known from here on.
+        d.is_64bit = arch == "aarch64"
         vm = VM(self, d, pages)
         self.vms.append(vm)
         m.current = prev

@@ -102,7 +102,7 @@ def test_run_json_prints_a_json_error_for_an_unknown_variant() -> None:
     r = runner.invoke(app, ["run", "--json", "--variant", "v9"])
     assert r.exit_code == 2
     assert json.loads(r.stdout) == {
-        "error": "unknown variant 'v9' (known: reference, seed-v1, head)"
+        "error": "unknown variant 'v9' (known: reference, seed-v1, head, xen-4.22)"
     }
 
 
@@ -153,7 +153,7 @@ def test_check_list_json_is_json() -> None:
         "destroy-during-call",
         "sri-vs-notification-get",
     ]
-    assert [v["name"] for v in doc["variants"]] == ["reference", "seed-v1", "head"]
+    assert [v["name"] for v in doc["variants"]] == ["reference", "seed-v1", "head", "xen-4.22"]
     assert all(s["description"] and "\n" not in s["description"] for s in doc["scenarios"])
 
 
