@@ -152,6 +152,7 @@ def test_check_list_json_is_json() -> None:
         "share-vs-partinfo",
         "destroy-during-call",
         "sri-vs-notification-get",
+        "send2-vm",
     ]
     assert [v["name"] for v in doc["variants"]] == ["reference", "seed-v1", "head", "xen-4.22"]
     assert all(s["description"] and "\n" not in s["description"] for s in doc["scenarios"])

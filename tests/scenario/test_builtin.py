@@ -13,6 +13,7 @@ NAMES = [
     "share-vs-partinfo",
     "destroy-during-call",
     "sri-vs-notification-get",
+    "send2-vm",
 ]
 
 

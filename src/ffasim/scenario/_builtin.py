@@ -14,6 +14,7 @@ BUILTIN_NAMES: tuple[str, ...] = (
     "share-vs-partinfo",
     "destroy-during-call",
     "sri-vs-notification-get",
+    "send2-vm",
 )
 
 _cache: dict[str, Scenario] = {}
