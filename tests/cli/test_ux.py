@@ -93,8 +93,8 @@ def test_run_json_prints_a_json_error_for_an_unknown_scenario() -> None:
     assert r.exit_code == 2
     assert json.loads(r.stdout) == {
         "error": "unknown scenario 'no-such': not a built-in (default, partinfo-2vcpu, "
-        "rxtx-map-race, share-vs-partinfo, destroy-during-call, sri-vs-notification-get) "
-        "nor a .toml or .py file"
+        "rxtx-map-race, share-vs-partinfo, destroy-during-call, sri-vs-notification-get, "
+        "send2-vm) nor a .toml or .py file"
     }
 
 
