@@ -27,11 +27,7 @@ from .machine import (
 from .machine.memory import PAGE_SHIFT, PAGE_SIZE
 from .xen import variants
 from .xen.ffa import Ffa
-from .xen.ffa_private import (
-    ARM_SMCCC_NOT_SUPPORTED,
-    Domain,
-    is_std_service_ffa_fid,
-)
+from .xen.ffa_private import ARM_SMCCC_NOT_SUPPORTED, Domain
 
 if TYPE_CHECKING:
     from .spmc import SecurePartition, Spmc
@@ -104,8 +100,8 @@ class VM:
         sink.call("hvc", ctx, regs)
         d.in_hypercall += 1
         r = None
-        if is_std_service_ffa_fid(regs[0]):
-            xen = self.system.xen
+        xen = self.system.xen
+        if xen.is_ffa_fid(regs[0]):
             r = xen.ffa_handle_call(d, regs)
             if r is not None and not xen.ffa_set_regs_clears_x8_x17(d):
                 # Xen wrote x0..x7 only: x8..x17 are still the caller's.
@@ -113,7 +109,8 @@ class VM:
         if r is None:
             r = (ARM_SMCCC_NOT_SUPPORTED, *regs[1:])  # vsmc writes x0 only
         d.in_hypercall -= 1
-        if not d.in_hypercall and d.pause_waiters:
+        if not d.in_hypercall:
+            # What this vCPU did is visible to a later domain_pause (vcpu_sleep_sync).
             sink.released(d.pause_lock)
         sink.ret("hvc", ctx, r)
         m.current = prev
@@ -285,6 +282,7 @@ class System:
             d.pause_waiters += 1
             self.machine.sink.block(d.pause_lock)
             d.pause_waiters -= 1
+        self.machine.sink.acquired(d.pause_lock)
 
     def _destroy_domain(self, d: Domain) -> None:
         d.is_dying = True
@@ -341,10 +339,7 @@ class System:
         destroyed and the timers drained."""
         xen = self.xen
         out: list[str] = []
-        own = set()
-        for g in (xen.ffa_spmc_rx, xen.ffa_spmc_tx):
-            if g.value is not None:
-                own.add(g.value.mfn)
+        own = {f.mfn for f in xen.ffa_fw_buffers()}
         live_parties = {d.party for d in self.domains.values()}
         for mfn, f in sorted(self.machine.mem.frames.items()):
             if f.owner == "xen" and mfn not in own:

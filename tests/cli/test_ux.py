@@ -102,7 +102,7 @@ def test_run_json_prints_a_json_error_for_an_unknown_variant() -> None:
     r = runner.invoke(app, ["run", "--json", "--variant", "v9"])
     assert r.exit_code == 2
     assert json.loads(r.stdout) == {
-        "error": "unknown variant 'v9' (known: reference, seed-v1, head, xen-4.22)"
+        "error": "unknown variant 'v9' (known: reference, seed-v1, head, xen-4.21, xen-4.22)"
     }
 
 
@@ -154,7 +154,13 @@ def test_check_list_json_is_json() -> None:
         "sri-vs-notification-get",
         "send2-vm",
     ]
-    assert [v["name"] for v in doc["variants"]] == ["reference", "seed-v1", "head", "xen-4.22"]
+    assert [v["name"] for v in doc["variants"]] == [
+        "reference",
+        "seed-v1",
+        "head",
+        "xen-4.21",
+        "xen-4.22",
+    ]
     assert all(s["description"] and "\n" not in s["description"] for s in doc["scenarios"])
 
 

@@ -39,12 +39,17 @@ class AccessSink(EventSink):
         if self.recording and party == "xen" and name is not None:
             self.events.append(("w" if write else "r", name, offset, size))
 
+    @staticmethod
+    def xen_lock(lock: Any) -> bool:
+        """Xen's own locks (not the SPMC's, nor the domain-pause marker of a hypercall exit)."""
+        return not lock.name.startswith("spmc.") and not lock.name.endswith(".pause")
+
     def acquired(self, lock: Any) -> None:
-        if self.recording and not lock.name.startswith("spmc."):
+        if self.recording and self.xen_lock(lock):
             self.events.append(("lock", lock.name))
 
     def released(self, lock: Any) -> None:
-        if self.recording and not lock.name.startswith("spmc."):
+        if self.recording and self.xen_lock(lock):
             self.events.append(("unlock", lock.name))
 
     def call(self, layer: str, caller: str, args: tuple[int, ...]) -> None:

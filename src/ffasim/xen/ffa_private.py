@@ -171,14 +171,6 @@ def ffa_safe_addr_add(addr: int, pages: int) -> bool:
     return off // FFA_PAGE_SIZE == pages and addr <= abi.MASK64 - off
 
 
-def is_std_service_ffa_fid(fid: int) -> bool:
-    """vsmc.c's test: a fast standard-service call whose function number is FF-A's."""
-    fid &= abi.MASK32
-    return (fid & 0xBF00_0000) == 0x8400_0000 and (
-        FFA_FNUM_MIN_VALUE <= (fid & 0xFFFF) <= FFA_FNUM_MAX_VALUE
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 # struct domain / struct vcpu, as far as the mediator uses them
 
@@ -334,8 +326,9 @@ class FfaBase:
     writers (version finalisation, teardown), hence a rwlock.
     """
 
-    variant = "reference"
+    variant = "head"
     FFA_MY_VERSION = abi.FFA_VERSION_1_2
+    FFA_FNUM_MAX_VALUE = FFA_FNUM_MAX_VALUE  # asm/tee/ffa.h: 0x86 before a9eb6c6269
 
     def __init__(self, machine: Machine, conduit: SmcConduit, vm_to_vm: bool = False) -> None:
         self.machine = machine
@@ -349,6 +342,20 @@ class FfaBase:
         self.ffa_vm_count = Atomic(machine, "ffa_vm_count")
         # rcu_lock_domain_by_id(): the live domains by domid (filled by the system).
         self.domains: dict[int, Domain] = {}
+
+    # -- asm/tee/ffa.h, as vsmc.c uses it --------------------------------------------------------
+    def is_ffa_fid(self, fid: int) -> bool:
+        """Whether vsmc.c routes ``fid`` to the mediator: a fast standard-service call whose
+        function number is in [FFA_FNUM_MIN_VALUE, FFA_FNUM_MAX_VALUE]."""
+        fid &= abi.MASK32
+        return (fid & 0xBF00_0000) == 0x8400_0000 and (
+            FFA_FNUM_MIN_VALUE <= (fid & 0xFFFF) <= self.FFA_FNUM_MAX_VALUE
+        )
+
+    def ffa_fw_buffers(self) -> list[Frame]:
+        """Xen's own RX/TX pages registered with the SPMC (what the audit expects Xen to keep
+        allocated); each file that holds them answers."""
+        return []
 
     # -- logging ----------------------------------------------------------------------------------
     def printk(self, text: str) -> None:

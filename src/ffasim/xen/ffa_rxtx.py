@@ -130,6 +130,9 @@ class FfaRxtx(FfaBase):
             m, "ffa_spmc_tx", None, self.ffa_spmc_tx_lock
         )
 
+    def ffa_fw_buffers(self) -> list[Frame]:
+        return [f for f in (self.ffa_spmc_rx.value, self.ffa_spmc_tx.value) if f is not None]
+
     # -- thin SMC wrappers ------------------------------------------------------------------------
     def ffa_rxtx_map(self, tx_addr: int, rx_addr: int, page_count: int) -> int:
         return self.ffa_simple_call(abi.FFA_RXTX_MAP_64, tx_addr, rx_addr, page_count, 0)

@@ -14,16 +14,30 @@ from __future__ import annotations
 from ..ffa import Ffa
 from .reference import ReferenceFfa
 from .seed_v1 import SeedV1Ffa
+from .xen_4_21 import Xen421Ffa
 from .xen_4_22 import Xen422Ffa
 
 _VARIANTS: dict[str, type[Ffa]] = {
     "reference": ReferenceFfa,
     "seed-v1": SeedV1Ffa,
     "head": Ffa,
+    "xen-4.21": Xen421Ffa,
     "xen-4.22": Xen422Ffa,
 }
 
 _DESCRIPTIONS: dict[str, str] = {
+    "xen-4.21": (
+        "Xen 4.21.0 (RELEASE-4.21.0, tee/ffa at 911b305e7b; unchanged in 4.21.1 and 4.21.2): "
+        "FF-A 1.1 to guests, VM-to-VM messaging, Xen's SPMC buffers as globals. Defects: the "
+        "SEND2 header may be re-read from the sender's TX after validation (double fetch); "
+        "SEND2 without mapped buffers dereferences NULL; RXTX_MAP/UNMAP take no lock (two "
+        "vCPUs mapping at once leak page references; an unmap races a producer writing the "
+        "RX) and accept a page count of 0; FFA_VERSION rewrites the version at any time "
+        "while readers use it unlocked (a data race); VM-to-VM partition info calls every VM "
+        "AArch32; FFA_RX_RELEASE after a failed boot-time PARTITION_INFO_GET; "
+        "ffa_rxtx_destroy frees before it unmaps; RX_ACQUIRE never probed (SEND2 to an SP "
+        "fails at the SPMC)."
+    ),
     "reference": (
         "Xen's latest upstream FF-A mediator (xen/arch/arm/tee, HEAD c447b7308b: FF-A v1.2 to "
         "guests, SP cache, PARTITION_INFO_GET_REGS, DIRECT_REQ2, FFA_RUN, RX_ACQUIRE probed with "

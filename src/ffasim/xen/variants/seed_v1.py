@@ -133,6 +133,45 @@ SEED_FEATURES = (_FEATURES_ALWAYS - {abi.FFA_INTERRUPT}) | {
 SEED_DIRECT_PASS = _DIRECT_PASS - {abi.FFA_YIELD, abi.FFA_INTERRUPT}
 
 
+def write_share_descriptor_1_1(buf: MappedBuf, shm: FfaShmMem) -> tuple[int, int]:
+    """The part of ``share_shm`` before a90376c6ad that writes a v1.1 descriptor with 16-byte
+    EMADs into Xen's TX ``buf`` (field by field; the region offset is read back from the
+    buffer where it was just written): ``(ret, tot_len)``, NOT_SUPPORTED when it does not fit
+    one page. The same in every version up to the seed."""
+    buf.memset(0, 0, FFA_MEM_TRANSACTION_1_1.size)
+    buf.store(0, struct.pack("<H", shm.sender_id))
+    buf.store(8, struct.pack("<Q", shm.handle))
+    buf.store(2, struct.pack("<H", abi.FFA_NORMAL_MEM_REG_ATTR))
+    buf.store(28, struct.pack("<I", 1))
+    buf.store(24, struct.pack("<I", FFA_MEM_ACCESS.size))
+    mem_access_offs = FFA_MEM_TRANSACTION_1_1.size  # MEM_ACCESS_OFFSET(0)
+    buf.store(32, struct.pack("<I", mem_access_offs))
+    buf.memset(mem_access_offs, 0, FFA_MEM_ACCESS.size)
+    buf.store(mem_access_offs, struct.pack("<H", shm.ep_id))
+    buf.store(mem_access_offs + 2, bytes([abi.FFA_MEM_ACC_RW]))
+    buf.store(mem_access_offs + 4, struct.pack("<I", mem_access_offs + FFA_MEM_ACCESS.size))
+    region_offs = buf.u32(mem_access_offs + 4)
+    buf.memset(region_offs, 0, FFA_MEM_REGION.size)
+    buf.store(region_offs, struct.pack("<I", shm.page_count))
+    ranges: list[list[int]] = []
+    for pg in shm.pages:
+        if ranges and ranges[-1][0] + ranges[-1][1] * FFA_PAGE_SIZE == pg.pa:
+            ranges[-1][1] += 1
+        else:
+            ranges.append([pg.pa, 1])
+    buf.store(region_offs + 4, struct.pack("<I", len(ranges)))
+    tot_len = region_offs + FFA_MEM_REGION.size + len(ranges) * FFA_ADDRESS_RANGE.size
+    if tot_len > FFA_RXTX_PAGE_COUNT * FFA_PAGE_SIZE:
+        return abi.FFA_RET_NOT_SUPPORTED, tot_len
+    addr_range = region_offs + FFA_MEM_REGION.size
+    for pa, count in ranges:
+        init_range(buf, addr_range, pa)
+        if count > 1:
+            buf.store(addr_range + 8, struct.pack("<I", count))
+        addr_range += FFA_ADDRESS_RANGE.size
+    return abi.FFA_RET_OK, tot_len
+
+
 class SeedV1Ffa(Xen422Ffa):
     """The seed patch v1 (see the module docstring for what differs and why)."""
 
@@ -802,45 +841,13 @@ class SeedV1Ffa(Xen422Ffa):
         return FfaShmMem(sender_id=0, ep_id=0, page_count=page_count)
 
     def share_shm(self, shm: FfaShmMem, ffa_vers: int) -> int:
-        """Before a90376c6ad: v1.1 EMADs only (the seed's takes no version), and the region
-        offset is read back from Xen's TX where it was just written."""
-        max_frag_len = FFA_RXTX_PAGE_COUNT * FFA_PAGE_SIZE
+        """Before a90376c6ad: v1.1 EMADs only (the seed's takes no version, ignored here)."""
         ASSERT(shm.page_count, "shm->page_count")
         buf = self.ffa_rxtx_spmc_tx_acquire()
         if buf is None:
             return abi.FFA_RET_NOT_SUPPORTED
-        buf.memset(0, 0, FFA_MEM_TRANSACTION_1_1.size)
-        buf.store(0, struct.pack("<H", shm.sender_id))
-        buf.store(8, struct.pack("<Q", shm.handle))
-        buf.store(2, struct.pack("<H", abi.FFA_NORMAL_MEM_REG_ATTR))
-        buf.store(28, struct.pack("<I", 1))
-        buf.store(24, struct.pack("<I", FFA_MEM_ACCESS.size))
-        mem_access_offs = FFA_MEM_TRANSACTION_1_1.size  # MEM_ACCESS_OFFSET(0)
-        buf.store(32, struct.pack("<I", mem_access_offs))
-        buf.memset(mem_access_offs, 0, FFA_MEM_ACCESS.size)
-        buf.store(mem_access_offs, struct.pack("<H", shm.ep_id))
-        buf.store(mem_access_offs + 2, bytes([abi.FFA_MEM_ACC_RW]))
-        buf.store(mem_access_offs + 4, struct.pack("<I", mem_access_offs + FFA_MEM_ACCESS.size))
-        region_offs = buf.u32(mem_access_offs + 4)
-        buf.memset(region_offs, 0, FFA_MEM_REGION.size)
-        buf.store(region_offs, struct.pack("<I", shm.page_count))
-        ranges: list[list[int]] = []
-        for pg in shm.pages:
-            if ranges and ranges[-1][0] + ranges[-1][1] * FFA_PAGE_SIZE == pg.pa:
-                ranges[-1][1] += 1
-            else:
-                ranges.append([pg.pa, 1])
-        buf.store(region_offs + 4, struct.pack("<I", len(ranges)))
-        tot_len = region_offs + FFA_MEM_REGION.size + len(ranges) * FFA_ADDRESS_RANGE.size
-        if tot_len > max_frag_len:
-            ret = abi.FFA_RET_NOT_SUPPORTED
-        else:
-            addr_range = region_offs + FFA_MEM_REGION.size
-            for pa, count in ranges:
-                init_range(buf, addr_range, pa)
-                if count > 1:
-                    buf.store(addr_range + 8, struct.pack("<I", count))
-                addr_range += FFA_ADDRESS_RANGE.size
+        ret, tot_len = write_share_descriptor_1_1(buf, shm)
+        if not ret:
             ret, shm.handle = self.ffa_mem_share(tot_len, tot_len, 0, 0)
         self.ffa_rxtx_spmc_tx_release()  # out:
         return ret
