@@ -94,7 +94,8 @@ def test_run_json_prints_a_json_error_for_an_unknown_scenario() -> None:
     assert json.loads(r.stdout) == {
         "error": "unknown scenario 'no-such': not a built-in (default, partinfo-2vcpu, "
         "rxtx-map-race, share-vs-partinfo, destroy-during-call, sri-vs-notification-get, "
-        "send2-vm) nor a .toml or .py file"
+        "send2-vm, map-2vcpu, partinfo-vs-unmap, send2-vs-map, version-vs-partinfo) "
+        "nor a .toml or .py file"
     }
 
 
@@ -153,6 +154,10 @@ def test_check_list_json_is_json() -> None:
         "destroy-during-call",
         "sri-vs-notification-get",
         "send2-vm",
+        "map-2vcpu",
+        "partinfo-vs-unmap",
+        "send2-vs-map",
+        "version-vs-partinfo",
     ]
     assert [v["name"] for v in doc["variants"]] == [
         "reference",

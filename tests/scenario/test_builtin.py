@@ -14,6 +14,10 @@ NAMES = [
     "destroy-during-call",
     "sri-vs-notification-get",
     "send2-vm",
+    "map-2vcpu",
+    "partinfo-vs-unmap",
+    "send2-vs-map",
+    "version-vs-partinfo",
 ]
 
 
@@ -40,7 +44,8 @@ def test_builtin_runs_sequentially_clean(name: str, variant: str) -> None:
         th.body()
     assert inst.finish() == []
     assert all(r.ok for r in inst.results)
-    if name != "destroy-during-call":
+    # These race for an outcome: in the file's order some steps get their expected error.
+    if name not in ("destroy-during-call", "map-2vcpu", "partinfo-vs-unmap", "send2-vs-map"):
         assert all(r.outcome == "success" for r in inst.results)
 
 

@@ -15,6 +15,10 @@ BUILTIN_NAMES: tuple[str, ...] = (
     "destroy-during-call",
     "sri-vs-notification-get",
     "send2-vm",
+    "map-2vcpu",
+    "partinfo-vs-unmap",
+    "send2-vs-map",
+    "version-vs-partinfo",
 )
 
 _cache: dict[str, Scenario] = {}

@@ -478,7 +478,19 @@ class MappedBuf:
     def __repr__(self) -> str:
         return f"<{self.name} at {self.pa:#x}+{self.size:#x}>"
 
+    @classmethod
+    def null(cls, machine: Machine, size: int, name: str) -> MappedBuf:
+        """A NULL pointer with ``size`` bytes behind it as far as the C's bounds go: any
+        access through it is a NULL dereference."""
+        buf = cls(machine, 0, size, name)
+        buf.mapped = False
+        return buf
+
     def _reach(self, off: int, n: int, what: str) -> int:
+        if not self.mapped and not self.pa:
+            raise HypervisorPanic(
+                f"NULL pointer dereference: Xen {what} {self.name} at {off:#x}+{n}"
+            )
         if not self.mapped:
             raise HypervisorPanic(
                 f"data abort: Xen {what} {self.name} at {off:#x}+{n} through a mapping it "

@@ -26,6 +26,7 @@ import struct
 from .. import abi
 from ..machine import (
     ASSERT,
+    PAGE_SHIFT,
     Frame,
     Guarded,
     Machine,
@@ -39,6 +40,7 @@ from ..machine import (
     spin_trylock,
     spin_unlock,
 )
+from ..machine.events import MEM
 from ..machine.xmalloc import alloc_site, map_domain_page_global
 from .ffa_private import (
     FFA_MAX_RXTX_PAGE_COUNT,
@@ -65,7 +67,10 @@ def ROUNDUP(x: int, a: int) -> int:  # Xen's macro name
 
 
 def unmap_domain_page_global(buf: MappedBuf) -> None:
-    """Drop Xen's global mapping of a guest page: any later access through it aborts."""
+    """Drop Xen's global mapping of a guest page: any later access through it aborts. A
+    scheduling point that conflicts with every access to the page (what a concurrent access
+    through the mapping depends on), though not itself an access."""
+    buf.machine.sink.point(MEM, buf.pa >> PAGE_SHIFT, True)
     buf.mapped = False
 
 

@@ -34,7 +34,6 @@ import struct
 from ... import abi
 from ...machine import (
     ASSERT,
-    HypervisorPanic,
     P2MType,
     get_page_from_gfn,
     put_page,
@@ -598,11 +597,11 @@ class SeedV1Ffa(Xen422Ffa):
         else:
             ret, _, _ = self.ffa_rx_acquire(ctx)  # the seed's returns only the status
             if ret == abi.FFA_RET_OK:
-                rx = ctx.rx.get()  # read with no lock held
-                assert rx is not None
-                dst_buf = Cursor(rx)
+                # ctx->rx and page_count read with no lock held: an unmap may clear them.
+                rx = ctx.rx.get()
                 end_buf = ctx.page_count * FFA_PAGE_SIZE
-                if end_buf < dst_size:
+                dst_buf = Cursor(rx or MappedBuf.null(self.machine, end_buf, "ctx->rx"))
+                if end_buf <= 0 or end_buf < dst_size:
                     ret = abi.FFA_RET_INVALID_PARAMETERS
                 elif self.ffa_fw_supports_fid(abi.FFA_PARTITION_INFO_GET):
                     ret, sp_count = self.ffa_get_sp_partinfo(uuid, dst_buf, end_buf, dst_size)
@@ -932,7 +931,7 @@ class SeedV1Ffa(Xen422Ffa):
             # With nothing mapped ctx->tx is NULL, but only an empty fragment gets here, and
             # read_mem_transaction rejects it before reading anything.
             ret, trans = self.read_mem_transaction(
-                ctx.guest_vers.read(), tx or MappedBuf(self.machine, 0, 0, "NULL"), frag_len
+                ctx.guest_vers.read(), tx or MappedBuf.null(self.machine, 0, "ctx->tx"), frag_len
             )
             if ret:
                 goto = "out_unlock"
@@ -1028,8 +1027,8 @@ class SeedV1Ffa(Xen422Ffa):
                 ret = abi.FFA_RET_NO_MEMORY
                 self.ffa_rx_release(dst_ctx)
             else:
-                dst = dst_ctx.rx.get()
-                assert dst is not None
+                # dst_ctx->rx, read after rx_lock was dropped: an unmap may have cleared it.
+                dst = dst_ctx.rx.get() or MappedBuf.null(self.machine, 0, "dst_ctx->rx")
                 dst.store(0, struct.pack("<I", 0))
                 dst.store(4, struct.pack("<I", 0))
                 dst.store(8, struct.pack("<I", FFA_PART_MSG_RXTX_1_1.size))
@@ -1050,10 +1049,8 @@ class SeedV1Ffa(Xen422Ffa):
         assert src_ctx is not None
         if not spin_trylock(src_ctx.tx_lock):
             return abi.FFA_RET_BUSY
-        tx = src_ctx.tx.get()
-        if tx is None:
-            raise HypervisorPanic("NULL pointer dereference in ffa_handle_msg_send2 (ctx->tx)")
         tx_size = src_ctx.page_count * FFA_PAGE_SIZE
+        tx = src_ctx.tx.get() or MappedBuf.null(self.machine, tx_size, "ctx->tx")
         src_msg = FfaPartMsgRxtx.copy(tx, FFA_PART_MSG_RXTX_1_1.size)
         src_id = src_msg.send_recv_id >> 16
         dst_id = src_msg.send_recv_id & 0xFFFF
