@@ -94,7 +94,7 @@ def test_run_json_prints_a_json_error_for_an_unknown_scenario() -> None:
     assert json.loads(r.stdout) == {
         "error": "unknown scenario 'no-such': not a built-in (default, partinfo-2vcpu, "
         "rxtx-map-race, share-vs-partinfo, destroy-during-call, sri-vs-notification-get, "
-        "send2-vm, map-2vcpu, partinfo-vs-unmap, send2-vs-map, version-vs-partinfo) "
+        "send2-vm, map-2vcpu, partinfo-vs-unmap, send2-vs-map, version-vs-partinfo, send2-sp) "
         "nor a .toml or .py file"
     }
 
@@ -103,7 +103,8 @@ def test_run_json_prints_a_json_error_for_an_unknown_variant() -> None:
     r = runner.invoke(app, ["run", "--json", "--variant", "v9"])
     assert r.exit_code == 2
     assert json.loads(r.stdout) == {
-        "error": "unknown variant 'v9' (known: reference, seed-v1, head, xen-4.21, xen-4.22)"
+        "error": "unknown variant 'v9' (known: reference, seed-v1, head, xen-4.20, xen-4.21, "
+        "xen-4.22)"
     }
 
 
@@ -158,11 +159,13 @@ def test_check_list_json_is_json() -> None:
         "partinfo-vs-unmap",
         "send2-vs-map",
         "version-vs-partinfo",
+        "send2-sp",
     ]
     assert [v["name"] for v in doc["variants"]] == [
         "reference",
         "seed-v1",
         "head",
+        "xen-4.20",
         "xen-4.21",
         "xen-4.22",
     ]

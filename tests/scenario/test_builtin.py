@@ -18,7 +18,13 @@ NAMES = [
     "partinfo-vs-unmap",
     "send2-vs-map",
     "version-vs-partinfo",
+    "send2-sp",
 ]
+
+
+# Scenarios that show a seed-v1 defect in any order: the SPMC refuses SEND2 from a VM whose
+# buffers Xen never registered (RX_ACQUIRE not probed).
+SEQUENTIAL_DEFECTS = {("send2-sp", "seed-v1")}
 
 
 def test_builtin_names_in_order() -> None:
@@ -42,6 +48,9 @@ def test_builtin_runs_sequentially_clean(name: str, variant: str) -> None:
     for th in inst.threads:
         inst.system.machine.current = th.name
         th.body()
+    if (name, variant) in SEQUENTIAL_DEFECTS:
+        assert inst.finish() != []  # the variant's defect shows even without interleaving
+        return
     assert inst.finish() == []
     assert all(r.ok for r in inst.results)
     # These race for an outcome: in the file's order some steps get their expected error.

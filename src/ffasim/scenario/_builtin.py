@@ -19,6 +19,7 @@ BUILTIN_NAMES: tuple[str, ...] = (
     "partinfo-vs-unmap",
     "send2-vs-map",
     "version-vs-partinfo",
+    "send2-sp",
 )
 
 _cache: dict[str, Scenario] = {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 from ..ffa import Ffa
 from .reference import ReferenceFfa
 from .seed_v1 import SeedV1Ffa
+from .xen_4_20 import Xen420Ffa
 from .xen_4_21 import Xen421Ffa
 from .xen_4_22 import Xen422Ffa
 
@@ -21,11 +22,20 @@ _VARIANTS: dict[str, type[Ffa]] = {
     "reference": ReferenceFfa,
     "seed-v1": SeedV1Ffa,
     "head": Ffa,
+    "xen-4.20": Xen420Ffa,
     "xen-4.21": Xen421Ffa,
     "xen-4.22": Xen422Ffa,
 }
 
 _DESCRIPTIONS: dict[str, str] = {
+    "xen-4.20": (
+        "Xen 4.20.0 (RELEASE-4.20.0, tee/ffa at 39c45caef2; unchanged up to 4.20.4): FF-A 1.1 "
+        "to guests, no VM-to-VM, SEND2 to SPs only. Defects: SEND2 reads its header in place "
+        "from the guest's TX, fields twice (double fetch), and dereferences NULL without "
+        "mapped buffers; RX_ACQUIRE never probed (SEND2 to an SP fails at the SPMC); "
+        "RXTX_MAP/UNMAP and FFA_VERSION without locks (data races); FFA_RX_RELEASE after a "
+        "failed boot-time PARTITION_INFO_GET; ffa_rxtx_destroy frees before it unmaps."
+    ),
     "xen-4.21": (
         "Xen 4.21.0 (RELEASE-4.21.0, tee/ffa at 911b305e7b; unchanged in 4.21.1 and 4.21.2): "
         "FF-A 1.1 to guests, VM-to-VM messaging, Xen's SPMC buffers as globals. Defects: the "
