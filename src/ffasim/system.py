@@ -54,15 +54,22 @@ class DomainDestroyedError(Exception):
 
 
 _MASK64 = abi.MASK64
+_MASK32 = abi.MASK32
 _ZEROS = (0,) * 17
 
 
 class VM:
-    """A guest domain: ``smc`` as one of its vCPUs, its RAM, its injected virtual IRQs."""
+    """A guest domain: ``smc`` as one of its vCPUs, its RAM, its injected virtual IRQs.
+
+    ``arch`` is ``"aarch64"`` or ``"aarch32"``. An AArch32 guest holds 32-bit registers: the
+    values it passes are truncated to 32 bits, and it sees the low 32 bits of x0..x7 (r0..r7)
+    of an answer; Xen never writes x8..x17 for it (``ffa_set_regs`` zeroes them only for a
+    64-bit guest), so those come back as the guest left them."""
 
     def __init__(self, system: System, d: Domain, pages: int) -> None:
         self.system = system
         self.domain = d
+        self.arch = "aarch64" if d.is_64bit else "aarch32"
         self.domid = d.domain_id
         self.id = d.domain_id + 1
         self.vcpus = d.max_vcpus
@@ -91,7 +98,8 @@ class VM:
         if len(args) > 17:
             raise ValueError(f"at most 18 registers, got {len(args) + 1}")
         # abi.regs(), inlined: this is the hot path of every call.
-        regs = (fid & _MASK64, *map(_MASK64.__and__, args), *_ZEROS[len(args) :])
+        mask = _MASK64 if d.is_64bit else _MASK32
+        regs = (fid & mask, *map(mask.__and__, args), *_ZEROS[len(args) :])
         m = self.system.machine
         ctx = self._ctx_names[vcpu]
         prev = m.current
@@ -108,6 +116,8 @@ class VM:
                 r = (*r[:8], *regs[8:])
         if r is None:
             r = (ARM_SMCCC_NOT_SUPPORTED, *regs[1:])  # vsmc writes x0 only
+        if not d.is_64bit:
+            r = (*map(_MASK32.__and__, r[:8]), *r[8:])  # what r0..r7 hold
         d.in_hypercall -= 1
         if not d.in_hypercall:
             # What this vCPU did is visible to a later domain_pause (vcpu_sleep_sync).

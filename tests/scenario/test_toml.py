@@ -184,7 +184,7 @@ def test_unknown_scenario_key() -> None:
     _assert_error(
         '[scenario]\nname = "t"\nvarient = "seed-v1"\n[[vm]]\n',
         r"s\.toml:3: scenario, varient: unknown key 'varient' \(allowed: name, description, "
-        r"variant, vm_to_vm\)",
+        r"variant, vm_to_vm, spmc_version\)",
     )
 
 
@@ -226,7 +226,7 @@ def test_vm_vcpus_out_of_range() -> None:
 def test_vm_unknown_key() -> None:
     _assert_error(
         '[scenario]\nname = "t"\n\n[[vm]]\nmemory = 9\n',
-        r"s\.toml:5: vm 1, memory: unknown key 'memory' \(allowed: vcpus, pages\)",
+        r"s\.toml:5: vm 1, memory: unknown key 'memory' \(allowed: vcpus, pages, arch\)",
     )
 
 

@@ -41,6 +41,11 @@ from ._ops import (
     convert,
 )
 
+ARCHES = ("aarch64", "aarch32")
+"""What a VM's kernel may run as (``System.create_vm(arch=...)``)."""
+SPMC_VERSIONS = {"1.1": abi.FFA_VERSION_1_1, "1.2": abi.FFA_VERSION_1_2}
+"""The FF-A versions the SPMC can be built to implement (Xen 4.19 needs 1.1)."""
+
 if TYPE_CHECKING:
     from ..spmc import SecurePartition
 
@@ -97,10 +102,12 @@ class Step:
 
 @dataclass(frozen=True)
 class VmSpec:
-    """A VM to create: its vCPU count and RAM size in pages."""
+    """A VM to create: its vCPU count, RAM size in pages and architecture (``"aarch64"`` or
+    ``"aarch32"``)."""
 
     vcpus: int = 1
     pages: int = 64
+    arch: str = "aarch64"
 
 
 @dataclass(frozen=True)
@@ -200,6 +207,7 @@ class Scenario:
         *,
         variant: str | None = None,
         vm_to_vm: bool = False,
+        spmc_version: str = "1.2",
         vms: Sequence[VmSpec] = (VmSpec(),),
         partitions: PartitionsArg = None,
         setup: Sequence[Step] = (),
@@ -211,6 +219,7 @@ class Scenario:
         self.description = description
         self.variant = variant
         self.vm_to_vm = vm_to_vm
+        self.spmc_version = spmc_version
         self.vms = tuple(vms)
         self.partitions = partitions
         self.setup = tuple(setup)
@@ -239,6 +248,13 @@ class Scenario:
                     f"must be lower-case letters, digits, '-', '_' or '.', got {self.name!r}",
                 )
             )
+        if self.spmc_version not in SPMC_VERSIONS:
+            out.append(
+                (
+                    ("scenario", "spmc_version"),
+                    f"must be one of {', '.join(SPMC_VERSIONS)}, got {self.spmc_version!r}",
+                )
+            )
         if self.variant is not None:
             known = _variant_names()
             if known and self.variant not in known:
@@ -255,6 +271,8 @@ class Scenario:
                 out.append((("vm", i, "vcpus"), f"must be 1..8, got {vm.vcpus}"))
             if not 4 <= vm.pages <= 4096:
                 out.append((("vm", i, "pages"), f"must be 4..4096, got {vm.pages}"))
+            if vm.arch not in ARCHES:
+                out.append((("vm", i, "arch"), f"must be one of {', '.join(ARCHES)}"))
         if isinstance(self.partitions, Sequence):
             seen: set[int] = set()
             for i, sp in enumerate(self.partitions):
@@ -438,6 +456,7 @@ class Scenario:
             partitions=partitions,
             variant=variant or self.variant or "reference",
             vm_to_vm=self.vm_to_vm,
+            spmc_version=SPMC_VERSIONS[self.spmc_version],
             **kwargs,
         )
         return Instance(self, system, partitions)
@@ -640,7 +659,9 @@ class Instance:
         machine = system.machine
         prev = machine.current
         machine.current = "toolstack"
-        self._vms = [system.create_vm(vcpus=v.vcpus, pages=v.pages) for v in scenario.vms]
+        self._vms = [
+            system.create_vm(vcpus=v.vcpus, pages=v.pages, arch=v.arch) for v in scenario.vms
+        ]
         machine.current = prev
         for j, st in enumerate(scenario.setup):
             self._run_placed(st, "setup", j)

@@ -44,7 +44,7 @@ PROPERTY_NAMES: dict[str, int] = {
 }
 
 _TOP_KEYS = ("scenario", "partitions", "vm", "setup", "thread", "final")
-_SCENARIO_KEYS = ("name", "description", "variant", "vm_to_vm")
+_SCENARIO_KEYS = ("name", "description", "variant", "vm_to_vm", "spmc_version")
 _PARTITION_KEYS = (
     "id",
     "uuid",
@@ -54,7 +54,7 @@ _PARTITION_KEYS = (
     "vm_created",
     "vm_destroyed",
 )
-_VM_KEYS = ("vcpus", "pages")
+_VM_KEYS = ("vcpus", "pages", "arch")
 _THREAD_KEYS = ("vm", "vcpu", "context", "toolstack", "steps")
 
 
@@ -245,6 +245,9 @@ class _Loader:
         if variant is not None:
             variant = self.value(("scenario", "variant"), "str", variant)
         vm_to_vm = self.value(("scenario", "vm_to_vm"), "bool", head.get("vm_to_vm", False))
+        spmc_version = self.value(
+            ("scenario", "spmc_version"), "str", head.get("spmc_version", "1.2")
+        )
         partitions = [self.partition(i, t) for i, t in enumerate(self.tables(data, "partitions"))]
         vms = [self.vm(i, t) for i, t in enumerate(self.tables(data, "vm"))]
         if not vms:
@@ -262,6 +265,7 @@ class _Loader:
                 description,
                 variant=variant,
                 vm_to_vm=vm_to_vm,
+                spmc_version=spmc_version,
                 vms=vms,
                 partitions=partitions if "partitions" in data else None,
                 setup=setup,
@@ -316,7 +320,8 @@ class _Loader:
             raise self.fail((*path, "vcpus"), f"must be 1..8, got {_show(vcpus)}")
         if isinstance(pages, bool) or not isinstance(pages, int) or not 4 <= pages <= 4096:
             raise self.fail((*path, "pages"), f"must be 4..4096, got {_show(pages)}")
-        return VmSpec(vcpus, pages)
+        arch = self.value((*path, "arch"), "str", t.get("arch", "aarch64"))
+        return VmSpec(vcpus, pages, arch)
 
     def step(self, t: Any, path: Path, *, placed: bool) -> Step:
         if not isinstance(t, dict):
