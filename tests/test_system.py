@@ -170,7 +170,15 @@ def test_unknown_variant_is_a_clear_error() -> None:
 
 
 def test_variant_names_and_descriptions() -> None:
-    assert variants.names() == ["reference", "seed-v1", "head", "xen-4.20", "xen-4.21", "xen-4.22"]
+    assert variants.names() == [
+        "reference",
+        "seed-v1",
+        "head",
+        "xen-4.19",
+        "xen-4.20",
+        "xen-4.21",
+        "xen-4.22",
+    ]
     for name in variants.names():
         assert len(variants.describe(name)) > 100
 

@@ -103,8 +103,8 @@ def test_run_json_prints_a_json_error_for_an_unknown_variant() -> None:
     r = runner.invoke(app, ["run", "--json", "--variant", "v9"])
     assert r.exit_code == 2
     assert json.loads(r.stdout) == {
-        "error": "unknown variant 'v9' (known: reference, seed-v1, head, xen-4.20, xen-4.21, "
-        "xen-4.22)"
+        "error": "unknown variant 'v9' (known: reference, seed-v1, head, xen-4.19, xen-4.20, "
+        "xen-4.21, xen-4.22)"
     }
 
 
@@ -165,6 +165,7 @@ def test_check_list_json_is_json() -> None:
         "reference",
         "seed-v1",
         "head",
+        "xen-4.19",
         "xen-4.20",
         "xen-4.21",
         "xen-4.22",

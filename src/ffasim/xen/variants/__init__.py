@@ -14,6 +14,7 @@ from __future__ import annotations
 from ..ffa import Ffa
 from .reference import ReferenceFfa
 from .seed_v1 import SeedV1Ffa
+from .xen_4_19 import Xen419Ffa
 from .xen_4_20 import Xen420Ffa
 from .xen_4_21 import Xen421Ffa
 from .xen_4_22 import Xen422Ffa
@@ -22,12 +23,21 @@ _VARIANTS: dict[str, type[Ffa]] = {
     "reference": ReferenceFfa,
     "seed-v1": SeedV1Ffa,
     "head": Ffa,
+    "xen-4.19": Xen419Ffa,
     "xen-4.20": Xen420Ffa,
     "xen-4.21": Xen421Ffa,
     "xen-4.22": Xen422Ffa,
 }
 
 _DESCRIPTIONS: dict[str, str] = {
+    "xen-4.19": (
+        "Xen 4.19.0 (RELEASE-4.19.0, tee/ffa at b490f470f5; unchanged up to 4.19.6): FF-A 1.1, "
+        "eight mandatory SPMC features, no SEND2, no VM-to-VM. Defects: an SPMC above FF-A 1.1 "
+        "(the default, like Hafnium v2.14) is refused, so no VM gets FF-A; NOTIFICATION_BIND "
+        "and UNBIND swap the bitmap halves; RXTX_MAP with an RX address outside the guest's "
+        "RAM reaches put_page(NULL) (it tests tx_pg where it means rx_pg); RXTX_MAP/UNMAP take "
+        'no lock. Scenarios for it need spmc_version = "1.1".'
+    ),
     "xen-4.20": (
         "Xen 4.20.0 (RELEASE-4.20.0, tee/ffa at 39c45caef2; unchanged up to 4.20.4): FF-A 1.1 "
         "to guests, no VM-to-VM, SEND2 to SPs only. Defects: SEND2 reads its header in place "
