@@ -94,7 +94,8 @@ def test_run_json_prints_a_json_error_for_an_unknown_scenario() -> None:
     assert json.loads(r.stdout) == {
         "error": "unknown scenario 'no-such': not a built-in (default, partinfo-2vcpu, "
         "rxtx-map-race, share-vs-partinfo, destroy-during-call, sri-vs-notification-get, "
-        "send2-vm, map-2vcpu, partinfo-vs-unmap, send2-vs-map, version-vs-partinfo, send2-sp) "
+        "send2-vm, map-2vcpu, partinfo-vs-unmap, send2-vs-map, version-vs-partinfo, send2-sp, "
+        "share-too-long, version-mbz) "
         "nor a .toml or .py file"
     }
 
@@ -160,6 +161,8 @@ def test_check_list_json_is_json() -> None:
         "send2-vs-map",
         "version-vs-partinfo",
         "send2-sp",
+        "share-too-long",
+        "version-mbz",
     ]
     assert [v["name"] for v in doc["variants"]] == [
         "reference",

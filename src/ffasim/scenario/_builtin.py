@@ -20,6 +20,8 @@ BUILTIN_NAMES: tuple[str, ...] = (
     "send2-vs-map",
     "version-vs-partinfo",
     "send2-sp",
+    "share-too-long",
+    "version-mbz",
 )
 
 _cache: dict[str, Scenario] = {}
