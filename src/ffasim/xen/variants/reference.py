@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 
 from ... import abi
-from ...machine import read_lock, read_unlock, spin_lock, spin_unlock
+from ...machine import read_lock, read_unlock, spin_lock, spin_unlock, write_lock, write_unlock
 from ...machine.xmalloc import alloc_site
 from ..ffa import Ffa
 from ..ffa_partinfo import ffa_copy_info, vm_partition_info
@@ -60,17 +60,41 @@ class ReferenceFfa(Ffa):
 
     # -- ffa.c ----------------------------------------------------------------------------------
     def ffa_negotiate_version(self, d: Domain, ctx: FfaCtx, regs: Regs) -> Regs | None:
-        """Upstream, plus: bit 31 of the version word is MBZ, so NOT_SUPPORTED (upstream stores
-        the raw word, which then compares above every real version)."""
+        """Upstream, plus: bit 31 of the version word is MBZ, so NOT_SUPPORTED (upstream masks it
+        away in the major and stores the raw word, which then compares above every version)."""
         fid = regs[0] & abi.MASK32
         in_vers = regs[1] & abi.MASK32
-        if fid == abi.FFA_VERSION and in_vers & (1 << 31):
-            spin_lock(ctx.guest_vers_lock)
-            published = ctx.guest_vers.read()
-            spin_unlock(ctx.guest_vers_lock)
-            if not published:
-                return ffa_set_regs(abi.to_u32(abi.FFA_RET_NOT_SUPPORTED))
-        return super().ffa_negotiate_version(d, ctx, regs)
+        spin_lock(ctx.guest_vers_lock)
+        if ctx.guest_vers.read():
+            spin_unlock(ctx.guest_vers_lock)  # out_continue:
+            return None
+        if fid != abi.FFA_VERSION:
+            tmp = ctx.guest_vers_tmp.get()
+            if not tmp:
+                spin_unlock(ctx.guest_vers_lock)  # out_handled:
+                return ffa_set_regs_error(abi.FFA_RET_NOT_SUPPORTED)
+            ctx.is_64bit = is_64bit_domain(d)
+            ctx.guest_vers.set(tmp)
+            if self.CONFIG_FFA_VM_TO_VM:
+                write_lock(self.ffa_ctx_list_rwlock)
+                self.inc_ffa_vm_count()
+                self.ffa_ctx_head.append(ctx)
+                ctx.in_ctx_list = True
+                self.ffa_partinfo_inc_tag()
+                write_unlock(self.ffa_ctx_list_rwlock)
+            spin_unlock(ctx.guest_vers_lock)  # out_continue:
+            return None
+        if in_vers & (1 << 31):  # the fix
+            spin_unlock(ctx.guest_vers_lock)  # out_handled:
+            return ffa_set_regs(abi.to_u32(abi.FFA_RET_NOT_SUPPORTED))
+        if abi.version_major(in_vers) != abi.version_major(
+            self.FFA_MY_VERSION
+        ) or abi.version_minor(in_vers) > abi.version_minor(self.FFA_MY_VERSION):
+            ctx.guest_vers_tmp.set(self.FFA_MY_VERSION)
+        else:
+            ctx.guest_vers_tmp.set(in_vers)
+        spin_unlock(ctx.guest_vers_lock)  # out_handled:
+        return ffa_set_regs(self.FFA_MY_VERSION)
 
     def ffa_domain_teardown_continue(self, ctx: FfaCtx, first_time: bool) -> None:
         """Upstream, plus: the queued context holds a domain reference until its teardown is

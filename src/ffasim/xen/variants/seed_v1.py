@@ -34,7 +34,9 @@ import struct
 from ... import abi
 from ...machine import (
     ASSERT,
+    Machine,
     P2MType,
+    SmcConduit,
     get_page_from_gfn,
     put_page,
     read_lock,
@@ -178,8 +180,8 @@ class SeedV1Ffa(Xen422Ffa):
     FFA_MY_VERSION = abi.FFA_VERSION_1_1  # f42bacb20e raised it to 1.2
     ffa_fw_abi_needed = SEED_FW_ABI_NEEDED  # 4992308e97 added RX_ACQUIRE, dropped MEM_SHARE_32
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, machine: Machine, conduit: SmcConduit, vm_to_vm: bool = False) -> None:
+        super().__init__(machine, conduit, vm_to_vm)
         # The subscriber arrays of ffa_partinfo.c (71518be79d replaced them by the SP cache).
         self.subscr_vm_created: list[int] = []
         self.subscr_vm_destroyed: list[int] = []

@@ -27,7 +27,9 @@ from ... import abi
 from ...machine import (
     Frame,
     HypervisorPanic,
+    Machine,
     P2MType,
+    SmcConduit,
     get_page_from_gfn,
     put_page,
     spin_lock,
@@ -96,8 +98,8 @@ class Xen419Ffa(Xen420Ffa):
     variant = "xen-4.19"
     ffa_fw_abi_needed = ()  # cf15d85707 introduced the list
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, machine: Machine, conduit: SmcConduit, vm_to_vm: bool = False) -> None:
+        super().__init__(machine, conduit, vm_to_vm)
         # ctx->notif.enabled (e6794b683b replaced it by the global fw_notif_enabled).
         self.ctx_notif_enabled: set[FfaCtx] = set()
 
