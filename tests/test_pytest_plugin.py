@@ -94,7 +94,10 @@ def test_variant(ffasim_system):
     result = run(pytester, source, "--ffasim-variant", "seed-v2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["ERROR: --ffasim-variant: unknown variant 'seed-v2' (known: reference, seed-v1, head)"]
+        [
+            "ERROR: --ffasim-variant: unknown variant 'seed-v2' (known: reference, seed-v1, "
+            "head, xen-4.19, xen-4.20, xen-4.21, xen-4.22)*"
+        ]
     )
 
 

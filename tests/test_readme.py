@@ -51,3 +51,33 @@ def test_readme_seed_table_commands_find_what_they_say(
     result = CliRunner().invoke(app, ["check", *args.split(), "--json", "--out", str(tmp_path)])
     assert result.exit_code == 1, result.output
     assert kind in {f["kind"] for f in json.loads(result.stdout)["findings"]}
+
+
+def _release_table() -> list[tuple[str, str, str]]:
+    rows = re.findall(
+        r"^\| `(xen-[0-9.]+|seed-v1)` \| .*?\| `ffasim check (.*?)` \| `([a-z-]+)` \|$",
+        README.read_text(),
+        flags=re.M,
+    )
+    assert len(rows) >= 20
+    return rows
+
+
+@pytest.mark.parametrize("variant,args,kind", _release_table())
+def test_readme_release_table_commands_find_what_they_say(
+    variant: str, args: str, kind: str, tmp_path: Path
+) -> None:
+    assert f"--variant {variant}" in args
+    root = README.parent
+    argv = [str(root / a) if a.endswith(".toml") else a for a in args.split()]
+    result = CliRunner().invoke(app, ["check", *argv, "--json", "--out", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert kind in {f["kind"] for f in json.loads(result.stdout)["findings"]}
+
+
+def test_readme_send2_header_is_read_once_on_reference(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["check", "send2-vm", "--variant", "reference", "--json", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["findings"] == []

@@ -170,7 +170,15 @@ def test_unknown_variant_is_a_clear_error() -> None:
 
 
 def test_variant_names_and_descriptions() -> None:
-    assert variants.names() == ["reference", "seed-v1", "head"]
+    assert variants.names() == [
+        "reference",
+        "seed-v1",
+        "head",
+        "xen-4.19",
+        "xen-4.20",
+        "xen-4.21",
+        "xen-4.22",
+    ]
     for name in variants.names():
         assert len(variants.describe(name)) > 100
 
@@ -191,7 +199,7 @@ def test_create_vm_refused_without_firmware_or_vm_to_vm() -> None:
 def test_ctx_allocation_failure_fails_creation() -> None:
     sink = FaultSink()
     system = System(machine=Machine(sink))
-    sink.faults["alloc:ffa_ctx"] = [1]
+    sink.faults["alloc:xzalloc@ffa_domain_init"] = [1]
     with pytest.raises(DomainCreationError, match="error -12"):
         system.create_vm()
     assert system.create_vm().id == 2

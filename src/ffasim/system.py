@@ -28,17 +28,16 @@ from .machine.events import DOM, REF
 from .machine.memory import PAGE_SHIFT, PAGE_SIZE
 from .xen import variants
 from .xen.ffa import Ffa
-from .xen.ffa_private import (
-    ARM_SMCCC_NOT_SUPPORTED,
-    Domain,
-    is_std_service_ffa_fid,
-)
+from .xen.ffa_private import ARM_SMCCC_NOT_SUPPORTED, Domain
 
 if TYPE_CHECKING:
     from .spmc import SecurePartition, Spmc
 
 GUEST_RAM_BASE = 0x4000_0000
 """IPA of guest RAM page 0 (Xen's GUEST_RAM0_BASE)."""
+
+ARCHES = ("aarch64", "aarch32")
+"""What a VM's kernel runs as: ``d->arch.type`` (DOMAIN_64BIT or DOMAIN_32BIT)."""
 
 
 class DomainCreationError(Exception):
@@ -56,15 +55,22 @@ class DomainDestroyedError(Exception):
 
 
 _MASK64 = abi.MASK64
+_MASK32 = abi.MASK32
 _ZEROS = (0,) * 17
 
 
 class VM:
-    """A guest domain: ``smc`` as one of its vCPUs, its RAM, its injected virtual IRQs."""
+    """A guest domain: ``smc`` as one of its vCPUs, its RAM, its injected virtual IRQs.
+
+    ``arch`` is ``"aarch64"`` or ``"aarch32"``. An AArch32 guest holds 32-bit registers: the
+    values it passes are truncated to 32 bits, and it sees the low 32 bits of x0..x7 (r0..r7)
+    of an answer; Xen never writes x8..x17 for it (``ffa_set_regs`` zeroes them only for a
+    64-bit guest), so those come back as the guest left them."""
 
     def __init__(self, system: System, d: Domain, pages: int) -> None:
         self.system = system
         self.domain = d
+        self.arch = "aarch64" if d.is_64bit else "aarch32"
         self.domid = d.domain_id
         self.id = d.domain_id + 1
         self.vcpus = d.max_vcpus
@@ -98,24 +104,28 @@ class VM:
             sink.deschedule((ctx,))  # under the checker, this vCPU stops here for good
             raise DomainDestroyedError(f"{self!r} was destroyed: it cannot issue calls")
         # abi.regs(), inlined: this is the hot path of every call.
-        regs = (fid & _MASK64, *map(_MASK64.__and__, args), *_ZEROS[len(args) :])
+        mask = _MASK64 if d.is_64bit else _MASK32
+        regs = (fid & mask, *map(mask.__and__, args), *_ZEROS[len(args) :])
         prev = m.current
         m.current = ctx
         sink.call("hvc", ctx, regs)
         sink.access(DOM, ctx, True)  # in a hypercall: domain_pause waits for its end
         d.in_hypercall += 1
         r = None
-        if is_std_service_ffa_fid(regs[0]):
-            xen = self.system.xen
+        xen = self.system.xen
+        if xen.is_ffa_fid(regs[0]):
             r = xen.ffa_handle_call(d, regs)
             if r is not None and not xen.ffa_set_regs_clears_x8_x17(d):
                 # Xen wrote x0..x7 only: x8..x17 are still the caller's.
                 r = (*r[:8], *regs[8:])
         if r is None:
             r = (ARM_SMCCC_NOT_SUPPORTED, *regs[1:])  # vsmc writes x0 only
+        if not d.is_64bit:
+            r = (*map(_MASK32.__and__, r[:8]), *r[8:])  # what r0..r7 hold
         d.in_hypercall -= 1
         sink.access(DOM, ctx, True)
-        if not d.in_hypercall and d.pause_waiters:
+        if not d.in_hypercall:
+            # What this vCPU did is visible to a later domain_pause (vcpu_sleep_sync).
             sink.released(d.pause_lock)
         sink.ret("hvc", ctx, r)
         m.current = prev
@@ -223,13 +233,18 @@ class System:
         return f"<System {self.variant} with {len(self.vms)} VMs>"
 
     # -- domains ----------------------------------------------------------------------------------
-    def create_vm(self, vcpus: int = 1, pages: int = 64) -> VM:
+    def create_vm(self, vcpus: int = 1, pages: int = 64, arch: str = "aarch64") -> VM:
         """Create a domain with the next free domid (from 0), ``vcpus`` vCPUs and ``pages`` pages
         of physically contiguous RAM at IPA 0x40000000, and run Xen's FF-A domain init.
+        ``arch`` is ``"aarch64"`` or ``"aarch32"`` (a 32-bit guest: its SMCs carry 32-bit
+        values, and Xen treats it as ``is_64bit_domain()`` false once its kernel is loaded,
+        which happens after the mediator's domain init, as in Xen's domain builder).
 
         Raises :class:`DomainCreationError` when the mediator refuses (after tearing down)."""
         if vcpus < 1 or pages < 1:
             raise ValueError("a VM needs at least one vCPU and one page of RAM")
+        if arch not in ARCHES:
+            raise ValueError(f"unknown VM architecture {arch!r} (known: {', '.join(ARCHES)})")
         m = self.machine
         prev = m.current
         if prev == "boot":
@@ -254,6 +269,8 @@ class System:
             self._destroy_domain(d)
             m.current = prev
             raise DomainCreationError(domid, ret)
+        # The toolstack loads the kernel now: d->arch.type is known from here on.
+        d.is_64bit = arch == "aarch64"
         vm = VM(self, d, pages)
         self.vms.append(vm)
         m.current = prev
@@ -290,6 +307,7 @@ class System:
             d.pause_waiters += 1
             sink.block(d.pause_lock)
             d.pause_waiters -= 1
+        sink.acquired(d.pause_lock)
         sink.deschedule(vcpus)
 
     def _destroy_domain(self, d: Domain) -> None:
@@ -351,10 +369,7 @@ class System:
         destroyed and the timers drained."""
         xen = self.xen
         out: list[str] = []
-        own = set()
-        for g in (xen.ffa_spmc_rx, xen.ffa_spmc_tx):
-            if g.value is not None:
-                own.add(g.value.mfn)
+        own = {f.mfn for f in xen.ffa_fw_buffers()}
         live_parties = {d.party for d in self.domains.values()}
         for mfn, f in sorted(self.machine.mem.frames.items()):
             if f.owner == "xen" and mfn not in own:

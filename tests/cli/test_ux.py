@@ -96,7 +96,9 @@ def test_run_json_prints_a_json_error_for_an_unknown_scenario() -> None:
     assert json.loads(r.stdout) == {
         "schema_version": 1,
         "error": "unknown scenario 'no-such': not a built-in (default, partinfo-2vcpu, "
-        "rxtx-map-race, share-vs-partinfo, destroy-during-call, sri-vs-notification-get) "
+        "rxtx-map-race, share-vs-partinfo, destroy-during-call, sri-vs-notification-get, "
+        "send2-vm, map-2vcpu, partinfo-vs-unmap, send2-vs-map, version-vs-partinfo, send2-sp, "
+        "share-too-long, version-mbz) "
         "nor a .toml or .py file",
     }
 
@@ -106,7 +108,8 @@ def test_run_json_prints_a_json_error_for_an_unknown_variant() -> None:
     assert r.exit_code == 2
     assert json.loads(r.stdout) == {
         "schema_version": 1,
-        "error": "unknown variant 'v9' (known: reference, seed-v1, head)",
+        "error": "unknown variant 'v9' (known: reference, seed-v1, head, xen-4.19, xen-4.20, "
+        "xen-4.21, xen-4.22)",
     }
 
 
@@ -166,8 +169,24 @@ def test_check_list_json_is_json() -> None:
         "share-vs-partinfo",
         "destroy-during-call",
         "sri-vs-notification-get",
+        "send2-vm",
+        "map-2vcpu",
+        "partinfo-vs-unmap",
+        "send2-vs-map",
+        "version-vs-partinfo",
+        "send2-sp",
+        "share-too-long",
+        "version-mbz",
     ]
-    assert [v["name"] for v in doc["variants"]] == ["reference", "seed-v1", "head"]
+    assert [v["name"] for v in doc["variants"]] == [
+        "reference",
+        "seed-v1",
+        "head",
+        "xen-4.19",
+        "xen-4.20",
+        "xen-4.21",
+        "xen-4.22",
+    ]
     assert all(s["description"] and "\n" not in s["description"] for s in doc["scenarios"])
 
 

@@ -13,7 +13,20 @@ NAMES = [
     "share-vs-partinfo",
     "destroy-during-call",
     "sri-vs-notification-get",
+    "send2-vm",
+    "map-2vcpu",
+    "partinfo-vs-unmap",
+    "send2-vs-map",
+    "version-vs-partinfo",
+    "send2-sp",
+    "share-too-long",
+    "version-mbz",
 ]
+
+
+# Scenarios that show a seed-v1 defect in any order: the SPMC refuses SEND2 from a VM whose
+# buffers Xen never registered (RX_ACQUIRE not probed); FFA_VERSION's bit 31 is not checked.
+SEQUENTIAL_DEFECTS = {("send2-sp", "seed-v1"), ("version-mbz", "seed-v1")}
 
 
 def test_builtin_names_in_order() -> None:
@@ -37,9 +50,20 @@ def test_builtin_runs_sequentially_clean(name: str, variant: str) -> None:
     for th in inst.threads:
         inst.system.machine.current = th.name
         th.body()
+    if (name, variant) in SEQUENTIAL_DEFECTS:
+        assert inst.finish() != []  # the variant's defect shows even without interleaving
+        return
     assert inst.finish() == []
     assert all(r.ok for r in inst.results)
-    if name != "destroy-during-call":
+    # In these some steps expect an error (some only in some orders).
+    if name not in (
+        "destroy-during-call",
+        "map-2vcpu",
+        "partinfo-vs-unmap",
+        "send2-vs-map",
+        "share-too-long",
+        "version-mbz",
+    ):
         assert all(r.outcome == "success" for r in inst.results)
 
 

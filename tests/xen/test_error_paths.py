@@ -133,11 +133,17 @@ def test_vm_created_retry_gives_up_after_eleven_calls() -> None:
 def test_descriptor_for_a_v1_1_spmc_has_16_byte_emads(vm: VM, system: System) -> None:
     from ffasim.xen.ffa_private import FfaShmMem
 
-    shm = FfaShmMem(sender_id=vm.id, ep_id=0x8002, page_count=2, pages=vm.domain.ram[4:6])
-    d11 = system.xen.build_share_descriptor(shm, abi.FFA_VERSION_1_1)
-    d12 = system.xen.build_share_descriptor(shm, abi.FFA_VERSION_1_2)
-    assert (len(d11), len(d12)) == (48 + 16 + 16 + 16, 48 + 32 + 16 + 16)
-    assert d11[24:28] == (16).to_bytes(4, "little") and d12[24:28] == (32).to_bytes(4, "little")
+    xen = system.xen
+    tx = xen.ffa_spmc_tx.value
+    assert tx is not None
+    sizes = []
+    for vers in (abi.FFA_VERSION_1_1, abi.FFA_VERSION_1_2):
+        shm = FfaShmMem(sender_id=vm.id, ep_id=0x8002, page_count=2, pages=vm.domain.ram[4:6])
+        assert xen.share_shm(shm, vers) == 0
+        desc = system.machine.mem.read(tx.pa, 48, "test")
+        sizes.append(int.from_bytes(desc[24:28], "little"))
+        assert xen.ffa_spmc_reclaim(shm, 0) == 0
+    assert sizes == [16, 32]
 
 
 def test_spmc_too_old_is_no_firmware() -> None:

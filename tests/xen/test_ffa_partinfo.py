@@ -301,7 +301,7 @@ def test_vm_destroyed_permanent_error_is_dropped() -> None:
 def test_vm_destroyed_bitmap_allocation_failure_fails_creation() -> None:
     sink = FaultSink()
     system = System(machine=Machine(sink))
-    sink.faults["alloc:vm_destroy_bitmap"] = [1]
+    sink.faults["alloc:xzalloc_array@ffa_partinfo_domain_init"] = [1]
     with pytest.raises(DomainCreationError) as e:
         system.create_vm()
     assert e.value.errno == -12

@@ -79,7 +79,7 @@ def test_rxtx_map_32_ignores_upper_address_bits(system: System) -> None:
 
 
 def test_rxtx_map_global_mapping_failure_is_no_memory() -> None:
-    m = Machine(FaultSink({"alloc:ffa_rxtx_map_global": 1}))
+    m = Machine(FaultSink({"alloc:__map_domain_page_global@ffa_handle_rxtx_map": 1}))
     system = System(machine=m)
     vm = system.create_vm()
     negotiate(vm)
@@ -181,7 +181,9 @@ def test_forced_null_spmc_tx_drops_the_lock() -> None:
 
 
 def test_spmc_buffer_allocation_failure_means_no_firmware() -> None:
-    system = System(machine=Machine(FaultSink({"alloc:ffa_spmc_tx": 1})))
+    system = System(
+        machine=Machine(FaultSink({"alloc:alloc_xenheap_pages@ffa_rxtx_spmc_init": [None, 1]}))
+    )
     assert system.xen.ffa_fw_version == 0
     assert system.xen.ffa_spmc_rx.value is None and system.xen.ffa_spmc_tx.value is None
     assert system.audit() == []

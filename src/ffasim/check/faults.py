@@ -4,9 +4,12 @@ The model exposes three families of fault sites (``machine.sink.fault(site, choi
 
 - ``smc:<FFA name>``: an SMC into the SPMC (``smc:FFA_PARTITION_INFO_GET``); the injected choice
   is the FF-A error the SPMC answers instead of running (one of ``machine.FAULT_CODES``);
-- ``alloc:<name>``: a page allocation (``alloc:ffa_spmc_rx``); the choice ``1`` makes it fail;
-- ``helper:<name>``: a helper's failure path (``helper:ffa_rxtx_spmc_rx_acquire`` returning NULL);
-  the choice ``1`` forces it.
+- ``alloc:<call>@<caller>``: an allocation or mapping that can fail in the C, named after the
+  C function called and the C function calling it (``alloc:xzalloc@ffa_domain_init``,
+  ``alloc:alloc_xenheap_pages@ffa_rxtx_spmc_init``); the machine's allocation and mapping
+  helpers report them; the choice ``1`` makes it fail;
+- ``helper:<name>``: a helper's failure path the C has but no caller reaches
+  (``helper:ffa_rxtx_spmc_rx_acquire`` returning NULL); the choice ``1`` forces it.
 
 A spec selects sites and, for SMCs, codes::
 
@@ -15,7 +18,7 @@ A spec selects sites and, for SMCs, codes::
     smc:FFA_PARTITION_INFO_GET   one call ("PARTITION_INFO_GET" and "partition_info_get" too)
     smc:FFA_RXTX_MAP             both conventions (FFA_RXTX_MAP_32 and FFA_RXTX_MAP_64)
     smc:*:DENIED,BUSY            every call, two codes
-    alloc, alloc:ffa_spmc_rx     every allocation site, or one (shell-style globs allowed)
+    alloc, alloc:*@ffa_rxtx_spmc_init  every allocation site, or some (shell-style globs)
     helper, helper:ffa_rxtx_spmc_rx_acquire
 
 Several specs add up. A :class:`FaultPlan` is the checker's ``FaultFilter``: called with a site,

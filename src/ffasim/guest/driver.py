@@ -182,6 +182,13 @@ class FfaDriver:
 
     # -- raw calls ---------------------------------------------------------------------------
 
+    def word_bits(self, bits: Literal[32, 64] | None = None) -> int:
+        """The calling convention to use: ``bits`` when given, else the VM's own (SMC64 for an
+        AArch64 guest; an AArch32 guest can only issue SMC32 calls, as 32-bit Linux does)."""
+        if bits is not None:
+            return bits
+        return 32 if getattr(self.vm, "arch", "aarch64") == "aarch32" else 64
+
     def call(self, fid: int, *args: int, check: bool = False) -> Regs:
         """Issue ``fid`` with ``args`` in x1.. on this vCPU and return the 18 result registers.
 
@@ -243,14 +250,15 @@ class FfaDriver:
         tx_page: int = DEFAULT_TX_PAGE,
         page_count: int = 1,
         *,
-        bits: Literal[32, 64] = 64,
+        bits: Literal[32, 64] | None = None,
         check: bool = True,
     ) -> Regs | None:
         """FFA_RXTX_MAP: register RAM pages ``rx_page`` and ``tx_page`` as the RX/TX buffers.
 
         Note the register order: x1 is the TX buffer, x2 the RX buffer, w3 the page count.
+        ``bits`` picks the SMC32 or SMC64 form (default: the VM's own, :meth:`word_bits`).
         """
-        fid = abi.FFA_RXTX_MAP_64 if bits == 64 else abi.FFA_RXTX_MAP_32
+        fid = abi.FFA_RXTX_MAP_64 if self.word_bits(bits) == 64 else abi.FFA_RXTX_MAP_32
         r = self.call(fid, self.vm.ipa(tx_page), self.vm.ipa(rx_page), page_count)
         if not self._success(fid, r, check):
             return r
@@ -461,7 +469,7 @@ class FfaDriver:
         attributes: int = abi.FFA_NORMAL_MEM_REG_ATTR,
         flags: int = 0,
         tag: int = 0,
-        bits: Literal[32, 64] = 64,
+        bits: Literal[32, 64] | None = None,
         check: bool = True,
     ) -> int | Regs:
         """FFA_MEM_SHARE of RAM ``pages`` (page numbers, or a count to allocate) with
@@ -477,7 +485,7 @@ class FfaDriver:
         if len(buf) > self.state.page_count * abi.FFA_PAGE_SIZE:
             raise DriverError(f"a {len(buf)}-byte descriptor does not fit the TX buffer")
         self.vm.write(self.vm.ipa(tx), buf)
-        fid = abi.FFA_MEM_SHARE_64 if bits == 64 else abi.FFA_MEM_SHARE_32
+        fid = abi.FFA_MEM_SHARE_64 if self.word_bits(bits) == 64 else abi.FFA_MEM_SHARE_32
         r = self.call(fid, len(buf), len(buf), 0, 0)
         if not self._success(fid, r, check):
             return r
@@ -577,14 +585,15 @@ class FfaDriver:
         )
 
     def notification_info_get(
-        self, *, bits: Literal[32, 64] = 64, check: bool = True
+        self, *, bits: Literal[32, 64] | None = None, check: bool = True
     ) -> NotificationInfo | Regs:
         """FFA_NOTIFICATION_INFO_GET: which endpoints (and vCPUs) have notifications pending."""
-        fid = abi.FFA_NOTIFICATION_INFO_GET_64 if bits == 64 else abi.FFA_NOTIFICATION_INFO_GET_32
+        width = self.word_bits(bits)
+        fid = abi.FFA_NOTIFICATION_INFO_GET_64 if width == 64 else abi.FFA_NOTIFICATION_INFO_GET_32
         r = self.call(fid)
         if not self._success(fid, r, check):
             return r
-        return parse_notification_info(r, bits)
+        return parse_notification_info(r, width)
 
     # -- helpers ------------------------------------------------------------------------------
 

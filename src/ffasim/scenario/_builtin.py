@@ -14,6 +14,14 @@ BUILTIN_NAMES: tuple[str, ...] = (
     "share-vs-partinfo",
     "destroy-during-call",
     "sri-vs-notification-get",
+    "send2-vm",
+    "map-2vcpu",
+    "partinfo-vs-unmap",
+    "send2-vs-map",
+    "version-vs-partinfo",
+    "send2-sp",
+    "share-too-long",
+    "version-mbz",
 )
 
 _cache: dict[str, Scenario] = {}

@@ -102,6 +102,13 @@ class ScenarioHead(Struct, forbid_unknown_fields=True, kw_only=True):
         | UnsetType
     ) = UNSET
     vm_to_vm: Annotated[bool, _doc("Xen's VM-to-VM messaging", False)] | UnsetType = UNSET
+    spmc_version: (
+        Annotated[
+            Literal["1.1", "1.2"],
+            _doc("the FF-A version the SPMC implements (Xen 4.19 needs 1.1)", "1.2"),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class PartitionTable(Struct, forbid_unknown_fields=True, kw_only=True):

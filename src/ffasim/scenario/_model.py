@@ -31,6 +31,9 @@ from ._format import BEHAVIOURS as BEHAVIOURS
 from ._format import CONTEXTS as CONTEXTS
 from ._ops import ANY, DRIVER_ERROR, GUEST, OPS, OUTCOMES, SUCCESS, Refused, Skip
 
+SPMC_VERSIONS = {"1.1": abi.FFA_VERSION_1_1, "1.2": abi.FFA_VERSION_1_2}
+"""The FF-A versions the SPMC can be built to implement (``[scenario] spmc_version``)."""
+
 if TYPE_CHECKING:
     from ..spmc import SecurePartition
 
@@ -187,6 +190,7 @@ class Scenario:
         *,
         variant: str | None = None,
         vm_to_vm: bool = False,
+        spmc_version: str = "1.2",
         vms: Sequence[VmSpec] = (VmSpec(),),
         partitions: PartitionsArg = None,
         setup: Sequence[Step] = (),
@@ -198,6 +202,7 @@ class Scenario:
         self.description = description
         self.variant = variant
         self.vm_to_vm = vm_to_vm
+        self.spmc_version = spmc_version
         self.vms = tuple(vms)
         self.partitions = partitions
         self.setup = tuple(setup)
@@ -226,6 +231,7 @@ class Scenario:
             self.description,
             self.variant,
             self.vm_to_vm,
+            self.spmc_version,
             self.vms,
             parts,
             self.setup,
@@ -430,6 +436,7 @@ class Scenario:
             partitions=partitions,
             variant=variant or self.variant or "reference",
             vm_to_vm=self.vm_to_vm,
+            spmc_version=SPMC_VERSIONS[self.spmc_version],
             **kwargs,
         )
         return Instance(self, system, partitions)

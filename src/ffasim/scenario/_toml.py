@@ -218,6 +218,7 @@ class _Loader:
                 _or(head.description, ""),
                 variant=_or(head.variant, None),
                 vm_to_vm=_or(head.vm_to_vm, False),
+                spmc_version=_or(head.spmc_version, "1.2"),
                 vms=vms,
                 partitions=partitions,
                 setup=setup,

@@ -117,6 +117,8 @@ def to_document(sc: Scenario, *, strict: bool = True) -> dict[str, Any]:
         head["variant"] = sc.variant
     if sc.vm_to_vm:
         head["vm_to_vm"] = sc.vm_to_vm
+    if sc.spmc_version != "1.2":
+        head["spmc_version"] = sc.spmc_version
     doc: dict[str, Any] = {"scenario": head}
     if callable(sc.partitions):
         if strict:

@@ -2,17 +2,17 @@
 
 | Xen file | module | class |
 |---|---|---|
-| ``ffa_private.h`` | ``ffa_private`` | ``FfaBase``, ``FfaCtx``, ``Domain`` |
+| ``ffa_private.h`` | ``ffa_private`` | ``FfaBase``, ``FfaCtx``, ``Domain``, ``MappedBuf`` |
 | ``ffa_rxtx.c`` | ``ffa_rxtx`` | ``FfaRxtx`` |
 | ``ffa_partinfo.c`` | ``ffa_partinfo`` | ``FfaPartinfo`` |
 | ``ffa_shm.c`` | ``ffa_shm`` | ``FfaShm`` |
 | ``ffa_notif.c`` | ``ffa_notif`` | ``FfaNotif`` |
 | ``ffa_msg.c`` | ``ffa_msg`` | ``FfaMsg`` |
-| ``ffa.c`` | ``ffa`` | ``Ffa`` (the whole mediator, variant ``reference``) |
+| ``ffa.c`` | ``ffa`` | ``Ffa`` (the whole mediator: upstream HEAD, c447b7308b) |
 
 The mediator is one object; each class adds one C file's functions, under their Xen names, as
 methods (``mediator.ffa_handle_rxtx_map(d, ...)``), so a call across files picks up a variant's
-override (``variants/``).
+override (``variants/``: ``reference``, the seed and the released versions).
 """
 
 from .ffa import Ffa as Ffa

@@ -1,5 +1,5 @@
 """The mediator's entry points: probe, dispatcher, version negotiation, FFA_FEATURES, domain
-init/teardown and the teardown timer. Mirrors ffa.c (HEAD).
+init/teardown and the teardown timer. Mirrors ffa.c (upstream HEAD, c447b7308b).
 
 References: FF-A DEN0077A v1.2; Xen ``xen/arch/arm/tee/ffa.c``. Guests see FF-A v1.2 (the
 ``reference`` variant; ``seed-v1`` answers 1.1). Every guest must call FFA_VERSION before any
@@ -9,19 +9,21 @@ Locks owned here: ``guest_vers_lock`` (negotiation; inside it, the ctx-list rwlo
 when VM-to-VM publishes the VM), ``ffa_ctx_list_rwlock``, ``ffa_teardown_lock`` (the list of
 domains whose teardown must be retried; taken alone).
 
-Reference fix over HEAD: a domain queued for a teardown retry holds a domain reference (HEAD
-queues a VM_DESTROYED retry without one, so the ctx can be freed while on the list).
+Upstream defects kept here (``reference`` fixes them): a domain queued for a teardown retry of
+VM_DESTROYED alone holds no domain reference (the ctx can be freed while on the list: a use
+after free when the timer fires); FFA_VERSION's bit 31 (MBZ) is not checked.
 
 Unsupported interfaces answer FFA_ERROR(NOT_SUPPORTED): MSG_POLL, MSG_WAIT, MSG_YIELD, MSG_SEND,
 MEM_DONATE, MEM_LEND, MEM_RETRIEVE_*, MEM_RELINQUISH, MEM_FRAG_*, NOTIFICATION_BITMAP_*,
-RX_ACQUIRE, SPM_ID_GET, CONSOLE_LOG. Not modelled: AArch32 guests (all domains are 64-bit),
-the ``tee=ffa`` command line, secondary-CPU bring-up.
+RX_ACQUIRE, SPM_ID_GET, CONSOLE_LOG. A 32-bit domain's SMC64 calls are NOT_SUPPORTED
+(f42bacb20e). Not modelled: the ``tee=ffa`` command line, secondary-CPU bring-up.
 """
 
 from __future__ import annotations
 
 from .. import abi
 from ..machine import Guarded, Machine, SmcConduit, spin_lock, spin_unlock, write_lock, write_unlock
+from ..machine.xmalloc import xmalloc
 from .ffa_msg import FfaMsg
 from .ffa_private import (
     DOMID_FIRST_RESERVED,
@@ -45,7 +47,7 @@ from .ffa_private import (
 )
 
 # ABIs Xen uses from the firmware (ffa_fw_abi_needed[]), HEAD's list: RX_ACQUIRE probed,
-# MEM_SHARE_32 no longer.
+# MEM_SHARE_32 no longer (4992308e97).
 FFA_FW_ABI_NEEDED: tuple[int, ...] = (
     abi.FFA_VERSION,
     abi.FFA_FEATURES,
@@ -94,11 +96,10 @@ _FEATURES_ALWAYS = frozenset(
 
 
 class Ffa(FfaMsg):
-    """The FF-A mediator (ffa.c on top of the other files): the ``reference`` variant."""
+    """The FF-A mediator (ffa.c on top of the other files), upstream HEAD exactly: the
+    ``head`` variant, and the base every other variant overrides."""
 
-    FFA_FW_ABI_NEEDED = FFA_FW_ABI_NEEDED
-    # Whether SEND2 without RX_ACQUIRE in FFA_FEATURES means RX_ACQUIRE anyway (Hafnium <= v2.14).
-    FFA_FW_RX_ACQUIRE_WORKAROUND = True
+    ffa_fw_abi_needed = FFA_FW_ABI_NEEDED
 
     def __init__(self, machine: Machine, conduit: SmcConduit, vm_to_vm: bool = False) -> None:
         super().__init__(machine, conduit, vm_to_vm)
@@ -144,12 +145,15 @@ class Ffa(FfaMsg):
             # Final: publish guest_vers once, never to change.
             ctx.guest_vers.set(tmp)
             if self.CONFIG_FFA_VM_TO_VM:
-                self.ffa_ctx_list_add(ctx)
+                # Publish VM membership changes atomically with tag updates.
+                write_lock(self.ffa_ctx_list_rwlock)
+                self.inc_ffa_vm_count()
+                self.ffa_ctx_head.append(ctx)
+                ctx.in_ctx_list = True
+                self.ffa_partinfo_inc_tag()
+                write_unlock(self.ffa_ctx_list_rwlock)
             spin_unlock(ctx.guest_vers_lock)  # out_continue:
             return None
-        if not self.ffa_version_input_ok(in_vers):
-            spin_unlock(ctx.guest_vers_lock)
-            return ffa_set_regs(abi.to_u32(abi.FFA_RET_NOT_SUPPORTED))
         # The answer is always our version; the guest's choice decides the layouts it gets.
         if abi.version_major(in_vers) != abi.version_major(
             self.FFA_MY_VERSION
@@ -159,33 +163,6 @@ class Ffa(FfaMsg):
             ctx.guest_vers_tmp.set(in_vers)
         spin_unlock(ctx.guest_vers_lock)  # out_handled:
         return ffa_set_regs(out_vers)
-
-    def ffa_ctx_list_add(self, ctx: FfaCtx) -> None:
-        """The VM-to-VM block of ``ffa_negotiate_version``: count the VM, add it to the VM list
-        and move the partition-info tag, all under the list's write lock, so that a reader
-        never sees the count and the list disagree (HEAD; the seed counts outside the lock)."""
-        write_lock(self.ffa_ctx_list_rwlock)
-        self.inc_ffa_vm_count()
-        self.ffa_ctx_head.append(ctx)
-        ctx.in_ctx_list = True
-        self.ffa_partinfo_inc_tag()
-        write_unlock(self.ffa_ctx_list_rwlock)
-
-    def ffa_ctx_list_del(self, ctx: FfaCtx) -> None:
-        """The VM-to-VM block of ``ffa_domain_teardown``: the reverse of
-        :meth:`ffa_ctx_list_add`, under the same write lock."""
-        write_lock(self.ffa_ctx_list_rwlock)
-        self.dec_ffa_vm_count()
-        if ctx in self.ffa_ctx_head:
-            self.ffa_ctx_head.remove(ctx)
-        ctx.in_ctx_list = False
-        self.ffa_partinfo_inc_tag()
-        write_unlock(self.ffa_ctx_list_rwlock)
-
-    def ffa_version_input_ok(self, in_vers: int) -> bool:
-        """Bit 31 of the caller's version is MBZ: NOT_SUPPORTED (HEAD stores the raw word, so
-        0x80010001 would later compare above every real version)."""
-        return not in_vers & (1 << 31)
 
     # -- FFA_FEATURES -----------------------------------------------------------------------------
     def handle_features(self, d: Domain, regs: Regs) -> Regs:
@@ -305,7 +282,7 @@ class Ffa(FfaMsg):
             return -ENODEV
         if d.domain_id >= DOMID_FIRST_RESERVED:
             return -ERANGE
-        if self.machine.sink.fault("alloc:ffa_ctx", (1,)) is not None:
+        if not xmalloc(self.machine, "xzalloc", "ffa_domain_init"):
             return -ENOMEM
         ctx = FfaCtx(self.machine, d)
         d.tee = ctx
@@ -318,21 +295,6 @@ class Ffa(FfaMsg):
         if ret:
             return ret
         return self.ffa_notif_domain_init(d)
-
-    def ffa_teardown_queue(self, ctx: FfaCtx) -> None:
-        """Queue ``ctx`` for a teardown retry and arm the timer for the head of the queue.
-
-        The reference takes a domain reference for as long as the ctx is queued (HEAD does
-        not when only VM_DESTROYED is pending: a use after free once the domain dies)."""
-        if not ctx.queued_ref:
-            self.get_knownalive_domain(ctx.teardown_d)
-            ctx.queued_ref = True
-
-    def ffa_teardown_dequeued_done(self, ctx: FfaCtx) -> None:
-        """The teardown of ``ctx`` finished: drop the reference :meth:`ffa_teardown_queue` took."""
-        if ctx.queued_ref:
-            ctx.queued_ref = False
-            self.put_domain(ctx.teardown_d)
 
     def ffa_domain_teardown_continue(self, ctx: FfaCtx, first_time: bool) -> None:
         """Finish what can be finished; queue the rest for a retry in 1 s."""
@@ -350,8 +312,7 @@ class Ffa(FfaMsg):
         if not self.ffa_shm_domain_destroy(ctx.teardown_d):
             retry = True
         if retry:
-            self.printk(f"{ctx.teardown_d}: remaining cleanup, retrying")
-            self.ffa_teardown_queue(ctx)
+            self.printk(f"{ctx.teardown_d}: Remaining cleanup, retrying")
             ctx.teardown_expire = self.now + FFA_CTX_TEARDOWN_DELAY
             spin_lock(self.ffa_teardown_lock)
             head = self.ffa_teardown_head.get()
@@ -364,7 +325,6 @@ class Ffa(FfaMsg):
                 head = self.ffa_teardown_head.get()
                 next_ctx = head[0] if head else None
                 spin_unlock(self.ffa_teardown_lock)
-            self.ffa_teardown_dequeued_done(ctx)
         if next_ctx is not None:
             self.ffa_teardown_timer = next_ctx.teardown_expire  # set_timer()
 
@@ -387,7 +347,14 @@ class Ffa(FfaMsg):
         if ctx is None:
             return 0
         if self.CONFIG_FFA_VM_TO_VM and ctx.guest_vers.read():
-            self.ffa_ctx_list_del(ctx)
+            # Publish VM membership changes atomically with tag updates.
+            write_lock(self.ffa_ctx_list_rwlock)
+            self.dec_ffa_vm_count()
+            if ctx in self.ffa_ctx_head:
+                self.ffa_ctx_head.remove(ctx)
+            ctx.in_ctx_list = False
+            self.ffa_partinfo_inc_tag()
+            write_unlock(self.ffa_ctx_list_rwlock)
         self.ffa_rxtx_domain_destroy(d)
         self.ffa_notif_domain_destroy(d)
         self.ffa_domain_teardown_continue(ctx, True)
@@ -402,58 +369,58 @@ class Ffa(FfaMsg):
         return 0
 
     # -- probe (after the domain lifecycle, as in ffa.c) ------------------------------------------
-    def ffa_probe_fw_abis(self) -> None:
-        """Ask the SPMC about every ABI Xen uses; HEAD then works around Hafnium <= v2.14,
-        which supports RX_ACQUIRE without reporting it."""
-        for fid in self.FFA_FW_ABI_NEEDED:
-            if self.ffa_abi_supported(fid):
-                self.ffa_fw_abi_supported.add(FFA_ABI_BITNUM(fid))
-            else:
-                self.printk(f"firmware does not support {abi.name(fid)}")
-        if (
-            self.FFA_FW_RX_ACQUIRE_WORKAROUND
-            and not self.ffa_fw_supports_fid(abi.FFA_RX_ACQUIRE)
-            and self.ffa_fw_supports_fid(abi.FFA_MSG_SEND2)
-        ):
-            self.printk("firmware reports FFA_MSG_SEND2 without FFA_RX_ACQUIRE: assuming it")
-            self.ffa_fw_abi_supported.add(FFA_ABI_BITNUM(abi.FFA_RX_ACQUIRE))
-
     def ffa_probe_fw(self) -> bool:
-        ok = self._ffa_probe_fw()
-        if not ok:  # err_no_fw:
-            self.ffa_fw_version = 0
-            self.ffa_fw_abi_supported.clear()
-            self.printk("no firmware support")
-        return ok
-
-    def _ffa_probe_fw(self) -> bool:
+        """Negotiate with the SPMC, ask it about every ABI Xen uses, register Xen's RX/TX pair
+        and cache the SPs; on any failure forget the firmware entirely (``err_no_fw``)."""
+        goto = ""
         if self.smccc_ver < 0x10002:
-            return False
-        ok, vers = self.ffa_get_version()
-        if not ok:
-            self.printk("cannot retrieve the FF-A version")
-            return False
-        major = abi.version_major(vers)
-        minor = abi.version_minor(vers)
-        if major != abi.version_major(self.FFA_MY_VERSION) or minor < abi.version_minor(
-            FFA_MIN_SPMC_VERSION
-        ):
-            self.printk(f"incompatible firmware version {major}.{minor}")
-            return False
-        # Use ours when the firmware's minor is higher, else the firmware's (spec §13.2.1).
-        if minor > abi.version_minor(self.FFA_MY_VERSION):
-            self.ffa_fw_version = self.FFA_MY_VERSION
-        else:
-            self.ffa_fw_version = vers
-        self.ffa_probe_fw_abis()
-        if not self.ffa_rxtx_spmc_init():
-            self.printk("error during RXTX buffer init")
-            return False
-        if not self.ffa_partinfo_init():
-            self.ffa_rxtx_spmc_destroy()  # err_rxtx_destroy:
-            return False
-        self.ffa_notif_init()
-        return True
+            self.printk(f"unsupported SMCCC version {self.smccc_ver:#x}")
+            goto = "err_no_fw"
+        if not goto:
+            ok, vers = self.ffa_get_version()
+            if not ok:
+                self.printk("Cannot retrieve the FFA version")
+                goto = "err_no_fw"
+        if not goto:
+            major = abi.version_major(vers)
+            minor = abi.version_minor(vers)
+            if major != abi.version_major(self.FFA_MY_VERSION) or minor < abi.version_minor(
+                FFA_MIN_SPMC_VERSION
+            ):
+                self.printk(f"Incompatible firmware version {major}.{minor}")
+                goto = "err_no_fw"
+        if not goto:
+            # Ours when the firmware's minor is higher, else the firmware's (spec 13.2.1).
+            if minor > abi.version_minor(self.FFA_MY_VERSION):
+                self.ffa_fw_version = self.FFA_MY_VERSION
+            else:
+                self.ffa_fw_version = vers
+            for fid in self.ffa_fw_abi_needed:
+                if self.ffa_abi_supported(fid):
+                    self.ffa_fw_abi_supported.add(FFA_ABI_BITNUM(fid))
+                else:
+                    self.printk(f"Firmware does not support {abi.name(fid)}")
+            # Hafnium v2.14 or earlier does not report FFA_RX_ACQUIRE in FFA_FEATURES even
+            # though it supports it (4992308e97).
+            if not self.ffa_fw_supports_fid(abi.FFA_RX_ACQUIRE) and self.ffa_fw_supports_fid(
+                abi.FFA_MSG_SEND2
+            ):
+                self.printk("Firmware reports FFA_MSG_SEND2 without FFA_RX_ACQUIRE: assuming it")
+                self.ffa_fw_abi_supported.add(FFA_ABI_BITNUM(abi.FFA_RX_ACQUIRE))
+            if not self.ffa_rxtx_spmc_init():
+                self.printk("Error during RXTX buffer init")
+                goto = "err_no_fw"
+            elif not self.ffa_partinfo_init():
+                goto = "err_rxtx_destroy"
+        if not goto:
+            self.ffa_notif_init()
+            return True
+        if goto == "err_rxtx_destroy":
+            self.ffa_rxtx_spmc_destroy()
+        self.ffa_fw_version = 0  # err_no_fw:
+        self.ffa_fw_abi_supported.clear()
+        self.printk("ARM FF-A No firmware support")
+        return False
 
     def ffa_probe_vm_to_vm(self) -> bool:
         if not self.CONFIG_FFA_VM_TO_VM:

@@ -124,15 +124,11 @@ class FfaNotif(FfaShm):
         bitmap_hi = regs[4] & abi.MASK32
         if (src_dst >> 16) != ffa_get_vm_id(d):
             return abi.FFA_RET_INVALID_PARAMETERS
-        if self.notification_set_dst_is_secure(src_dst) and self.fw_notif_enabled:
+        if FFA_ID_IS_SECURE(src_dst & 0xFFFF) and self.fw_notif_enabled:
             return self.ffa_simple_call(
                 abi.FFA_NOTIFICATION_SET, src_dst, flags, bitmap_lo, bitmap_hi
             )
         return abi.FFA_RET_NOT_SUPPORTED
-
-    def notification_set_dst_is_secure(self, src_dst: int) -> bool:
-        """Whether SET's receiver (bits [15:0]) is an SP (patch 07 fixed the halfword)."""
-        return FFA_ID_IS_SECURE(src_dst & 0xFFFF)
 
     def ffa_raise_rx_buffer_full(self, d: Domain) -> None:
         """Tell ``d`` that a message landed in its RX: vIRQ 8 on vCPU 0 unless already told."""

@@ -3,11 +3,12 @@
 Holds the limits (each with its reason), Xen's own wire structs that more than one file uses,
 ``struct ffa_ctx`` (:class:`FfaCtx`, fields grouped by access rule as in the C header and declared
 through the machine layer so that the race monitor checks the comments), ``struct domain`` as
-far as the mediator sees it (:class:`Domain`), and the inline helpers (``ffa_set_regs*``,
-``ffa_get_ret_code``, ``FFA_ABI_BITNUM``, ``ffa_get_vm_id``).
+far as the mediator sees it (:class:`Domain`), the inline helpers (``ffa_set_regs*``,
+``ffa_get_ret_code``, ``FFA_ABI_BITNUM``, ``ffa_get_vm_id``, the UUID helpers,
+``ffa_safe_addr_add``), and how Xen touches memory through a pointer (:class:`MappedBuf`: one
+memory event per C access, nothing cached).
 
-Not modelled: AArch32 guests (every domain is 64-bit; the AArch32 checks are kept where they
-sit), more than one RX/TX page, ``struct vcpu`` beyond a list of injected virtual IRQs.
+Not modelled: more than one RX/TX page, ``struct vcpu`` beyond a list of injected virtual IRQs.
 """
 
 from __future__ import annotations
@@ -152,12 +153,23 @@ def ffa_get_vm_id(d: Domain) -> int:
     return d.domain_id + 1
 
 
-def is_std_service_ffa_fid(fid: int) -> bool:
-    """vsmc.c's test: a fast standard-service call whose function number is FF-A's."""
-    fid &= abi.MASK32
-    return (fid & 0xBF00_0000) == 0x8400_0000 and (
-        FFA_FNUM_MIN_VALUE <= (fid & 0xFFFF) <= FFA_FNUM_MAX_VALUE
-    )
+def ffa_uuid_is_nil(uuid: bytes) -> bool:
+    return uuid == abi.NIL_UUID
+
+
+def ffa_uuid_equal(id1: bytes, id2: bytes) -> bool:
+    return id1 == id2
+
+
+def ffa_uuid_set(val0: int, val1: int, val2: int, val3: int) -> bytes:
+    """The 16 UUID bytes from four 32-bit register values (w1..w4 of PARTITION_INFO_GET)."""
+    return abi.uuid_from_regs32(val0, val1, val2, val3)
+
+
+def ffa_safe_addr_add(addr: int, pages: int) -> bool:
+    """Whether ``addr + pages * 4K`` stays inside 64 bits (and the product does not wrap)."""
+    off = (pages * FFA_PAGE_SIZE) & abi.MASK64
+    return off // FFA_PAGE_SIZE == pages and addr <= abi.MASK64 - off
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,6 +190,9 @@ class Domain:
 
     ``refcnt`` mirrors the domain reference count: 1 while alive, +1 while it holds shares
     (``get_knownalive_domain``), so a destroyed domain with shares outstanding stays a zombie.
+    ``is_64bit`` is ``d->arch.type == DOMAIN_64BIT``: false (zero-initialised) until the domain
+    builder loads the kernel, which happens after ``arch_domain_create`` (and so after the
+    mediator's ``ffa_domain_init``), as the system does.
     """
 
     def __init__(self, machine: Machine, domain_id: int, max_vcpus: int, p2m: P2M) -> None:
@@ -190,7 +205,7 @@ class Domain:
         self.refcnt = 1
         self.is_dying = False
         self.destroyed = False
-        self.is_64bit = True
+        self.is_64bit = False
         self.ram: list[Frame] = []
         # vCPUs inside a hypercall now: domain_pause waits for this to reach 0 (see system.py).
         self.in_hypercall = 0
@@ -241,8 +256,8 @@ class FfaCtx:
       ``buff_full_pending``.
     - Under ``guest_vers_lock``: ``guest_vers_tmp``.
     - Under ``lock``: ``shm_count``, ``shm_list``.
-    - Under ``rx_lock``: ``rx`` (Xen's mapping of the guest RX page, as a physical address),
-      ``rx_pg``, ``rx_is_free`` (what serialises RX ownership between guest and producers).
+    - Under ``rx_lock``: ``rx`` (Xen's global mapping of the guest RX page), ``rx_pg``,
+      ``rx_is_free`` (what serialises RX ownership between guest and producers).
     - Under ``tx_lock``: ``tx``, ``tx_pg``.
     - ``page_count`` is written with both ``rx_lock`` and ``tx_lock`` held and read with either
       one, which a single-guard declaration cannot express: it stays a plain attribute.
@@ -275,10 +290,10 @@ class FfaCtx:
         # Under rx_lock / tx_lock (initialised by ffa_rxtx_domain_init, as patch 04 does).
         self.rx_lock = Spinlock(m, p + ".rx_lock")
         self.tx_lock = Spinlock(m, p + ".tx_lock")
-        self.rx: Guarded[int | None] = Guarded(m, p + ".rx", None, self.rx_lock)
+        self.rx: Guarded[MappedBuf | None] = Guarded(m, p + ".rx", None, self.rx_lock)
         self.rx_pg: Guarded[Frame | None] = Guarded(m, p + ".rx_pg", None, self.rx_lock)
         self.rx_is_free: Guarded[bool] = Guarded(m, p + ".rx_is_free", False, self.rx_lock)
-        self.tx: Guarded[int | None] = Guarded(m, p + ".tx", None, self.tx_lock)
+        self.tx: Guarded[MappedBuf | None] = Guarded(m, p + ".tx", None, self.tx_lock)
         self.tx_pg: Guarded[Frame | None] = Guarded(m, p + ".tx_pg", None, self.tx_lock)
         self.page_count = 0
         # Teardown.
@@ -312,8 +327,9 @@ class FfaBase:
     writers (version finalisation, teardown), hence a rwlock.
     """
 
-    variant = "reference"
+    variant = "head"
     FFA_MY_VERSION = abi.FFA_VERSION_1_2
+    FFA_FNUM_MAX_VALUE = FFA_FNUM_MAX_VALUE  # asm/tee/ffa.h: 0x86 before a9eb6c6269
 
     def __init__(self, machine: Machine, conduit: SmcConduit, vm_to_vm: bool = False) -> None:
         self.machine = machine
@@ -327,6 +343,20 @@ class FfaBase:
         self.ffa_vm_count = Atomic(machine, "ffa_vm_count")
         # rcu_lock_domain_by_id(): the live domains by domid (filled by the system).
         self.domains: dict[int, Domain] = {}
+
+    # -- asm/tee/ffa.h, as vsmc.c uses it --------------------------------------------------------
+    def is_ffa_fid(self, fid: int) -> bool:
+        """Whether vsmc.c routes ``fid`` to the mediator: a fast standard-service call whose
+        function number is in [FFA_FNUM_MIN_VALUE, FFA_FNUM_MAX_VALUE]."""
+        fid &= abi.MASK32
+        return (fid & 0xBF00_0000) == 0x8400_0000 and (
+            FFA_FNUM_MIN_VALUE <= (fid & 0xFFFF) <= self.FFA_FNUM_MAX_VALUE
+        )
+
+    def ffa_fw_buffers(self) -> list[Frame]:
+        """Xen's own RX/TX pages registered with the SPMC (what the audit expects Xen to keep
+        allocated); each file that holds them answers."""
+        return []
 
     # -- logging ----------------------------------------------------------------------------------
     def printk(self, text: str) -> None:
@@ -422,47 +452,111 @@ class FfaBase:
     """Set by the system: frees the domain (its ctx through ``ffa_free_domain_ctx``, its RAM)."""
 
 
-class GuestView:
-    """Bytes of a guest buffer that Xen reads at most once per call (Xen's ``ACCESS_ONCE``).
+# ---------------------------------------------------------------------------------------------
+# Memory Xen reaches through a pointer
 
-    Each byte is fetched from guest memory the first time a field covering it is read, and
-    served from the copy afterwards, so the double-fetch monitor sees one read per byte even
-    when a guest makes descriptor offsets overlap (which Xen tolerates: the values were already
-    copied)."""
 
-    __slots__ = ("base", "copy", "have", "machine", "size")
+class MappedBuf:
+    """A buffer Xen reaches through a pointer it holds: a guest's RX or TX page through Xen's
+    global mapping of it (``ctx->rx``, ``ctx->tx``), or one of Xen's own pages shared with the
+    SPMC (``ffa_spmc_rx``, ``ffa_spmc_tx``).
 
-    def __init__(self, machine: Machine, base: int, size: int) -> None:
+    Each method is one C access and reports one memory event: :meth:`load` is a field read, an
+    ``ACCESS_ONCE`` or a ``memcpy`` out of the buffer, :meth:`store` a field write or a ``memcpy``
+    into it, :meth:`memset` a ``memset``. Nothing is cached, so the C reading the same guest bytes
+    twice is two reads here too (what the double-fetch monitor looks for). An access outside the
+    mapping, or through a mapping Xen has dropped (``unmap_domain_page_global``), is a data abort
+    in the hypervisor."""
+
+    __slots__ = ("machine", "mapped", "name", "pa", "size")
+
+    def __init__(self, machine: Machine, pa: int, size: int, name: str) -> None:
         self.machine = machine
-        self.base = base
+        self.pa = pa
         self.size = size
-        self.copy = bytearray(size)
-        self.have = bytearray(size)
+        self.name = name
+        self.mapped = True
 
-    def get(self, off: int, n: int) -> bytes:
-        """``n`` bytes at ``off`` (the caller has checked ``off + n <= size``)."""
-        end = off + n
-        if end > self.size or off < 0:
-            # Past Xen's global mapping of the page: a data abort in the hypervisor.
+    def __repr__(self) -> str:
+        return f"<{self.name} at {self.pa:#x}+{self.size:#x}>"
+
+    @classmethod
+    def null(cls, machine: Machine, size: int, name: str) -> MappedBuf:
+        """A NULL pointer with ``size`` bytes behind it as far as the C's bounds go: any
+        access through it is a NULL dereference."""
+        buf = cls(machine, 0, size, name)
+        buf.mapped = False
+        return buf
+
+    def _reach(self, off: int, n: int, what: str) -> int:
+        if not self.mapped and not self.pa:
             raise HypervisorPanic(
-                f"Xen reads {off:#x}+{n} of a {self.size}-byte guest buffer mapping"
+                f"NULL pointer dereference: Xen {what} {self.name} at {off:#x}+{n}"
             )
-        seen = self.have[off:end]
-        if 1 not in seen:  # the usual case: nothing of it read yet
-            data = self.machine.mem.read(self.base + off, n, "xen")
-            self.copy[off:end] = data
-            self.have[off:end] = b"\1" * n
-            return data
-        if 0 in seen:
-            pos = off
-            while pos < end:
-                if self.have[pos]:
-                    pos += 1
-                    continue
-                stop = pos
-                while stop < end and not self.have[stop]:
-                    stop += 1
-                self.copy[pos:stop] = self.machine.mem.read(self.base + pos, stop - pos, "xen")
-                self.have[pos:stop] = b"\1" * (stop - pos)
-                pos = stop
-        return bytes(self.copy[off:end])
+        if not self.mapped:
+            raise HypervisorPanic(
+                f"data abort: Xen {what} {self.name} at {off:#x}+{n} through a mapping it "
+                "already dropped"
+            )
+        if off < 0 or off + n > self.size:
+            raise HypervisorPanic(
+                f"data abort: Xen {what} {off:#x}+{n} of {self.name}, past its "
+                f"{self.size:#x}-byte mapping"
+            )
+        return self.pa + off
+
+    def load(self, off: int, n: int) -> bytes:
+        return self.machine.mem.read(self._reach(off, n, "reads"), n, "xen")
+
+    def u8(self, off: int) -> int:
+        return self.load(off, 1)[0]
+
+    def u16(self, off: int) -> int:
+        return int.from_bytes(self.load(off, 2), "little")
+
+    def u32(self, off: int) -> int:
+        return int.from_bytes(self.load(off, 4), "little")
+
+    def u64(self, off: int) -> int:
+        return int.from_bytes(self.load(off, 8), "little")
+
+    def store(self, off: int, data: bytes) -> None:
+        if data:
+            self.machine.mem.write(self._reach(off, len(data), "writes"), data, "xen")
+
+    def memset(self, off: int, value: int, n: int) -> None:
+        if n:
+            self.machine.mem.write(self._reach(off, n, "writes"), bytes([value & 0xFF]) * n, "xen")
+
+
+class StackBuf(MappedBuf):
+    """Memory private to Xen (a local array such as ``out_regs``): the same accesses as a
+    :class:`MappedBuf`, which no other party can reach, so they report no event."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, machine: Machine, size: int, name: str) -> None:
+        super().__init__(machine, 0, size, name)
+        self.data = bytearray(size)
+
+    def load(self, off: int, n: int) -> bytes:
+        self._reach(off, n, "reads")
+        return bytes(self.data[off : off + n])
+
+    def store(self, off: int, data: bytes) -> None:
+        self._reach(off, len(data), "writes")
+        self.data[off : off + len(data)] = data
+
+    def memset(self, off: int, value: int, n: int) -> None:
+        self._reach(off, n, "writes")
+        self.data[off : off + n] = bytes([value & 0xFF]) * n
+
+
+class Cursor:
+    """A ``void **``: where in ``buf`` the next entry goes (``ffa_copy_info`` moves it)."""
+
+    __slots__ = ("buf", "off")
+
+    def __init__(self, buf: MappedBuf, off: int = 0) -> None:
+        self.buf = buf
+        self.off = off

@@ -1,18 +1,22 @@
-"""Memory sharing: FFA_MEM_SHARE and FFA_MEM_RECLAIM. Mirrors ffa_shm.c (HEAD).
+"""Memory sharing: FFA_MEM_SHARE and FFA_MEM_RECLAIM. Mirrors ffa_shm.c (upstream HEAD,
+c447b7308b).
 
-A guest's share descriptor is read from its TX buffer once (:class:`GuestView`), checked, its
-pages looked up and referenced, and a fresh descriptor with physical addresses (physically
-contiguous pages merged into one range) is written into Xen's TX buffer for the SPMC.
+A guest's share descriptor is read from its TX buffer field by field, as the C reads it
+(``read_mem_transaction`` copies the header fields into ``struct ffa_mem_transaction_int``, then
+``ACCESS_ONCE`` loads of the EMAD, the composite and each range), checked, its pages looked up and
+referenced, and a fresh descriptor with physical addresses (physically contiguous pages merged
+into one range) is written into Xen's TX buffer for the SPMC.
 
 Locks: ``ctx.tx_lock`` (trylock, through ``ffa_tx_acquire``) is outermost; the SPMC TX buffer
 lock (``share_shm``) and ``ctx.lock`` (the share list and count) are each taken inside it, never
 both at once. Holding ``tx_lock`` around ``share_shm`` lets one VM's share delay another's: a
 known weakness of Xen's design, kept.
 
-Reference fixes over HEAD: a fragment longer than the TX buffer is DENIED (HEAD answers SUCCESS
-with handle 0 and shares nothing); a FRAG_RX reply from the SPMC is ABORTED (HEAD hands the
-positive offset back as an "error" code). Kept as in Xen: the guest's tag and flags are not
-forwarded.
+Upstream defects kept here (``reference`` fixes them): a fragment longer than the TX buffer, and
+an EMAD that does not fit the fragment (unreachable after ``read_mem_transaction``), leave with
+``ret`` still 0: FFA_SUCCESS with handle 0, nothing shared (patch 06); a FRAG_RX reply from the
+SPMC reaches the guest as a positive "error" code. Kept as in Xen: the guest's tag and flags are
+not forwarded.
 
 Not modelled: fragments (one fragment only, as Xen), lend, donate, dynamically allocated
 buffers (Xen rejects them with NOT_SUPPORTED).
@@ -33,6 +37,7 @@ from ..machine import (
     spin_lock,
     spin_unlock,
 )
+from ..machine.xmalloc import xmalloc
 from .ffa_partinfo import FfaPartinfo
 from .ffa_private import (
     FFA_ADDRESS_RANGE,
@@ -45,9 +50,10 @@ from .ffa_private import (
     Domain,
     FfaCtx,
     FfaShmMem,
-    GuestView,
+    MappedBuf,
     Regs,
     ffa_get_vm_id,
+    ffa_safe_addr_add,
     ffa_set_regs_error,
     ffa_set_regs_success,
 )
@@ -64,6 +70,21 @@ assert FFA_MEM_ACCESS.size == 16 and FFA_MEM_ACCESS_1_2.size == 32
 assert FFA_MEM_TRANSACTION_1_0.size == 32 and FFA_MEM_TRANSACTION_1_1.size == 48
 
 INT32_MAX = 0x7FFFFFFF
+UINT8_MAX = 0xFF
+UINT16_MAX = 0xFFFF
+
+# Field offsets the C reads, by struct.
+_T11 = {"sender_id": (0, 2), "mem_reg_attr": (2, 2), "flags": (4, 4), "handle": (8, 8),
+        "tag": (16, 8), "mem_access_size": (24, 4), "mem_access_count": (28, 4),
+        "mem_access_offs": (32, 4)}  # fmt: skip
+_T10 = {"sender_id": (0, 2), "mem_reg_attr": (2, 1), "flags": (4, 4), "handle": (8, 8),
+        "tag": (16, 8), "mem_access_count": (28, 4)}  # fmt: skip
+
+
+def load_field(buf: MappedBuf, base: int, field: tuple[int, int]) -> int:
+    """One C field read (or ``ACCESS_ONCE``) of a little-endian integer field."""
+    off, size = field
+    return int.from_bytes(buf.load(base + off, size), "little")
 
 
 class FfaMemTransactionInt:
@@ -92,9 +113,11 @@ class FfaMemTransactionInt:
         self.tag = 0
 
 
-def ffa_safe_addr_add(addr: int, pages: int) -> bool:
-    """Whether ``addr + pages * 4K`` stays inside 64 bits."""
-    return addr + pages * FFA_PAGE_SIZE <= abi.MASK64
+def init_range(buf: MappedBuf, off: int, pa: int) -> None:
+    """``init_range()``: memset the range at ``off`` of Xen's TX, then its address and count."""
+    buf.memset(off, 0, FFA_ADDRESS_RANGE.size)
+    buf.store(off, struct.pack("<Q", pa))
+    buf.store(off + 8, struct.pack("<I", 1))
 
 
 class FfaShm(FfaPartinfo):
@@ -106,13 +129,11 @@ class FfaShm(FfaPartinfo):
         # purpose (what Xen's xfree() leaves behind); the audit reports them.
         self.leaked_shms: list[FfaShmMem] = []
 
-    # Pages a share may have: HEAD accepts up to 256 (01c79ad9c6); the seed stopped at 255.
-    def shm_page_count_ok(self, page_count: int) -> bool:
-        return page_count <= FFA_MAX_SHM_PAGE_COUNT
-
     # -- SMC wrappers -----------------------------------------------------------------------------
     def ffa_spmc_share(self, tot_len: int) -> tuple[int, int]:
-        """FFA_MEM_SHARE_64 of the descriptor in Xen's TX buffer: ``(ret, handle)``."""
+        """FFA_MEM_SHARE_64 of the descriptor in Xen's TX buffer: ``(ret, handle)``. A FRAG_RX
+        reply (the SPMC wants more of a descriptor Xen sent whole) returns its positive offset
+        as if it were an error code."""
         resp = self.smc(abi.FFA_MEM_SHARE_64, tot_len, tot_len, 0, 0)
         x0 = resp[0]
         if x0 == abi.FFA_ERROR:
@@ -122,13 +143,11 @@ class FfaShm(FfaPartinfo):
         if x0 == abi.FFA_SUCCESS_32:
             return abi.FFA_RET_OK, abi.make_handle(resp[2], resp[3])
         if x0 == abi.FFA_MEM_FRAG_RX:
-            return self.ffa_spmc_share_frag_rx(resp)
+            handle = abi.make_handle(resp[1], resp[2])
+            if resp[3] > INT32_MAX:  # impossible value
+                return abi.FFA_RET_ABORTED, handle
+            return resp[3] & INT32_MAX, handle
         return abi.FFA_RET_NOT_SUPPORTED, 0
-
-    def ffa_spmc_share_frag_rx(self, resp: Regs) -> tuple[int, int]:
-        """The SPMC wants another fragment of a descriptor Xen sent whole: ABORTED."""
-        handle = abi.make_handle(resp[1], resp[2])
-        return abi.FFA_RET_ABORTED, handle
 
     def ffa_spmc_reclaim(self, shm: FfaShmMem, flags: int) -> int:
         if not self.ffa_fw_supports_fid(abi.FFA_MEM_RECLAIM):
@@ -139,17 +158,19 @@ class FfaShm(FfaPartinfo):
 
     # -- pages ------------------------------------------------------------------------------------
     def get_shm_pages(
-        self, d: Domain, shm: FfaShmMem, view: GuestView, ranges_off: int, range_count: int
+        self, d: Domain, shm: FfaShmMem, tx: MappedBuf, range_off: int, range_count: int
     ) -> int:
-        """Reference every page of the guest's ranges; the caller must ``put_shm_pages`` even
-        on failure."""
+        """Reference every page of the guest's ranges (the array at ``range_off`` of its TX,
+        each range's page count then address read with ``ACCESS_ONCE``); the caller must
+        ``put_shm_pages`` even on failure."""
         for n in range(range_count):
-            addr, page_count, _ = FFA_ADDRESS_RANGE.unpack(view.get(ranges_off + 16 * n, 16))
+            page_count = tx.u32(range_off + 16 * n + 8)
+            addr = tx.u64(range_off + 16 * n)
             if addr % FFA_PAGE_SIZE:
                 return abi.FFA_RET_INVALID_PARAMETERS
             for m in range(page_count):
                 if len(shm.pages) >= shm.page_count:
-                    return abi.FFA_RET_INVALID_PARAMETERS  # more pages than announced
+                    return abi.FFA_RET_INVALID_PARAMETERS  # range overflow
                 if not ffa_safe_addr_add(addr, m):
                     return abi.FFA_RET_INVALID_PARAMETERS
                 gaddr = addr + m * FFA_PAGE_SIZE
@@ -158,7 +179,7 @@ class FfaShm(FfaPartinfo):
                     return abi.FFA_RET_DENIED
                 shm.pages.append(e[0])
                 if e[1] is not P2MType.ram_rw:
-                    return abi.FFA_RET_DENIED  # only normal RW RAM
+                    return abi.FFA_RET_DENIED  # only normal RW RAM for now
         if len(shm.pages) < shm.page_count:
             return abi.FFA_RET_INVALID_PARAMETERS  # the ranges must add up
         return abi.FFA_RET_OK
@@ -195,11 +216,11 @@ class FfaShm(FfaPartinfo):
     def alloc_ffa_shm_mem(self, d: Domain, page_count: int) -> FfaShmMem | None:
         ctx = d.tee
         assert ctx is not None
-        if not self.shm_page_count_ok(page_count):
+        if page_count > FFA_MAX_SHM_PAGE_COUNT:
             return None
         if not self.inc_ctx_shm_count(d, ctx):
             return None
-        if self.machine.sink.fault("alloc:ffa_shm_mem", (1,)) is not None:
+        if not xmalloc(self.machine, "xzalloc_flex_struct", "alloc_ffa_shm_mem"):
             self.dec_ctx_shm_count(d, ctx)
             return None
         return FfaShmMem(sender_id=0, ep_id=0, page_count=page_count)
@@ -214,112 +235,110 @@ class FfaShm(FfaPartinfo):
 
     # -- building the SPMC's descriptor -----------------------------------------------------------
     def share_shm(self, shm: FfaShmMem, ffa_vers: int) -> int:
-        """Write a v1.1 descriptor (v1.2 EMAD when the SPMC speaks 1.2) for ``shm`` into Xen's
-        TX buffer and share it with the SPMC; sets ``shm.handle``."""
+        """Write a v1.1 descriptor (a v1.2 EMAD when the SPMC speaks 1.2) for ``shm`` into Xen's
+        TX buffer, field by field as the C does, and share it with the SPMC; sets
+        ``shm.handle``."""
         max_frag_len = FFA_RXTX_PAGE_COUNT * FFA_PAGE_SIZE
         ASSERT(shm.page_count, "shm->page_count")
         buf = self.ffa_rxtx_spmc_tx_acquire()
         if buf is None:
             return abi.FFA_RET_NOT_SUPPORTED
-        ret = self._share_shm_locked(shm, ffa_vers, buf.pa, max_frag_len)
-        self.ffa_rxtx_spmc_tx_release()  # out:
-        return ret
-
-    def build_share_descriptor(self, shm: FfaShmMem, ffa_vers: int) -> bytes:
-        """The descriptor bytes for ``shm``, contiguous pages merged into one range each."""
-        v12 = ffa_vers >= abi.FFA_VERSION_1_2
-        mem_access_size = FFA_MEM_ACCESS_1_2.size if v12 else FFA_MEM_ACCESS.size
+        buf.memset(0, 0, FFA_MEM_TRANSACTION_1_1.size)
+        buf.store(0, struct.pack("<H", shm.sender_id))
+        buf.store(8, struct.pack("<Q", shm.handle))
+        buf.store(2, struct.pack("<H", abi.FFA_NORMAL_MEM_REG_ATTR))
+        buf.store(28, struct.pack("<I", 1))
+        if ffa_vers >= abi.FFA_VERSION_1_2:
+            mem_access_size = FFA_MEM_ACCESS_1_2.size
+        else:
+            mem_access_size = FFA_MEM_ACCESS.size
         mem_access_offs = FFA_MEM_TRANSACTION_1_1.size
         region_offs = mem_access_offs + mem_access_size
+        buf.store(24, struct.pack("<I", mem_access_size))
+        buf.store(32, struct.pack("<I", mem_access_offs))
+        buf.memset(mem_access_offs, 0, mem_access_size)
+        buf.store(mem_access_offs, struct.pack("<H", shm.ep_id))
+        buf.store(mem_access_offs + 2, bytes([abi.FFA_MEM_ACC_RW]))
+        buf.store(mem_access_offs + 4, struct.pack("<I", region_offs))
+        if ffa_vers >= abi.FFA_VERSION_1_2:
+            buf.store(mem_access_offs + 8, struct.pack("<QQ", *shm.impdef))
+        buf.memset(region_offs, 0, FFA_MEM_REGION.size)
+        buf.store(region_offs, struct.pack("<I", shm.page_count))
+        # Physically contiguous pages make one range. Xen's own buffer is written with each
+        # field's final value (the C counts and extends ranges in place with ++).
         ranges: list[list[int]] = []
         for pg in shm.pages:
             if ranges and ranges[-1][0] + ranges[-1][1] * FFA_PAGE_SIZE == pg.pa:
                 ranges[-1][1] += 1
             else:
                 ranges.append([pg.pa, 1])
-        out = bytearray(
-            FFA_MEM_TRANSACTION_1_1.pack(
-                shm.sender_id,
-                abi.FFA_NORMAL_MEM_REG_ATTR,
-                0,
-                shm.handle,
-                0,
-                mem_access_size,
-                1,
-                mem_access_offs,
-                bytes(12),
-            )
-        )
-        if v12:
-            impdef = struct.pack("<QQ", *shm.impdef)
-            out += FFA_MEM_ACCESS_1_2.pack(
-                shm.ep_id, abi.FFA_MEM_ACC_RW, 0, region_offs, impdef, bytes(8)
-            )
-        else:
-            out += FFA_MEM_ACCESS.pack(shm.ep_id, abi.FFA_MEM_ACC_RW, 0, region_offs, 0)
-        out += FFA_MEM_REGION.pack(shm.page_count, len(ranges), 0)
-        for pa, n in ranges:
-            out += FFA_ADDRESS_RANGE.pack(pa, n, 0)
-        return bytes(out)
-
-    def _share_shm_locked(self, shm: FfaShmMem, ffa_vers: int, buf: int, max_frag_len: int) -> int:
-        desc = self.build_share_descriptor(shm, ffa_vers)
-        tot_len = len(desc)
+        buf.store(region_offs + 4, struct.pack("<I", len(ranges)))
+        tot_len = region_offs + FFA_MEM_REGION.size + len(ranges) * FFA_ADDRESS_RANGE.size
         if tot_len > max_frag_len:
-            return abi.FFA_RET_NOT_SUPPORTED  # worst case does not fit one page
-        self.machine.mem.write(buf, desc, "xen")
-        ret, handle = self.ffa_spmc_share(tot_len)
-        shm.handle = handle
+            ret = abi.FFA_RET_NOT_SUPPORTED
+        else:
+            addr_range = region_offs + FFA_MEM_REGION.size
+            for pa, count in ranges:
+                init_range(buf, addr_range, pa)
+                if count > 1:
+                    buf.store(addr_range + 8, struct.pack("<I", count))
+                addr_range += FFA_ADDRESS_RANGE.size
+            ret, shm.handle = self.ffa_spmc_share(tot_len)
+        self.ffa_rxtx_spmc_tx_release()  # out:
         return ret
 
     # -- reading the guest's descriptor -----------------------------------------------------------
     def read_mem_transaction(
-        self, ffa_vers: int, view: GuestView, blen: int
+        self, ffa_vers: int, buf: MappedBuf, blen: int
     ) -> tuple[int, FfaMemTransactionInt]:
-        """Copy the 1.0 or 1.1 header out of the guest's TX once, then check the copy."""
+        """Copy the 1.0 or 1.1 header out of the guest's TX, one field read each, then check
+        the copy (the guest's descriptor is not read again after the ``barrier()``)."""
         trans = FfaMemTransactionInt()
         if ffa_vers >= abi.FFA_VERSION_1_1:
             if blen < FFA_MEM_TRANSACTION_1_1.size:
                 return abi.FFA_RET_INVALID_PARAMETERS, trans
-            (sender, attr, flags, handle, tag, size, count, offs, _) = (
-                FFA_MEM_TRANSACTION_1_1.unpack(view.get(0, FFA_MEM_TRANSACTION_1_1.size))
-            )
+            f = _T11
+            trans.sender_id = load_field(buf, 0, f["sender_id"])
+            mem_reg_attr = load_field(buf, 0, f["mem_reg_attr"])
+            flags = load_field(buf, 0, f["flags"])
+            trans.handle = load_field(buf, 0, f["handle"])
+            trans.tag = load_field(buf, 0, f["tag"])
+            count = load_field(buf, 0, f["mem_access_count"])
+            size = load_field(buf, 0, f["mem_access_size"])
+            offs = load_field(buf, 0, f["mem_access_offs"])
         else:
             if blen < FFA_MEM_TRANSACTION_1_0.size:
                 return abi.FFA_RET_INVALID_PARAMETERS, trans
-            (sender, attr, _, flags, handle, tag, _, count) = FFA_MEM_TRANSACTION_1_0.unpack(
-                view.get(0, FFA_MEM_TRANSACTION_1_0.size)
-            )
+            f = _T10
+            trans.sender_id = load_field(buf, 0, f["sender_id"])
+            mem_reg_attr = load_field(buf, 0, f["mem_reg_attr"])
+            flags = load_field(buf, 0, f["flags"])
+            trans.handle = load_field(buf, 0, f["handle"])
+            trans.tag = load_field(buf, 0, f["tag"])
+            count = load_field(buf, 0, f["mem_access_count"])
             size = FFA_MEM_ACCESS.size
             offs = FFA_MEM_TRANSACTION_1_0.size
-        trans.sender_id = sender
-        trans.handle = handle
-        trans.tag = tag
-        # The guest's copy is not read again after this point.
-        ret = self.check_mem_transaction(attr, flags, size, count, offs, blen)
-        if ret:
-            return ret, trans
-        trans.mem_reg_attr = attr
+        # barrier(): "descr", shared with the guest, is not accessed again after this point.
+        if (
+            mem_reg_attr > UINT8_MAX
+            or flags > UINT8_MAX
+            or size > UINT8_MAX
+            or count > UINT8_MAX
+            or offs > UINT16_MAX
+        ):
+            return abi.FFA_RET_INVALID_PARAMETERS, trans
+        if size * count + offs > blen:
+            return abi.FFA_RET_INVALID_PARAMETERS, trans  # the EMAD array must fit
+        if size < FFA_MEM_ACCESS.size:
+            return abi.FFA_RET_INVALID_PARAMETERS, trans
+        if offs & 0xF:
+            return abi.FFA_RET_INVALID_PARAMETERS, trans
+        trans.mem_reg_attr = mem_reg_attr
         trans.flags = flags
         trans.mem_access_size = size
         trans.mem_access_count = count
         trans.mem_access_offs = offs
         return abi.FFA_RET_OK, trans
-
-    def check_mem_transaction(
-        self, attr: int, flags: int, size: int, count: int, offs: int, blen: int
-    ) -> int:
-        """Range checks of ``read_mem_transaction``: values that cannot fit the internal struct
-        are malformed; the EMAD array must fit; EMADs are at least 16 bytes, 16-byte aligned."""
-        if attr > 0xFF or flags > 0xFF or size > 0xFF or count > 0xFF or offs > 0xFFFF:
-            return abi.FFA_RET_INVALID_PARAMETERS
-        if size * count + offs > blen:
-            return abi.FFA_RET_INVALID_PARAMETERS
-        if size < FFA_MEM_ACCESS.size:
-            return abi.FFA_RET_INVALID_PARAMETERS
-        if offs & 0xF:
-            return abi.FFA_RET_INVALID_PARAMETERS
-        return abi.FFA_RET_OK
 
     # -- guest FFA_MEM_SHARE ----------------------------------------------------------------------
     def ffa_handle_mem_share(self, d: Domain, regs: Regs) -> Regs:
@@ -328,6 +347,9 @@ class FfaShm(FfaPartinfo):
         addr = regs[3]
         ctx = d.tee
         assert ctx is not None
+        shm: FfaShmMem | None = None
+        handle = 0
+        ret = abi.FFA_RET_DENIED
         if not self.ffa_fw_supports_fid(abi.FFA_MEM_SHARE_64):
             return ffa_set_regs_error(abi.FFA_RET_NOT_SUPPORTED)
         if addr:
@@ -340,117 +362,78 @@ class FfaShm(FfaPartinfo):
         ret, tx_buf, tx_size = self.ffa_tx_acquire(ctx)
         if ret != abi.FFA_RET_OK:
             return ffa_set_regs_error(ret)
-        handle = 0
-        shm_box: list[FfaShmMem | None] = [None]
-        ret, handle = self._mem_share_tx_locked(d, ctx, tx_buf, tx_size, frag_len, shm_box)
-        if ret:  # out:
-            self.free_ffa_shm_mem(d, shm_box[0])
+        assert tx_buf is not None
+        goto = ""
+        trans = FfaMemTransactionInt()
+        dst_id = region_offs = 0
+        impdef = (0, 0)
+        if frag_len > tx_size:
+            goto = "out_unlock"  # ret is still 0 from ffa_tx_acquire: SUCCESS, handle 0
+        if not goto:
+            ffa_vers = ctx.guest_vers.read()
+            ret, trans = self.read_mem_transaction(ffa_vers, tx_buf, frag_len)
+            if ret:
+                goto = "out_unlock"
+        if not goto:
+            if trans.mem_reg_attr & abi.FFA_MEM_ATTR_NS:
+                ret, goto = abi.FFA_RET_INVALID_PARAMETERS, "out_unlock"
+            elif trans.mem_reg_attr != abi.FFA_NORMAL_MEM_REG_ATTR:
+                ret, goto = abi.FFA_RET_NOT_SUPPORTED, "out_unlock"
+            elif trans.mem_access_count != 1:
+                ret, goto = abi.FFA_RET_NOT_SUPPORTED, "out_unlock"  # one SP only
+            elif trans.sender_id != ffa_get_vm_id(d) or trans.mem_access_size < FFA_MEM_ACCESS.size:
+                ret, goto = abi.FFA_RET_INVALID_PARAMETERS, "out_unlock"
+            elif trans.mem_access_offs + trans.mem_access_size > frag_len:
+                goto = "out_unlock"  # ret is 0 here too (unreachable: checked above)
+        if not goto:
+            mem_access = trans.mem_access_offs
+            dst_id = tx_buf.u16(mem_access)
+            perm = tx_buf.u8(mem_access + 2)
+            region_offs = tx_buf.u32(mem_access + 4)
+            # A 1.2 EMAD carries an impdef value: the format follows the size, not the version.
+            if trans.mem_access_size >= FFA_MEM_ACCESS_1_2.size:
+                lo, hi = struct.unpack("<QQ", tx_buf.load(mem_access + 8, 16))
+                impdef = (lo, hi)
+            if not FFA_ID_IS_SECURE(dst_id):
+                ret, goto = abi.FFA_RET_NOT_SUPPORTED, "out_unlock"  # no sharing with VMs
+            elif perm != abi.FFA_MEM_ACC_RW or FFA_MEM_REGION.size + region_offs > frag_len:
+                ret, goto = abi.FFA_RET_NOT_SUPPORTED, "out_unlock"
+        if not goto:
+            range_count = tx_buf.u32(region_offs + 4)
+            page_count = tx_buf.u32(region_offs)
+            if not page_count:
+                ret, goto = abi.FFA_RET_INVALID_PARAMETERS, "out_unlock"
+            else:
+                shm = self.alloc_ffa_shm_mem(d, page_count)
+                if shm is None:
+                    ret, goto = abi.FFA_RET_NO_MEMORY, "out_unlock"
+                else:
+                    shm.sender_id = trans.sender_id
+                    shm.ep_id = dst_id
+                    shm.impdef = impdef
+                    # The composite memory region descriptor must fit.
+                    if (
+                        FFA_MEM_REGION.size + region_offs + range_count * FFA_ADDRESS_RANGE.size
+                        > frag_len
+                    ):
+                        ret = abi.FFA_RET_INVALID_PARAMETERS
+                    else:
+                        ret = self.get_shm_pages(
+                            d, shm, tx_buf, region_offs + FFA_MEM_REGION.size, range_count
+                        )
+                    if not ret:
+                        ret = self.share_shm(shm, self.ffa_fw_version)
+                    if not ret:
+                        spin_lock(ctx.lock)
+                        ctx.shm_list.set([*ctx.shm_list.get(), shm])
+                        spin_unlock(ctx.lock)
+                        handle = shm.handle
+        if ret and goto != "out_unlock":  # out:
+            self.free_ffa_shm_mem(d, shm)
         self.ffa_tx_release(ctx)  # out_unlock:
         if ret == 0:  # out_set_ret:
             return ffa_set_regs_success(abi.handle_lo(handle), abi.handle_hi(handle))
         return ffa_set_regs_error(ret)
-
-    def mem_share_frag_too_long(self) -> int:
-        """What a fragment longer than the TX buffer gets (HEAD: 0, i.e. SUCCESS; a bug)."""
-        return abi.FFA_RET_DENIED
-
-    def _mem_share_tx_locked(
-        self,
-        d: Domain,
-        ctx: FfaCtx,
-        tx_buf: int,
-        tx_size: int,
-        frag_len: int,
-        shm_box: list[FfaShmMem | None],
-    ) -> tuple[int, int]:
-        """The part of ``ffa_handle_mem_share`` run with the guest's TX held: ``(ret, handle)``.
-        A share allocated here is left in ``shm_box`` for the caller to free on error."""
-        if frag_len > tx_size:
-            return self.mem_share_frag_too_long(), 0
-        view = GuestView(self.machine, tx_buf, tx_size)
-        ffa_vers = ctx.guest_vers.read()
-        ret, trans = self.read_mem_transaction(ffa_vers, view, frag_len)
-        if ret:
-            return ret, 0
-        ret = self.check_mem_share_attr(trans.mem_reg_attr)
-        if ret:
-            return ret, 0
-        if trans.mem_access_count != 1:
-            return abi.FFA_RET_NOT_SUPPORTED, 0  # one receiver only
-        if trans.sender_id != ffa_get_vm_id(d):
-            return abi.FFA_RET_INVALID_PARAMETERS, 0
-        ret = self.check_mem_access_size(trans.mem_access_size)
-        if ret:
-            return ret, 0
-        if trans.mem_access_offs + trans.mem_access_size > frag_len:
-            return abi.FFA_RET_INVALID_PARAMETERS, 0
-        ret, dst_id, region_offs, impdef = self.mem_share_read_mem_access(view, trans)
-        if ret:
-            return ret, 0
-        if FFA_MEM_REGION.size + region_offs > frag_len:
-            return abi.FFA_RET_NOT_SUPPORTED, 0
-        page_count, range_count, _ = FFA_MEM_REGION.unpack(view.get(region_offs, 16))
-        if not page_count:
-            return abi.FFA_RET_INVALID_PARAMETERS, 0
-        shm = self.alloc_ffa_shm_mem(d, page_count)
-        if shm is None:
-            return abi.FFA_RET_NO_MEMORY, 0
-        shm_box[0] = shm
-        shm.sender_id = trans.sender_id
-        shm.ep_id = dst_id
-        shm.impdef = impdef
-        # The composite descriptor and its ranges must fit the fragment.
-        if FFA_MEM_REGION.size + region_offs + range_count * FFA_ADDRESS_RANGE.size > frag_len:
-            return abi.FFA_RET_INVALID_PARAMETERS, 0
-        ret = self.get_shm_pages(d, shm, view, region_offs + FFA_MEM_REGION.size, range_count)
-        if ret:
-            return ret, 0
-        ret = self.share_shm(shm, self.ffa_fw_version)
-        if ret:
-            return ret, 0
-        spin_lock(ctx.lock)
-        lst = ctx.shm_list.get()
-        ctx.shm_list.set([*lst, shm])
-        spin_unlock(ctx.lock)
-        return abi.FFA_RET_OK, shm.handle
-
-    def mem_share_read_mem_access(
-        self, view: GuestView, trans: FfaMemTransactionInt
-    ) -> tuple[int, int, int, tuple[int, int]]:
-        """The EMAD part of ``ffa_handle_mem_share``: read the receiver, its permissions and
-        the region offset once, and the impdef value of a 1.2-sized EMAD, then check them:
-        ``(ret, dst_id, region_offs, impdef)``.
-
-        Xen reads the first 8 bytes; the model fetches the whole 16-byte v1.1 EMAD (in bounds:
-        the size was checked to be 16 or more, and each byte is fetched once). The double-fetch
-        monitor regression test (tests/check) relies on that overlap with impdef."""
-        offs = trans.mem_access_offs
-        dst_id, perm, _, region_offs, _ = FFA_MEM_ACCESS.unpack(view.get(offs, FFA_MEM_ACCESS.size))
-        # 1.2 EMADs carry an impdef value; the format follows the size, not the version.
-        impdef = (0, 0)
-        if trans.mem_access_size >= FFA_MEM_ACCESS_1_2.size:
-            lo, hi = struct.unpack("<QQ", view.get(offs + 8, 16))
-            impdef = (lo, hi)
-        if not FFA_ID_IS_SECURE(dst_id):
-            return abi.FFA_RET_NOT_SUPPORTED, 0, 0, impdef  # no sharing with VMs
-        if perm != abi.FFA_MEM_ACC_RW:
-            return abi.FFA_RET_NOT_SUPPORTED, 0, 0, impdef
-        return abi.FFA_RET_OK, dst_id, region_offs, impdef
-
-    def check_mem_access_size(self, size: int) -> int:
-        """An EMAD smaller than the 16-byte v1.1 one is malformed."""
-        if size < FFA_MEM_ACCESS.size:
-            return abi.FFA_RET_INVALID_PARAMETERS
-        return abi.FFA_RET_OK
-
-    def check_mem_share_attr(self, attr: int) -> int:
-        """The NS bit is reserved in a share (INVALID_PARAMETERS, edf036fac2); anything but
-        normal write-back inner-shareable memory is NOT_SUPPORTED."""
-        if attr & abi.FFA_MEM_ATTR_NS:
-            return abi.FFA_RET_INVALID_PARAMETERS
-        if attr != abi.FFA_NORMAL_MEM_REG_ATTR:
-            return abi.FFA_RET_NOT_SUPPORTED
-        return abi.FFA_RET_OK
 
     # -- guest FFA_MEM_RECLAIM --------------------------------------------------------------------
     def find_shm_mem(self, ctx: FfaCtx, handle: int) -> FfaShmMem | None:
@@ -498,9 +481,9 @@ class FfaShm(FfaPartinfo):
                 ctx.shm_list.value = [s for s in ctx.shm_list.value if s is not shm]
                 self.free_ffa_shm_mem(d, shm)
             elif res == abi.FFA_RET_DENIED:
-                self.printk(f"{d}: failed to reclaim handle {shm.handle:#x}: {res}, retrying")
+                self.printk(f"{d}: Failed to reclaim handle {shm.handle:#x} : {res}")
             else:
-                self.printk(f"{d}: permanent failure to reclaim handle {shm.handle:#x}: {res}")
+                self.printk(f"{d}: Permanent failure to reclaim handle {shm.handle:#x} : {res}")
                 ctx.shm_list.value = [s for s in ctx.shm_list.value if s is not shm]
                 self.leaked_shms.append(shm)
         return not ctx.shm_count.value

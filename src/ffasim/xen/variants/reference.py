@@ -1,0 +1,350 @@
+"""Variant ``reference`` (the default): upstream HEAD (c447b7308b) with the seed's defects and the
+analysed upstream bugs fixed.
+
+Each method here replaces the upstream function of the same name and says what it fixes; the
+rest is upstream as in ``ffasim/xen/``:
+
+- ``ffa_rxtx_spmc_rx_acquire`` / ``_tx_acquire`` drop their lock before returning NULL (seed
+  defect 2);
+- ``ffa_rxtx_spmc_destroy`` tells the SPMC to unmap before it frees the pages, and only a pair
+  it had mapped (seed defect 4; ``ffa_rxtx_spmc_init`` records the map);
+- ``ffa_handle_mem_share``: a fragment longer than the TX buffer (or an EMAD past the fragment)
+  is DENIED instead of SUCCESS with handle 0;
+- ``ffa_spmc_share``: a FRAG_RX reply is ABORTED instead of a positive "error" code;
+- ``ffa_domain_teardown_continue``: a queued teardown holds a domain reference, so the teardown
+  timer never uses a freed context;
+- ``ffa_negotiate_version``: FFA_VERSION with bit 31 (MBZ) set is NOT_SUPPORTED;
+- ``ffa_get_vm_partinfo`` counts the entries that fit when the buffer is full, so that
+  PARTITION_INFO_GET_REGS pages past five VMs.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ... import abi
+from ...machine import read_lock, read_unlock, spin_lock, spin_unlock, write_lock, write_unlock
+from ...machine.xmalloc import alloc_site
+from ..ffa import Ffa
+from ..ffa_partinfo import ffa_copy_info, vm_partition_info
+from ..ffa_private import (
+    FFA_ADDRESS_RANGE,
+    FFA_CTX_TEARDOWN_DELAY,
+    FFA_ID_IS_SECURE,
+    FFA_MEM_REGION,
+    FFA_RXTX_PAGE_COUNT,
+    Cursor,
+    Domain,
+    FfaCtx,
+    FfaShmMem,
+    MappedBuf,
+    Regs,
+    ffa_get_vm_id,
+    ffa_set_regs,
+    ffa_set_regs_error,
+    ffa_set_regs_success,
+    ffa_uuid_is_nil,
+    is_64bit_domain,
+)
+from ..ffa_rxtx import xenheap_buf
+from ..ffa_shm import FFA_MEM_ACCESS, FFA_MEM_ACCESS_1_2, FfaMemTransactionInt
+
+
+class ReferenceFfa(Ffa):
+    """Upstream HEAD with the fixes listed in the module docstring."""
+
+    variant = "reference"
+
+    ffa_spmc_mapped = False
+    """Whether FFA_RXTX_MAP_64 of Xen's pair succeeded (what the fixed destroy needs)."""
+
+    # -- ffa.c ----------------------------------------------------------------------------------
+    def ffa_negotiate_version(self, d: Domain, ctx: FfaCtx, regs: Regs) -> Regs | None:
+        """Upstream, plus: bit 31 of the version word is MBZ, so NOT_SUPPORTED (upstream masks it
+        away in the major and stores the raw word, which then compares above every version)."""
+        fid = regs[0] & abi.MASK32
+        in_vers = regs[1] & abi.MASK32
+        spin_lock(ctx.guest_vers_lock)
+        if ctx.guest_vers.read():
+            spin_unlock(ctx.guest_vers_lock)  # out_continue:
+            return None
+        if fid != abi.FFA_VERSION:
+            tmp = ctx.guest_vers_tmp.get()
+            if not tmp:
+                spin_unlock(ctx.guest_vers_lock)  # out_handled:
+                return ffa_set_regs_error(abi.FFA_RET_NOT_SUPPORTED)
+            ctx.is_64bit = is_64bit_domain(d)
+            ctx.guest_vers.set(tmp)
+            if self.CONFIG_FFA_VM_TO_VM:
+                write_lock(self.ffa_ctx_list_rwlock)
+                self.inc_ffa_vm_count()
+                self.ffa_ctx_head.append(ctx)
+                ctx.in_ctx_list = True
+                self.ffa_partinfo_inc_tag()
+                write_unlock(self.ffa_ctx_list_rwlock)
+            spin_unlock(ctx.guest_vers_lock)  # out_continue:
+            return None
+        if in_vers & (1 << 31):  # the fix
+            spin_unlock(ctx.guest_vers_lock)  # out_handled:
+            return ffa_set_regs(abi.to_u32(abi.FFA_RET_NOT_SUPPORTED))
+        if abi.version_major(in_vers) != abi.version_major(
+            self.FFA_MY_VERSION
+        ) or abi.version_minor(in_vers) > abi.version_minor(self.FFA_MY_VERSION):
+            ctx.guest_vers_tmp.set(self.FFA_MY_VERSION)
+        else:
+            ctx.guest_vers_tmp.set(in_vers)
+        spin_unlock(ctx.guest_vers_lock)  # out_handled:
+        return ffa_set_regs(self.FFA_MY_VERSION)
+
+    def ffa_domain_teardown_continue(self, ctx: FfaCtx, first_time: bool) -> None:
+        """Upstream, plus: the queued context holds a domain reference until its teardown is
+        done (upstream queues a VM_DESTROYED retry without one, so the domain and its context
+        can be freed while the timer still points at them)."""
+        if ctx.freed:
+            self.machine.sink.violation(
+                "use-after-free", f"teardown timer uses the freed ffa_ctx of vm {ctx.ffa_id:#x}"
+            )
+            return
+        next_ctx: FfaCtx | None = None
+        retry = False
+        if not self.ffa_partinfo_domain_destroy(ctx.teardown_d):
+            retry = True
+        if not self.ffa_shm_domain_destroy(ctx.teardown_d):
+            retry = True
+        if retry:
+            self.printk(f"{ctx.teardown_d}: Remaining cleanup, retrying")
+            if not ctx.queued_ref:
+                self.get_knownalive_domain(ctx.teardown_d)
+                ctx.queued_ref = True
+            ctx.teardown_expire = self.now + FFA_CTX_TEARDOWN_DELAY
+            spin_lock(self.ffa_teardown_lock)
+            head = self.ffa_teardown_head.get()
+            self.ffa_teardown_head.set([*head, ctx])
+            next_ctx = self.ffa_teardown_head.get()[0]
+            spin_unlock(self.ffa_teardown_lock)
+        else:
+            if not first_time:
+                spin_lock(self.ffa_teardown_lock)
+                head = self.ffa_teardown_head.get()
+                next_ctx = head[0] if head else None
+                spin_unlock(self.ffa_teardown_lock)
+            if ctx.queued_ref:
+                ctx.queued_ref = False
+                self.put_domain(ctx.teardown_d)
+        if next_ctx is not None:
+            self.ffa_teardown_timer = next_ctx.teardown_expire
+
+    # -- ffa_rxtx.c -----------------------------------------------------------------------------
+    def ffa_rxtx_spmc_rx_acquire(self) -> MappedBuf | None:
+        """Upstream, but the lock is dropped before NULL is returned (seed defect 2)."""
+        forced = self.machine.sink.fault("helper:ffa_rxtx_spmc_rx_acquire", (1,)) is not None
+        spin_lock(self.ffa_spmc_rx_lock)
+        frame = self.ffa_spmc_rx.get()
+        if frame is not None and not forced:
+            return xenheap_buf(self.machine, frame, "ffa_spmc_rx")
+        spin_unlock(self.ffa_spmc_rx_lock)
+        return None
+
+    def ffa_rxtx_spmc_tx_acquire(self) -> MappedBuf | None:
+        """Upstream, but the lock is dropped before NULL is returned (seed defect 2)."""
+        forced = self.machine.sink.fault("helper:ffa_rxtx_spmc_tx_acquire", (1,)) is not None
+        spin_lock(self.ffa_spmc_tx_lock)
+        frame = self.ffa_spmc_tx.get()
+        if frame is not None and not forced:
+            return xenheap_buf(self.machine, frame, "ffa_spmc_tx")
+        spin_unlock(self.ffa_spmc_tx_lock)
+        return None
+
+    def ffa_rxtx_spmc_destroy(self) -> None:
+        """The SPMC is told to unmap (only a pair it mapped) before the pages go back to the
+        heap (seed defect 4)."""
+        spin_lock(self.ffa_spmc_rx_lock)
+        spin_lock(self.ffa_spmc_tx_lock)
+        rx = self.ffa_spmc_rx.get()
+        tx = self.ffa_spmc_tx.get()
+        if rx is not None and tx is not None and self.ffa_spmc_mapped:
+            self.ffa_rxtx_unmap(0)
+        self.ffa_spmc_mapped = False
+        if tx is not None:
+            self.machine.heap.free_page(tx)
+            self.ffa_spmc_tx.set(None)
+        if rx is not None:
+            self.machine.heap.free_page(rx)
+            self.ffa_spmc_rx.set(None)
+        spin_unlock(self.ffa_spmc_tx_lock)
+        spin_unlock(self.ffa_spmc_rx_lock)
+
+    def ffa_rxtx_spmc_init(self) -> bool:
+        """Upstream, plus: remember whether the SPMC mapped the pair (for the fixed destroy)."""
+        if not self.ffa_fw_supports_fid(abi.FFA_RXTX_MAP_64):
+            return False
+        ret = False
+        spin_lock(self.ffa_spmc_rx_lock)
+        spin_lock(self.ffa_spmc_tx_lock)
+        heap = self.machine.heap
+        site = alloc_site("alloc_xenheap_pages", "ffa_rxtx_spmc_init")
+        rx = heap.alloc_page("xen", site=site, tag="ffa_spmc_rx")
+        self.ffa_spmc_rx.set(rx)
+        if rx is not None:
+            tx = heap.alloc_page("xen", site=site, tag="ffa_spmc_tx")
+            self.ffa_spmc_tx.set(tx)
+            if tx is not None and not self.ffa_rxtx_map(tx.pa, rx.pa, FFA_RXTX_PAGE_COUNT):
+                self.ffa_spmc_mapped = True
+                ret = True
+        spin_unlock(self.ffa_spmc_tx_lock)
+        spin_unlock(self.ffa_spmc_rx_lock)
+        if not ret:
+            self.ffa_rxtx_spmc_destroy()
+        return ret
+
+    # -- ffa_partinfo.c -------------------------------------------------------------------------
+    def ffa_get_vm_partinfo(
+        self,
+        d: Domain,
+        uuid: bytes,
+        start_index: int,
+        dst_buf: Cursor,
+        end_buf: int,
+        dst_size: int,
+    ) -> tuple[int, int]:
+        """Upstream, but on NO_MEMORY the count is the entries that did fit (upstream stores it
+        only on success, so PARTITION_INFO_GET_REGS, which takes NO_MEMORY as "window full",
+        counts no VM entry: it cannot page past five VMs)."""
+        curr_ctx = d.tee
+        assert curr_ctx is not None
+        if not ffa_uuid_is_nil(uuid):
+            return abi.FFA_RET_OK, 0
+        count = 0
+        idx = 0
+        ret = abi.FFA_RET_OK
+        if curr_ctx.guest_vers.read() >= abi.FFA_VERSION_1_2:
+            if start_index == 0:
+                info = vm_partition_info(curr_ctx.ffa_id, curr_ctx.num_vcpus, is_64bit_domain(d))
+                ret = ffa_copy_info(dst_buf, end_buf, info, dst_size, len(info))
+                if ret:
+                    return ret, count
+                count += 1
+            idx += 1
+        if self.CONFIG_FFA_VM_TO_VM:
+            read_lock(self.ffa_ctx_list_rwlock)
+            for dest_ctx in self.ffa_ctx_head:
+                if dest_ctx is curr_ctx:
+                    continue
+                if idx >= start_index:
+                    info = vm_partition_info(dest_ctx.ffa_id, dest_ctx.num_vcpus, dest_ctx.is_64bit)
+                    ret = ffa_copy_info(dst_buf, end_buf, info, dst_size, len(info))
+                    if ret:
+                        read_unlock(self.ffa_ctx_list_rwlock)
+                        return ret, count
+                    count += 1
+                idx += 1
+            read_unlock(self.ffa_ctx_list_rwlock)
+        return ret, count
+
+    # -- ffa_shm.c ------------------------------------------------------------------------------
+    def ffa_spmc_share(self, tot_len: int) -> tuple[int, int]:
+        """Upstream, but a FRAG_RX reply (the SPMC wants another fragment of a descriptor Xen
+        sent whole) is ABORTED rather than its offset handed back as an "error" code."""
+        resp = self.smc(abi.FFA_MEM_SHARE_64, tot_len, tot_len, 0, 0)
+        x0 = resp[0]
+        if x0 == abi.FFA_ERROR:
+            if resp[2]:
+                return abi.to_s32(resp[2]), 0
+            return abi.FFA_RET_NOT_SUPPORTED, 0
+        if x0 == abi.FFA_SUCCESS_32:
+            return abi.FFA_RET_OK, abi.make_handle(resp[2], resp[3])
+        if x0 == abi.FFA_MEM_FRAG_RX:
+            return abi.FFA_RET_ABORTED, abi.make_handle(resp[1], resp[2])
+        return abi.FFA_RET_NOT_SUPPORTED, 0
+
+    def ffa_handle_mem_share(self, d: Domain, regs: Regs) -> Regs:
+        """Upstream, but the two exits that upstream takes with ``ret`` still 0 (a fragment
+        longer than the TX buffer; an EMAD past the fragment) are DENIED, not FFA_SUCCESS with
+        handle 0 and nothing shared."""
+        tot_len = regs[1] & abi.MASK32
+        frag_len = regs[2] & abi.MASK32
+        addr = regs[3]
+        ctx = d.tee
+        assert ctx is not None
+        shm: FfaShmMem | None = None
+        handle = 0
+        if not self.ffa_fw_supports_fid(abi.FFA_MEM_SHARE_64):
+            return ffa_set_regs_error(abi.FFA_RET_NOT_SUPPORTED)
+        if addr:
+            return ffa_set_regs_error(abi.FFA_RET_NOT_SUPPORTED)
+        if frag_len > tot_len:
+            return ffa_set_regs_error(abi.FFA_RET_INVALID_PARAMETERS)
+        if frag_len != tot_len:
+            return ffa_set_regs_error(abi.FFA_RET_NOT_SUPPORTED)
+        ret, tx_buf, tx_size = self.ffa_tx_acquire(ctx)
+        if ret != abi.FFA_RET_OK:
+            return ffa_set_regs_error(ret)
+        assert tx_buf is not None
+        goto = ""
+        trans = FfaMemTransactionInt()
+        dst_id = region_offs = 0
+        impdef = (0, 0)
+        if frag_len > tx_size:
+            ret, goto = abi.FFA_RET_DENIED, "out_unlock"
+        if not goto:
+            ret, trans = self.read_mem_transaction(ctx.guest_vers.read(), tx_buf, frag_len)
+            if ret:
+                goto = "out_unlock"
+        if not goto:
+            if trans.mem_reg_attr & abi.FFA_MEM_ATTR_NS:
+                ret, goto = abi.FFA_RET_INVALID_PARAMETERS, "out_unlock"
+            elif trans.mem_reg_attr != abi.FFA_NORMAL_MEM_REG_ATTR or trans.mem_access_count != 1:
+                ret, goto = abi.FFA_RET_NOT_SUPPORTED, "out_unlock"
+            elif trans.sender_id != ffa_get_vm_id(d) or trans.mem_access_size < FFA_MEM_ACCESS.size:
+                ret, goto = abi.FFA_RET_INVALID_PARAMETERS, "out_unlock"
+            elif trans.mem_access_offs + trans.mem_access_size > frag_len:
+                ret, goto = abi.FFA_RET_DENIED, "out_unlock"
+        if not goto:
+            mem_access = trans.mem_access_offs
+            dst_id = tx_buf.u16(mem_access)
+            perm = tx_buf.u8(mem_access + 2)
+            region_offs = tx_buf.u32(mem_access + 4)
+            if trans.mem_access_size >= FFA_MEM_ACCESS_1_2.size:
+                lo, hi = struct.unpack("<QQ", tx_buf.load(mem_access + 8, 16))
+                impdef = (lo, hi)
+            if (
+                not FFA_ID_IS_SECURE(dst_id)
+                or perm != abi.FFA_MEM_ACC_RW
+                or FFA_MEM_REGION.size + region_offs > frag_len
+            ):
+                ret, goto = abi.FFA_RET_NOT_SUPPORTED, "out_unlock"
+        if not goto:
+            range_count = tx_buf.u32(region_offs + 4)
+            page_count = tx_buf.u32(region_offs)
+            if not page_count:
+                ret, goto = abi.FFA_RET_INVALID_PARAMETERS, "out_unlock"
+            else:
+                shm = self.alloc_ffa_shm_mem(d, page_count)
+                if shm is None:
+                    ret, goto = abi.FFA_RET_NO_MEMORY, "out_unlock"
+                else:
+                    shm.sender_id = trans.sender_id
+                    shm.ep_id = dst_id
+                    shm.impdef = impdef
+                    if (
+                        FFA_MEM_REGION.size + region_offs + range_count * FFA_ADDRESS_RANGE.size
+                        > frag_len
+                    ):
+                        ret = abi.FFA_RET_INVALID_PARAMETERS
+                    else:
+                        ret = self.get_shm_pages(
+                            d, shm, tx_buf, region_offs + FFA_MEM_REGION.size, range_count
+                        )
+                    if not ret:
+                        ret = self.share_shm(shm, self.ffa_fw_version)
+                    if not ret:
+                        spin_lock(ctx.lock)
+                        ctx.shm_list.set([*ctx.shm_list.get(), shm])
+                        spin_unlock(ctx.lock)
+                        handle = shm.handle
+        if ret and goto != "out_unlock":
+            self.free_ffa_shm_mem(d, shm)
+        self.ffa_tx_release(ctx)
+        if ret == 0:
+            return ffa_set_regs_success(abi.handle_lo(handle), abi.handle_hi(handle))
+        return ffa_set_regs_error(ret)
