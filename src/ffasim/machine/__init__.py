@@ -16,6 +16,7 @@ from .events import RecordingSink as RecordingSink
 from .locks import Atomic as Atomic
 from .locks import Guarded as Guarded
 from .locks import RwLock as RwLock
+from .locks import Shared as Shared
 from .locks import Spinlock as Spinlock
 from .locks import read_lock as read_lock
 from .locks import read_unlock as read_unlock

@@ -210,6 +210,39 @@ class Atomic:
         return seen
 
 
+class Shared(Generic[T]):
+    """A plain attribute that several contexts touch, but not always under one lock (Xen's
+    ``ctx->page_count``, written under two locks and read under either; a timer's expiry):
+    a descriptor that declares each read and write to the machine's sink
+    (``EventSink.access``, kind ``"guarded"``), so that the checker's partial-order reduction
+    orders the steps that touch it, without a scheduling point of its own.
+
+    The owning object has ``machine`` and ``shared_key`` (a name prefix, ``"d0.ffa"``) attributes;
+    the value lives in ``_<name>``. The race monitor does not judge these fields (no single guard
+    describes them): declare a :class:`Guarded` field when one does."""
+
+    def __init__(self, default: T) -> None:
+        self.default = default
+        self.name = ""
+        self.slot = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.slot = "_" + name
+
+    def __get__(self, obj: object, objtype: type | None = None) -> T:
+        if obj is None:
+            return self  # type: ignore[return-value]
+        d = obj.__dict__
+        d["machine"].sink.access(GUARDED, f"{d['shared_key']}.{self.name}", False)
+        return d.get(self.slot, self.default)
+
+    def __set__(self, obj: object, value: T) -> None:
+        d = obj.__dict__
+        d["machine"].sink.access(GUARDED, f"{d['shared_key']}.{self.name}", True)
+        d[self.slot] = value
+
+
 class Guarded(Generic[T]):
     """A field that C code shares under ``guard`` (a lock), or ``None`` when it is published
     once and then read without a lock. Each access is reported, so the race monitor can check

@@ -22,7 +22,16 @@ RX_ACQUIRE, SPM_ID_GET, CONSOLE_LOG. A 32-bit domain's SMC64 calls are NOT_SUPPO
 from __future__ import annotations
 
 from .. import abi
-from ..machine import Guarded, Machine, SmcConduit, spin_lock, spin_unlock, write_lock, write_unlock
+from ..machine import (
+    Guarded,
+    Machine,
+    Shared,
+    SmcConduit,
+    spin_lock,
+    spin_unlock,
+    write_lock,
+    write_unlock,
+)
 from ..machine.xmalloc import xmalloc
 from .ffa_msg import FfaMsg
 from .ffa_private import (
@@ -101,6 +110,11 @@ class Ffa(FfaMsg):
 
     ffa_fw_abi_needed = FFA_FW_ABI_NEEDED
 
+    # The teardown timer's expiry (set_timer() under ffa_teardown_lock, read by the timer) and
+    # virtual time: shared by the toolstack and the timer context.
+    ffa_teardown_timer: Shared[float | None] = Shared(None)
+    now = Shared(0.0)
+
     def __init__(self, machine: Machine, conduit: SmcConduit, vm_to_vm: bool = False) -> None:
         super().__init__(machine, conduit, vm_to_vm)
         m = self.machine
@@ -108,9 +122,6 @@ class Ffa(FfaMsg):
         self.ffa_teardown_head: Guarded[list[FfaCtx]] = Guarded(
             m, "ffa_teardown_head", [], self.ffa_teardown_lock
         )
-        # The teardown timer: expiry in virtual seconds, or None when not armed.
-        self.ffa_teardown_timer: float | None = None
-        self.now = 0.0
         self.probed = False
 
     # -- firmware queries (used by the probe below) ---------------------------------------------

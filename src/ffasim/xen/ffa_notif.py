@@ -14,7 +14,7 @@ Not modelled: the SGI/PPI set-up (``request_irq``); secondary CPUs.
 from __future__ import annotations
 
 from .. import abi
-from ..machine import ASSERT, Machine, SmcConduit
+from ..machine import ASSERT, Machine, Shared, SmcConduit
 from .ffa_private import (
     ENOMEM,
     FFA_ID_IS_SECURE,
@@ -31,6 +31,10 @@ from .ffa_shm import FfaShm
 
 class FfaNotif(FfaShm):
     """ffa_notif.c: the functions of that file, as methods of the mediator."""
+
+    # tasklet_schedule() from the SRI handler on any CPU, cleared by the tasklet (Xen's tasklet
+    # lock, which the model does not need: declared accesses order them for the checker).
+    notif_sri_tasklet_scheduled = Shared(False)
 
     def __init__(self, machine: Machine, conduit: SmcConduit, vm_to_vm: bool = False) -> None:
         super().__init__(machine, conduit, vm_to_vm)
