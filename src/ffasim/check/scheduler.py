@@ -148,10 +148,11 @@ class ExecutionResult:
     """The program's threads, in order."""
     extra: dict[int, list[Op]] = field(default_factory=dict)
     """Step index -> the accesses it declared besides its scheduling point (``access``)."""
-    virtual: list[tuple[str, int]] = field(default_factory=list)
-    """``(thread, position)``: a step ``thread`` was ready to take after the first
+    virtual: list[tuple[str, int, int]] = field(default_factory=list)
+    """``(thread, position, woken_by)``: a step ``thread`` was ready to take after the first
     ``position`` steps and never took, because the execution stopped early (a finding) or
-    the thread was descheduled (its domain was paused)."""
+    the thread was descheduled (its domain was paused); ``woken_by`` is the step whose release
+    made it ready (its retry of a lock), else -1."""
 
     @property
     def found(self) -> bool:
@@ -218,7 +219,7 @@ class Execution(EventSink):
         self.events: list[StepEvent] = []
         self.wake_edges: dict[int, int] = {}
         self.extra: dict[int, list[Op]] = {}
-        self.virtual: list[tuple[str, int]] = []
+        self.virtual: list[tuple[str, int, int]] = []
         self.pending: dict[str, Op] = {}
         """The operation each suspended thread performs when it next runs."""
 
@@ -399,7 +400,7 @@ class Execution(EventSink):
         stopper = self.events[-1][0] if self.events else None
         for t in self._order:
             if t != stopper and self._state.get(t) == _RUNNABLE and t in self.pending:
-                self.virtual.append((t, at))
+                self.virtual.append((t, at, self._woken_by.get(t, -1)))
 
     def _kill_all(self) -> None:
         """Unwind the threads still suspended. Whatever their unwinding does is not part of
@@ -547,7 +548,7 @@ class Execution(EventSink):
         for t in self._order:
             if t in contexts and t != me and self._state.get(t) != _DONE:
                 if self._state[t] == _RUNNABLE:
-                    self.virtual.append((t, at))
+                    self.virtual.append((t, at, self._woken_by.get(t, -1)))
                 else:  # waiting for a lock: it leaves the lock's queue
                     lock = self._waiting.pop(t)
                     self._waiters[lock].remove(t)

@@ -2,9 +2,12 @@
 ordering them.
 
 Happens-before is tracked with vector clocks (as Go's race detector and FastTrack do): a lock
-release publishes the releasing context's clock into the lock, a later acquire joins it; every
-atomic operation both joins and publishes (sequentially consistent, so atomics never race and
-order what surrounds them). Two accesses race when neither happens before the other.
+release publishes the releasing context's clock into the lock, a later acquire joins it; an
+atomic store or read-modify-write both joins and publishes, an atomic load only joins (C11:
+a load synchronises with the store it reads from, never with another load). So atomics never
+race and order what surrounds them, and two loads, which commute, order nothing: the verdict is
+the same for every schedule the partial-order reduction takes as equivalent. Two accesses race
+when neither happens before the other.
 
 What is checked:
 
@@ -31,8 +34,9 @@ from ._base import CallTracking, frame_name, is_guest_party, span
 VectorClock = dict[str, int]
 
 HISTORY = 64
-"""Accesses kept per frame or field; older ones are forgotten (a bound on memory and time: a
-race is found as soon as both sides are within this window, which short scenarios always are)."""
+"""Accesses kept per thread and frame or field; older ones are forgotten (a bound on memory and
+time: a race is found as soon as both sides are within this window, which short scenarios
+always are). Per thread, so that what is kept does not depend on how threads interleave."""
 
 
 def _join(into: VectorClock, other: VectorClock) -> None:
@@ -69,8 +73,9 @@ class RaceMonitor(CallTracking):
         self.clocks: dict[str, VectorClock] = {}
         self.sync: dict[object, VectorClock] = {}  # lock or atomic -> published clock
         self.live: set[str] = set()
-        self.frames: dict[int, list[Access]] = {}
-        self.fields: dict[Any, list[Access]] = {}
+        # frame / field -> thread -> its latest accesses (at most HISTORY each)
+        self.frames: dict[int, dict[str, list[Access]]] = {}
+        self.fields: dict[Any, dict[str, list[Access]]] = {}
         self.reported: set[object] = set()
 
     # -- happens-before ---------------------------------------------------------------------
@@ -105,23 +110,35 @@ class RaceMonitor(CallTracking):
             return
         if key in self.sync:
             _join(self.clocks[thread], self.sync[key])
-        self._release(thread, key)
+        if write:  # a load acquires what the stores before it released, and releases nothing
+            self._release(thread, key)
 
     # -- accesses ---------------------------------------------------------------------------
-    def _check(self, history: list[Access], new: Access, vc: VectorClock) -> Access | None:
-        """The first earlier access of another context that conflicts with ``new``."""
+    def _check(
+        self, history: dict[str, list[Access]], new: Access, vc: VectorClock
+    ) -> Access | None:
+        """The earlier access of another context that conflicts with ``new`` and is not
+        ordered before it, if any: of several, the first thread's (in name order) earliest,
+        so that every equivalent schedule names the same one."""
         end = new.offset + new.size
-        for old in history:
-            if old.thread == new.thread or not (old.write or new.write):
+        found = None
+        for thread in sorted(history):
+            if thread == new.thread:
                 continue
-            if old.epoch <= vc.get(old.thread, 0):
-                continue  # ordered before us
-            if old.offset < end and new.offset < old.offset + old.size:
-                return old
-        history.append(new)
-        if len(history) > HISTORY:
-            del history[0]
-        return None
+            seen = vc.get(thread, 0)
+            for old in history[thread]:
+                if old.epoch <= seen or not (old.write or new.write):
+                    continue  # ordered before us, or two reads
+                if old.offset < end and new.offset < old.offset + old.size:
+                    found = old
+                    break
+            if found is not None:
+                break
+        mine = history.setdefault(new.thread, [])
+        mine.append(new)
+        if len(mine) > HISTORY:
+            del mine[0]
+        return found
 
     def guarded_access(self, field: Any, write: bool) -> None:
         t = self._thread()
@@ -132,7 +149,7 @@ class RaceMonitor(CallTracking):
         locked = guard is not None and _held(guard, ctx, write)
         vc = self.clocks[t]
         new = Access(t, vc[t], 0, 1, write, ctx, self.current_call(ctx), "xen", locked)
-        old = self._check(self.fields.setdefault(field, []), new, vc)
+        old = self._check(self.fields.setdefault(field, {}), new, vc)
         if old is None or field in self.reported:
             return
         self.reported.add(field)
@@ -160,7 +177,7 @@ class RaceMonitor(CallTracking):
         ctx = self.execution.machine.current
         vc = self.clocks[t]
         new = Access(t, vc[t], offset, size, write, ctx, self.current_call(ctx), party, False)
-        old = self._check(self.frames.setdefault(frame.mfn, []), new, vc)
+        old = self._check(self.frames.setdefault(frame.mfn, {}), new, vc)
         if old is None or ("mfn", frame.mfn) in self.reported:
             return
         self.reported.add(("mfn", frame.mfn))

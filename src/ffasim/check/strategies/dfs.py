@@ -393,8 +393,10 @@ class DFSStrategy(BaseStrategy):
                     reads[k] = []
                 else:
                     reads.setdefault(k, []).append(j)
-        for thread, pos in result.virtual:
-            self._analyse_virtual(index[thread], min(pos, n), nodes, fps, vcs, tid, threads)
+        for thread, pos, woken_by in result.virtual:
+            self._analyse_virtual(
+                index[thread], min(pos, n), woken_by, nodes, fps, vcs, tid, threads
+            )
 
     @staticmethod
     def _immediate(
@@ -413,6 +415,7 @@ class DFSStrategy(BaseStrategy):
         self,
         ti: int,
         pos: int,
+        woken_by: int,
         nodes: dict[int, _Node],
         fps: list[tuple[Op, ...] | None],
         vcs: list[list[int]],
@@ -421,7 +424,8 @@ class DFSStrategy(BaseStrategy):
     ) -> None:
         """Races of thread ``ti``'s step that was ready after the first ``pos`` steps and never
         ran: it depends on everything, so its direct predecessors are the last step of every
-        thread before ``pos``."""
+        thread before ``pos``. The release that woke it (``woken_by``) is no race: the retry
+        cannot come before it."""
         last: dict[int, int] = {}
         for k in range(pos - 1, -1, -1):
             if tid[k] not in last:
@@ -431,7 +435,7 @@ class DFSStrategy(BaseStrategy):
         po = last.pop(ti, -1)
         preds = list(last.values())
         for i in sorted(preds):
-            if self._immediate(i, preds, po, vcs, tid):
+            if i != woken_by and self._immediate(i, preds, po, vcs, tid):
                 node = nodes.get(i)
                 if node is not None:
                     self._reverse(i, pos, None, ti, node, fps, vcs, tid, threads)
