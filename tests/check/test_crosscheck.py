@@ -25,6 +25,7 @@ from ffasim.scenario import builtin_scenarios, load
 from ffasim.scenario._check import scenario_program, scenario_state
 from ffasim.xen import variants
 
+
 def _fast(examples: int) -> settings:
     return settings(
         max_examples=examples,
