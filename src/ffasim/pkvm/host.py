@@ -87,9 +87,9 @@ class Host:
             access(P2M, ("host", pfn), False)
             entry = vmemmap.get(pfn)
             if entry is None:
-                raise AccessFault(self.party, page, PAGE_SIZE, "not memory")
+                raise AccessFault(self.party, pa, size, "not memory")
             if entry.host_state is NOPAGE:
-                raise AccessFault(self.party, page, PAGE_SIZE, f"page owned by {entry.frame.owner}")
+                raise AccessFault(self.party, pa, size, f"page owned by {entry.frame.owner}")
             page += PAGE_SIZE
 
     def write(self, ipa: int, data: bytes | bytearray) -> None:

@@ -79,13 +79,17 @@ def setup(host: Host, version: int | None = None) -> abi.Regs:
 
 
 def share_descriptor(
-    version: int, constituents: list[tuple[int, int]], receiver: int = MEMORY_SP
+    version: int,
+    constituents: list[tuple[int, int]],
+    receiver: int = MEMORY_SP,
+    attributes: int = abi.FFA_NORMAL_MEM_REG_ATTR,
 ) -> bytes:
-    """A one-EMAD transaction descriptor from the host (sender 0) in ``version``'s layout."""
+    """A one-EMAD transaction descriptor from the host (sender 0) in ``version``'s layout
+    (for a single-borrower LEND, ``attributes`` must be 0: the type is the lender's)."""
     pages = sum(n for _, n in constituents)
     tx = desc.MemTransaction(
         sender=0,
-        attributes=abi.FFA_NORMAL_MEM_REG_ATTR,
+        attributes=attributes,
         flags=0,
         handle=0,
         tag=0,
