@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from ffasim.check import DFSStrategy, Finding, default_monitors, explore
+from ffasim.check import DFSStrategy, Finding, default_monitors, explore, parse_faults
 from ffasim.check.monitors.pkvm import pkvm_monitors
 from ffasim.machine import Machine
 from ffasim.pkvm.programs import PROGRAMS, program
@@ -75,5 +75,24 @@ def test_program_table() -> None:
     assert [s.name for s in PROGRAMS.values() if not s.defect] == [
         "default",
         "rx-shared",
+        "rxtx-unmap-ignored",
         "rx-release-race",
     ]
+
+
+def test_head_rxtx_unmap_forgets_buffers_el3_still_maps() -> None:
+    """Reference notes §5.3: with EL3 refusing FFA_RXTX_UNMAP, EL2 still reports success."""
+    report = explore(
+        program("rxtx-unmap-ignored"),
+        DFSStrategy(),
+        monitors_factory=lambda: default_monitors() + pkvm_monitors(),
+        faults=parse_faults(["smc:FFA_RXTX_UNMAP:DENIED"]),
+        stop_on_first=False,
+    )
+    assert report.exhausted
+    summaries = sorted(f.summary() for f, _ in report.findings)
+    assert summaries == [
+        "leak: the hypervisor's RX/TX stay mapped at EL3 while EL2 has unmapped the host's",
+        "spec: FFA_RXTX_MAP_64 after FFA_RXTX_UNMAP answered FFA_ERROR(DENIED)",
+    ]
+    assert findings("rxtx-unmap-ignored") == []  # without the fault all is well

@@ -542,6 +542,38 @@ def rx_release_race_program(variant: str) -> Program:
     return program
 
 
+def rxtx_unmap_program(variant: str) -> Program:
+    """FFA_RXTX_UNMAP ignores EL3's answer (reference notes §5.3): run with a fault on
+    ``smc:FFA_RXTX_UNMAP``, EL2 forgets the buffers EL3 still maps, and the host can never
+    map again. The finish step reports that disagreement as a leak (it survives the fault)."""
+
+    def program(m: Machine) -> Built:
+        system, host = boot(m, variant)
+        setup(host)
+
+        def body(lines: list[str]) -> None:
+            if host.smc(abi.FFA_RXTX_UNMAP, 0)[0] != abi.FFA_SUCCESS_32:
+                return
+            r = host.smc(abi.FFA_RXTX_MAP_64, host.ipa(TX), host.ipa(RX), 1)
+            expect(lines, "FFA_RXTX_MAP_64 after FFA_RXTX_UNMAP", r, abi.FFA_SUCCESS_32)
+
+        threads, finish = one_thread(body)
+
+        def audit() -> list[str]:
+            lines = finish()
+            mapped_el3 = system.spmc.mailboxes[0].mapped
+            if mapped_el3 and system.pkvm.host_buffers.tx.value is None:
+                lines.append(
+                    "leak: the hypervisor's RX/TX stay mapped at EL3 while EL2 has unmapped "
+                    "the host's"
+                )
+            return lines
+
+        return threads, audit
+
+    return program
+
+
 PROGRAMS: dict[str, ProgramSpec] = {
     spec.name: spec
     for spec in (
@@ -568,6 +600,12 @@ PROGRAMS: dict[str, ProgramSpec] = {
         ProgramSpec("d12-stack-leak", "D12", "registers after FFA_VERSION", d12_program),
         ProgramSpec(
             "rx-shared", "", "partition info on one CPU, reclaim on another", rx_shared_program
+        ),
+        ProgramSpec(
+            "rxtx-unmap-ignored",
+            "",
+            "FFA_RXTX_UNMAP refused by EL3 (run with a fault on it)",
+            rxtx_unmap_program,
         ),
         ProgramSpec(
             "rx-release-race",
