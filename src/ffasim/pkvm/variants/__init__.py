@@ -76,7 +76,7 @@ DEFECTS: tuple[Defect, ...] = (
     Defect(
         "D6",
         "notifications (and every function from 0x80 before 6.11) pass through unfiltered",
-        "0dd60c4632a1 (6.11, range) + 79195f342417 (6.18, deny)",
+        "0dd60c4632a1 (6.11) + 79195f342417 (6.18)",
         "linux-6.5",
         "linux-6.11",
     ),
