@@ -24,7 +24,7 @@ from ffasim.pkvm.programs import setup, share, share_descriptor
 
 
 def booted(h: Harness, variant: str = "head") -> tuple[PkvmSystem, Host]:
-    system = PkvmSystem(variant=variant, machine=h.machine)  # type: ignore[arg-type]
+    system = PkvmSystem(variant=variant, machine=h.machine)
     h.machine.system = system  # type: ignore[attr-defined]
     host = system.create_host(pages=16)
     with h.thread("host0"):

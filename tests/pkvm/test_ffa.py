@@ -9,7 +9,8 @@ import pytest
 
 from ffasim import abi, desc
 from ffasim.machine import Machine, RecordingSink, SmcConduit
-from ffasim.pkvm import Pkvm, PkvmSystem
+from ffasim.pkvm import Pkvm
+from ffasim.pkvm.host import Host
 from ffasim.pkvm.programs import RX, TX, d8_descriptor, share_descriptor
 from ffasim.spmc import Spmc
 
@@ -239,14 +240,14 @@ def test_unaligned_constituent_is_denied_at_head() -> None:
 # -- fragments --------------------------------------------------------------------------------
 
 
-def _two_fragments(system: PkvmSystem, host, pages: list[int]) -> tuple[bytes, int]:  # type: ignore[no-untyped-def]
+def _two_fragments(host: Host, pages: list[int]) -> tuple[bytes, int]:
     data = share_descriptor(abi.FFA_VERSION_1_2, [(host.ipa(p), 1) for p in pages])
     return data, len(data) - 16 * (len(pages) - 1)
 
 
 def test_fragmented_share() -> None:
     system, host = ready()
-    data, first = _two_fragments(system, host, [2, 4])
+    data, first = _two_fragments(host, [2, 4])
     r = send(host, data, fraglen=first)
     assert r[:4] == (abi.FFA_MEM_FRAG_RX, r[1], r[2], first)
     assert (state(system, host, 2), state(system, host, 4)) == ("SHARED_OWNED", "OWNED")
@@ -261,7 +262,7 @@ def test_fragmented_share() -> None:
 def test_a_failed_fragment_cannot_be_aborted_at_hafnium_and_leaves_pages_stuck() -> None:
     system, host = ready()
     guest = system.create_guest()
-    data, first = _two_fragments(system, host, [2, 4])
+    data, first = _two_fragments(host, [2, 4])
     r = send(host, data, fraglen=first)
     host.write(host.ipa(TX), struct.pack("<QII", guest.pa(0), 1, 0))
     sink = RecordingSink()

@@ -33,7 +33,9 @@ _tx = st.binary(min_size=0, max_size=160)
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(names()), st.booleans(), st.lists(st.tuples(_call, _tx), max_size=5))
-def test_random_host_calls_never_crash_el2(variant: str, prepared: bool, calls: list) -> None:  # type: ignore[type-arg]
+def test_random_host_calls_never_crash_el2(
+    variant: str, prepared: bool, calls: list[tuple[tuple[int, list[int]], bytes]]
+) -> None:
     system, host = booted(variant)
     if prepared:
         setup(host)

@@ -8,12 +8,13 @@ import re
 import pytest
 
 from ffasim.machine import AccessFault, HypervisorPanic
+from ffasim.pkvm.host import Host
 from ffasim.pkvm.mem_protect import EBUSY, EINVAL, EPERM, PKVM_PARTY
 
 from .helpers import booted, state
 
 
-def pfn(host, n: int) -> int:  # type: ignore[no-untyped-def]
+def pfn(host: Host, n: int) -> int:
     return host.frames[0].mfn + n
 
 

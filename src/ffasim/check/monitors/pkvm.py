@@ -217,7 +217,7 @@ class HypRxOwnershipMonitor(CallTracking):
         if mb is None:
             return
         ctx = self.context()
-        fid = args[0] & abi.MASK32 if args[0] <= abi.MASK32 else args[0]
+        fid = args[0] & abi.MASK32
         self.pending[ctx] = (caller, fid)
         if self.holder is None or mb.state.name != "FULL":
             return
