@@ -9,6 +9,7 @@ from test_monitors import Harness
 
 import ffasim
 from ffasim import abi
+from ffasim.check import DFSStrategy, default_monitors, explore
 from ffasim.check.monitors.pkvm import (
     HypRxOwnershipMonitor,
     PassthroughMonitor,
@@ -17,10 +18,10 @@ from ffasim.check.monitors.pkvm import (
     named_vm_ids,
     pkvm_monitors,
 )
-from ffasim.machine import grant
+from ffasim.machine import Machine, Thread, grant
 from ffasim.pkvm import PkvmSystem
 from ffasim.pkvm.host import Host
-from ffasim.pkvm.programs import setup, share, share_descriptor
+from ffasim.pkvm.programs import TX, boot, setup, share, share_descriptor
 
 
 def booted(h: Harness, variant: str = "head") -> tuple[PkvmSystem, Host]:
@@ -149,3 +150,24 @@ def test_named_vm_ids() -> None:
     assert named_vm_ids(abi.regs(abi.FFA_NOTIFICATION_BITMAP_CREATE, 7, 1)) == [7]
     assert named_vm_ids(abi.regs(abi.FFA_RX_RELEASE)) == []
     assert named_vm_ids(abi.regs(abi.FFA_ID_GET, 9)) == []
+
+
+def test_the_host_racing_with_el2_on_its_own_tx_is_not_a_data_race() -> None:
+    """The host owes EL2 no locking, as a guest owes Xen none: EL2 fetches its TX once."""
+
+    def prog(m: Machine) -> tuple[list[Thread], None]:
+        _, host = boot(m, "head", cpus=2)
+        setup(host)
+        data = share_descriptor(abi.FFA_VERSION_1_2, [(host.ipa(2), 1)])
+        host.write(host.ipa(TX), data)
+
+        def sharer() -> None:
+            host.smc(abi.FFA_MEM_SHARE_64, len(data), len(data), vcpu=0)
+
+        def scribbler() -> None:
+            host.write(host.ipa(TX), bytes(8))
+
+        return [Thread("host0", sharer), Thread("host1", scribbler)], None
+
+    report = explore(prog, DFSStrategy(), monitors_factory=default_monitors, stop_on_first=False)
+    assert report.exhausted and report.findings == []
