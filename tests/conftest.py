@@ -25,6 +25,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
         pluginmanager.register(pytest_plugin, "ffasim")
 
+
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")

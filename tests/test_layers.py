@@ -16,7 +16,7 @@ LAYERS: list[set[str]] = [
     {"desc"},
     {"machine"},
     {"spmc"},
-    {"xen"},
+    {"xen", "pkvm"},
     {"guest"},
     {"system"},
     {"check"},

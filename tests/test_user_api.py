@@ -23,8 +23,7 @@ def partinfo_race() -> Scenario:
         vms=[VmSpec(), VmSpec()],
         setup=[step(op, vm=vm) for vm in (0, 1) for op in ("negotiate", "map")],
         threads=[
-            ThreadSpec((step("partition_info", includes=[0x8001, 0x8002]),), vm=vm)
-            for vm in (0, 1)
+            ThreadSpec((step("partition_info", includes=[0x8001, 0x8002]),), vm=vm) for vm in (0, 1)
         ],
     )
 

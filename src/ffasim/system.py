@@ -31,7 +31,11 @@ from .xen.ffa import Ffa
 from .xen.ffa_private import ARM_SMCCC_NOT_SUPPORTED, Domain
 
 if TYPE_CHECKING:
+    from .pkvm.host import Host
     from .spmc import SecurePartition, Spmc
+
+HYPERVISORS = ("xen", "pkvm")
+"""What may stand between the caller and the SPMC (``System(hypervisor=...)``)."""
 
 GUEST_RAM_BASE = 0x4000_0000
 """IPA of guest RAM page 0 (Xen's GUEST_RAM0_BASE)."""
@@ -189,36 +193,68 @@ class System:
     """Machine + SPMC + Xen's mediator + VMs: the public API (see design.md).
 
     ``partitions`` defaults to ``ffasim.default_partitions()``; ``variant`` names a mediator
-    variant (``ffasim.xen.variants.names()``); ``vm_to_vm`` is Xen's ``CONFIG_FFA_VM_TO_VM``;
-    ``machine`` lets the checker pass a machine with its sink installed, so that even the boot
-    probe runs under it. ``spmc_version`` is the FF-A version the SPMC implements and
-    ``spmc_max_vms`` the size of its VM table (Hafnium's build-time limit).
+    variant (``ffasim.xen.variants.names()``; default ``"reference"``); ``vm_to_vm`` is Xen's
+    ``CONFIG_FFA_VM_TO_VM``; ``machine`` lets the checker pass a machine with its sink
+    installed, so that even the boot probe runs under it. ``spmc_version`` is the FF-A version
+    the SPMC implements and ``spmc_max_vms`` the size of its VM table (Hafnium's build-time
+    limit); ``spmc_ffa=False`` is firmware without FF-A, ``spmc_v1_2_properties`` an SPMC that
+    reports v1.2 feature properties to every caller, ``spmc_unaligned`` one that accepts
+    unaligned constituent addresses.
+
+    ``hypervisor="pkvm"`` puts Linux pKVM's FF-A proxy in Xen's place (variants
+    ``ffasim.pkvm.names()``, default ``"head"``): the caller is then the host kernel
+    (``create_host``), and the system is ``ffasim.pkvm.PkvmSystem`` underneath (``pkvm_system``;
+    ``pkvm`` is the hypervisor object).
     """
 
     def __init__(
         self,
         partitions: Sequence[SecurePartition] | None = None,
-        variant: str = "reference",
+        variant: str | None = None,
         vm_to_vm: bool = False,
         *,
         machine: Machine | None = None,
         spmc_version: int = abi.FFA_VERSION_1_2,
         spmc_max_vms: int | None = None,
+        hypervisor: str = "xen",
+        spmc_ffa: bool = True,
+        spmc_v1_2_properties: bool = False,
+        spmc_unaligned: bool = False,
     ) -> None:
         from .spmc import Spmc, default_partitions
 
+        if hypervisor not in HYPERVISORS:
+            raise ValueError(f"unknown hypervisor {hypervisor!r} (known: {', '.join(HYPERVISORS)})")
+        self.hypervisor = hypervisor
+        self.vms: list[VM] = []
+        if hypervisor == "pkvm":
+            self._init_pkvm(
+                partitions,
+                variant or "head",
+                machine=machine,
+                spmc_version=spmc_version,
+                spmc_max_vms=spmc_max_vms,
+                spmc_ffa=spmc_ffa,
+                spmc_v1_2_properties=spmc_v1_2_properties,
+                spmc_unaligned=spmc_unaligned,
+            )
+            return
+        variant = variant or "reference"
         cls = variants.get(variant)
         self.variant = variant
         self.machine = machine if machine is not None else Machine()
         parts = list(partitions) if partitions is not None else default_partitions()
-        if spmc_max_vms is None:
-            self.spmc: Spmc = Spmc(self.machine, parts, spmc_version)
-        else:
-            self.spmc = Spmc(self.machine, parts, spmc_version, max_vms=spmc_max_vms)
+        options: dict[str, Any] = {
+            "ffa": spmc_ffa,
+            "v1_2_properties": spmc_v1_2_properties,
+            "unaligned": spmc_unaligned,
+        }
+        if spmc_max_vms is not None:
+            options["max_vms"] = spmc_max_vms
+        self.spmc: Spmc = Spmc(self.machine, parts, spmc_version, **options)
         self.conduit = SmcConduit(self.machine, self.spmc.entry)
         self.xen: Ffa = cls(self.machine, self.conduit, vm_to_vm)
         self.xen.complete_domain_destroy = self._complete_domain_destroy
-        self.vms: list[VM] = []
         self.domains: dict[int, Domain] = self.xen.domains
         self.dead_domains: list[Domain] = []
         self._next_domid = 0
@@ -230,7 +266,29 @@ class System:
         m.current = prev
 
     def __repr__(self) -> str:
+        if self.hypervisor == "pkvm":
+            return f"<System pkvm {self.variant}>"
         return f"<System {self.variant} with {len(self.vms)} VMs>"
+
+    # -- pKVM -------------------------------------------------------------------------------------
+    def _init_pkvm(
+        self, partitions: Sequence[SecurePartition] | None, variant: str, **options: Any
+    ) -> None:
+        from .pkvm import PkvmSystem
+
+        self.pkvm_system = PkvmSystem(partitions, variant, **options)
+        self.variant = variant
+        self.machine = self.pkvm_system.machine
+        self.spmc = self.pkvm_system.spmc
+        self.conduit = self.pkvm_system.conduit
+        self.pkvm = self.pkvm_system.pkvm
+
+    def create_host(self, cpus: int = 1, pages: int = 64) -> Host:
+        """pKVM only: the host kernel, FF-A ID 0, with ``cpus`` CPUs (contexts ``"host0"``..)
+        and ``pages`` pages of identity-mapped RAM; ``smc``/``read``/``write``/``ipa`` as a VM."""
+        if self.hypervisor != "pkvm":
+            raise ValueError("create_host() needs System(hypervisor='pkvm'): Xen serves VMs")
+        return self.pkvm_system.create_host(cpus=cpus, pages=pages)
 
     # -- domains ----------------------------------------------------------------------------------
     def create_vm(self, vcpus: int = 1, pages: int = 64, arch: str = "aarch64") -> VM:
@@ -241,6 +299,8 @@ class System:
         which happens after the mediator's domain init, as in Xen's domain builder).
 
         Raises :class:`DomainCreationError` when the mediator refuses (after tearing down)."""
+        if self.hypervisor == "pkvm":
+            raise ValueError("pKVM's FF-A proxy serves the host kernel only: use create_host()")
         if vcpus < 1 or pages < 1:
             raise ValueError("a VM needs at least one vCPU and one page of RAM")
         if arch not in ARCHES:
@@ -366,7 +426,9 @@ class System:
     # -- audit ------------------------------------------------------------------------------------
     def audit(self) -> list[str]:
         """What is left behind, one line each (empty when clean): meant for after every VM is
-        destroyed and the timers drained."""
+        destroyed and the timers drained. Under pKVM: see ``PkvmSystem.audit``."""
+        if self.hypervisor == "pkvm":
+            return self.pkvm_system.audit()
         xen = self.xen
         out: list[str] = []
         own = {f.mfn for f in xen.ffa_fw_buffers()}
@@ -421,6 +483,8 @@ class System:
 
     def describe(self) -> dict[str, Any]:
         """A summary for front ends: variant, negotiated firmware version, partitions."""
+        if self.hypervisor == "pkvm":
+            return self.pkvm_system.describe()
         return {
             "variant": self.variant,
             "ffa_fw_version": abi.version_str(self.xen.ffa_fw_version),

@@ -391,11 +391,12 @@ def _sender_frames(spmc: Spmc, share: ShareState) -> list[Frame] | int:
         mailbox_mfns = {f.mfn for f in mbox.rx_frames + mbox.tx_frames}
     for addr, pages in share.constituents:
         first = addr // PAGE_SIZE
-        if first + pages > MAX_MFN:
+        count = (addr + pages * PAGE_SIZE + PAGE_MASK) // PAGE_SIZE - first  # pages + 1 unaligned
+        if first + count > MAX_MFN:
             return DENIED
-        if sp_party is None and not spmc.ns_range_ok(addr, pages):
+        if sp_party is None and not spmc.ns_range_ok(addr, count):
             return DENIED
-        for mfn in range(first, first + pages):
+        for mfn in range(first, first + count):
             if mfn in ns_excluded or mfn in page_share or mfn in donated:
                 return DENIED
             f = known.get(mfn) or mem.frame(mfn)
@@ -434,7 +435,7 @@ def _send_complete(spmc: Spmc, share: ShareState) -> Regs:
         pages = 0
         for a, n in consts:
             pages += n
-            if a & PAGE_MASK:
+            if a & PAGE_MASK and not spmc.unaligned:
                 error = INVALID  # unaligned constituent
         if pages != total_pages or total_pages == 0:
             error = INVALID

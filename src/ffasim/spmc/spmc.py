@@ -52,6 +52,8 @@ _SUCCESS_32 = abi.FFA_SUCCESS_32
 _ERROR = abi.FFA_ERROR
 _FFA_VERSION = abi.FFA_VERSION
 _FFA_INTERRUPT = abi.FFA_INTERRUPT
+# What EL3 without an SPMD answers to any FF-A function: SMCCC NOT_SUPPORTED in w0 (32 bits).
+_NO_FFA = abi.regs(abi.to_u32(abi.FFA_RET_NOT_SUPPORTED))
 
 
 def success(w2: int = 0, w3: int = 0) -> Regs:
@@ -83,6 +85,10 @@ class Spmc:
         partitions: list[SecurePartition] | None = None,
         version: int = abi.FFA_VERSION_1_2,
         max_vms: int = MAX_NWD_VMS,
+        *,
+        ffa: bool = True,
+        v1_2_properties: bool = False,
+        unaligned: bool = False,
     ) -> None:
         # The ABI modules import this one (for Spmc's helpers), so they are loaded here.
         from . import memory, messaging, notifications, partinfo, rxtx
@@ -94,6 +100,14 @@ class Spmc:
         self.machine = machine
         self.version = version
         self.max_vms = max_vms
+        # Firmware variants the pKVM history needs (all off: Hafnium v2.14 as it is).
+        self.ffa = ffa
+        """False: EL3 firmware without FF-A, which answers every call NOT_SUPPORTED in w0."""
+        self.v1_2_properties = v1_2_properties
+        """FFA_FEATURES reports v1.2 properties (RXTX_MAP's page count) to every caller."""
+        self.unaligned = unaligned
+        """A memory send may name constituents at unaligned addresses; every 4 KiB page the
+        range touches is taken (Hafnium refuses them: INVALID_PARAMETERS)."""
         self.lock = machine.spinlock("spmc.lock")
         self.on_sri: Callable[[], None] | None = None
         """Called (outside the SPMC lock) each time the SPMC raises the schedule-receiver
@@ -267,6 +281,8 @@ class Spmc:
     # -- the entry point --------------------------------------------------------------------
     def entry(self, caller_id: int, regs: Regs) -> Regs:
         """The SMC entry: run the call in ``regs`` for endpoint ``caller_id``; return x0..x17."""
+        if not self.ffa:
+            return _NO_FFA
         ep = self._callers.get(caller_id)
         if ep is None:
             return abi.error(abi.FFA_RET_NOT_SUPPORTED)
@@ -426,7 +442,7 @@ def ffa_features(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     fid = w1
     if fid == abi.FFA_RXTX_MAP_64:
         # bits[1:0] = 0: 4 KiB granule; bits[31:16]: max pages, for v1.2+ callers only.
-        max_pages = 1 if ep.version >= abi.FFA_VERSION_1_2 else 0
+        max_pages = 1 if ep.version >= abi.FFA_VERSION_1_2 or spmc.v1_2_properties else 0
         return abi.success(max_pages << 16)
     if fid in (abi.FFA_MEM_RETRIEVE_REQ_32, abi.FFA_MEM_RETRIEVE_REQ_64):
         # A v1.1+ caller must say it handles the NS bit (input w2 bit 1).

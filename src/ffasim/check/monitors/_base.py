@@ -12,11 +12,12 @@ from ..monitor import Monitor
 if TYPE_CHECKING:
     from ..scheduler import Execution
 
-_GUEST_PARTY = re.compile(r"d\d+\Z")
+_GUEST_PARTY = re.compile(r"(?:d\d+|host)\Z")
 
 
 def is_guest_party(party: str | None) -> bool:
-    """Whether ``party`` is a domain (``"d0"``), i.e. untrusted guest memory or code."""
+    """Whether ``party`` is a domain (``"d0"``) or pKVM's host kernel (``"host"``), i.e.
+    untrusted caller memory or code."""
     return party is not None and _GUEST_PARTY.match(party) is not None
 
 
