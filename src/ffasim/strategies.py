@@ -126,8 +126,7 @@ def _descriptor(
         handle=0,
         tag=tag,
         receivers=tuple(
-            MemAccess(r, permissions, impdef=impdef if emad == 32 else bytes(16))
-            for r in receivers
+            MemAccess(r, permissions, impdef=impdef if emad == 32 else bytes(16)) for r in receivers
         ),
         composite=Composite.of(_ranges(pages)),
     )
@@ -243,9 +242,9 @@ def _mutant(draw: st.DrawFn, base_strategy: st.SearchStrategy[Any]) -> Mutant:
         offset, size, name, value = draw(st.sampled_from(fields))
         choices = _candidates(name, value, size, len(data))
         new = draw(
-            st.one_of(
-                st.sampled_from(choices), st.integers(0, (1 << (8 * size)) - 1)
-            ).filter(lambda v: v != value)
+            st.one_of(st.sampled_from(choices), st.integers(0, (1 << (8 * size)) - 1)).filter(
+                lambda v: v != value
+            )
         )
         out[offset : offset + size] = new.to_bytes(size, "little")
         change = f"{name} at {offset}: {value:#x} -> {new:#x}"

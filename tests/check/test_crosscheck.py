@@ -194,7 +194,5 @@ def test_the_issue_scenario_is_found_by_exhaustive_search() -> None:
     program = scenario_program(sc, "reference")
     found = explore(program, DFSStrategy(), monitors_factory=default_monitors)
     assert [f.kind for f, _ in found.findings] == ["ownership"]
-    x = cross_check(
-        program, scenario_state, preemption_bound=1, monitors_factory=default_monitors
-    )
+    x = cross_check(program, scenario_state, preemption_bound=1, monitors_factory=default_monitors)
     _agree(x, sc.name)

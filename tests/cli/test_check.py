@@ -49,7 +49,8 @@ def test_check_list_names_every_builtin_scenario_and_variant() -> None:
         ),
         (
             ["check", "--strategy", "bfs"],
-            r"^error: unknown strategy 'bfs' \(expected one of: dfs, pct, random\)$",
+            r"^error: unknown strategy 'bfs' \(expected one of: portfolio, dfs, pct, random\) "
+            r"\(did you mean 'dfs'\?\)$",
         ),
         (["check", "--budget", "0"], r"^error: --budget must be at least 1, not 0$"),
         (["check", "--max-faults", "-1"], r"^error: --max-faults must be 0 or more, not -1$"),
@@ -68,7 +69,8 @@ def test_check_bad_input_under_json_prints_a_json_error() -> None:
     r = runner.invoke(app, ["check", "--json", "--strategy", "bfs"])
     assert r.exit_code == 2
     assert json.loads(r.stdout) == {
-        "error": "unknown strategy 'bfs' (expected one of: dfs, pct, random)"
+        "error": "unknown strategy 'bfs' (expected one of: portfolio, dfs, pct, random) "
+        "(did you mean 'dfs'?)"
     }
 
 
@@ -112,8 +114,8 @@ def test_check_seed_v1_reports_the_assert_and_exits_1(tmp_path: Path) -> None:
     assert r.exit_code == 1, r.output
     lines = r.stdout.splitlines()
     assert re.match(
-        r"^ffasim check: partinfo-2vcpu on seed-v1, dfs: 1 finding in \d+ executions? "
-        r"\(\d+\.\d\d s\)$",
+        r"^ffasim check: partinfo-2vcpu on seed-v1, portfolio \(seed 0\): 1 finding in "
+        r"\d+ executions? \(\d+\.\d\d s\)$",
         lines[0],
     )
     assert lines[2].startswith(
@@ -132,9 +134,9 @@ def test_check_json_report_and_exit_0_when_clean(tmp_path: Path) -> None:
     r = runner.invoke(app, ["check", "rxtx-map-race", "--json", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
-    assert doc["findings"] == [] and doc["exhausted"] is True
-    assert doc["variant"] == "reference" and doc["strategy"] == "dfs"
-    t = runner.invoke(app, ["check", "rxtx-map-race", "--out", str(tmp_path)])
+    assert doc["findings"] == [] and doc["exhausted"] is True and doc["exhaustive"] is True
+    assert doc["variant"] == "reference" and doc["strategy"] == "portfolio"
+    t = runner.invoke(app, ["check", "rxtx-map-race", "--strategy", "dfs", "--out", str(tmp_path)])
     assert re.match(
         r"^ffasim check: rxtx-map-race on reference, dfs: nothing found in \d+ executions "
         r"\(exhaustive, \d+\.\d\d s\)\n$",

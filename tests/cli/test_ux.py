@@ -326,7 +326,8 @@ def test_check_stopped_by_the_time_limit_says_so_not_budget(tmp_path: Path) -> N
     assert doc["executions"] < doc["budget"]
     r = runner.invoke(app, ["check", "default", "--time-limit", "1e-9", "--out", str(tmp_path)])
     assert re.fullmatch(
-        r"ffasim check: default on reference, dfs: nothing found in \d+ executions? "
+        r"ffasim check: default on reference, portfolio \(seed 0\): nothing found in \d+ "
+        r"executions? "
         r"\(time limit reached, not exhaustive, \d+\.\d\d s\)\n",
         r.stdout,
     ), r.stdout
@@ -339,15 +340,17 @@ def test_check_stopped_by_the_time_limit_says_so_not_budget(tmp_path: Path) -> N
         (["--all", "--budget", "5"], "budget reached, not exhaustive, ", "budget"),
         (
             ["--all", "--faults", "smc:PARTITION_INFO_GET:DENIED", "--preemption-bound", "0"],
-            "exhaustive, ",
+            "every schedule with at most 0 preemptions, ",
             "exhausted",
         ),
+        (["--all", "--faults", "smc:PARTITION_INFO_GET:DENIED"], "exhaustive, ", "exhausted"),
     ],
 )
 def test_check_with_findings_says_how_far_the_search_went_under_all(
     tmp_path: Path, extra: list[str], scope: str, stopped_by: str
 ) -> None:
-    args = ["check", "partinfo-2vcpu", "--variant", "seed-v1", "--out", str(tmp_path), *extra]
+    args = ["check", "partinfo-2vcpu", "--variant", "seed-v1", "--strategy", "dfs"]
+    args += ["--out", str(tmp_path), *extra]
     r = runner.invoke(app, args)
     assert r.exit_code == 1, r.output
     head = r.stdout.splitlines()[0]
@@ -395,7 +398,7 @@ def test_replay_from_another_directory_of_a_relative_toml_finding_has_no_note(
 
 def test_check_preemption_bound_with_pct_is_refused_not_ignored() -> None:
     r = runner.invoke(app, ["check", "--strategy", "pct", "--preemption-bound", "1"])
-    _one_error(r, r"error: --preemption-bound applies to --strategy dfs only, not pct")
+    _one_error(r, r"error: --preemption-bound applies to dfs and the portfolio, not pct")
 
 
 def test_decode_list_samples_json_is_json() -> None:

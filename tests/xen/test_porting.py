@@ -52,6 +52,7 @@ def test_the_checker_commands_of_the_page(ported: type) -> None:
             "partinfo-2vcpu",
             variant=variant,
             faults=["smc:PARTITION_INFO_GET"],
+            strategy="dfs",
             preemption_bound=0,
             out_dir=None,
         )

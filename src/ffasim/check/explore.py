@@ -11,9 +11,12 @@ then fewer faults and steps, keeping a finding of the same kind.
 from __future__ import annotations
 
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .monitor import Finding, Monitor
 from .schedule import FAULT, THREAD, Decision, ReplayDivergence
@@ -33,8 +36,21 @@ class ExploreReport:
     """Executions run (pruned ones included)."""
     findings: list[tuple[Finding, ExecutionResult]] = field(default_factory=list)
     """The first execution of each distinct finding, replayed with its trace."""
+    found_by: list[str] = field(default_factory=list)
+    """For each finding, the strategy (or the portfolio's part) whose execution found it."""
     exhausted: bool = False
-    """The strategy explored everything it would (exhaustive strategies: no schedule left)."""
+    """The strategy explored everything it would: every schedule, or every schedule within
+    its preemption bound (see ``exhaustive`` and ``covered_bound``)."""
+    exhaustive: bool = False
+    """Every schedule (and every injectable fault) was explored: nothing was left out."""
+    covered_bound: int | None = None
+    """Every schedule with at most this many preemptions was explored (``None``: no such
+    guarantee). Meaningless when ``exhaustive``."""
+    stopped: str = ""
+    """Why the exploration ended: ``"exhausted"``, ``"finding"`` (the first one, with
+    ``stop_on_first``), ``"budget"``, ``"time-limit"`` or ``"interrupted"`` (Ctrl-C)."""
+    notes: list[str] = field(default_factory=list)
+    """Distinct accepted consequences the executions reported (not findings)."""
     elapsed: float = 0.0
     """Wall-clock seconds."""
     steps: int = 0
@@ -57,7 +73,7 @@ class ExploreReport:
 def finding_key(f: Finding) -> tuple[str, str]:
     """What makes two findings "the same": their kind and message with numbers masked (frame
     numbers, addresses, steps and line numbers vary between schedules of one bug)."""
-    return f.kind, re.sub(r"0x[0-9a-fA-F]+|\d+", "#", f.message)
+    return f.kind, _masked(f.message)
 
 
 def run_execution(
@@ -126,24 +142,37 @@ def explore(
     max_faults: int = 1,
     max_steps: int = 200_000,
     progress: bool = False,
+    catch_interrupt: bool = False,
 ) -> ExploreReport:
     """Explore ``program`` under ``strategy``.
 
     ``budget`` caps the executions and ``time_limit`` the seconds (checked between
-    executions); ``stop_on_first`` stops at the first finding. Everything but the elapsed time
-    and how far a time limit lets the search go is deterministic.
+    executions); ``stop_on_first`` stops at the first finding. With ``catch_interrupt`` (in
+    the main thread), Ctrl-C ends the exploration after the current execution and the report
+    says so (``stopped == "interrupted"``) with what was found so far; a second Ctrl-C
+    interrupts at once. Everything but the elapsed time and how far a time limit or Ctrl-C
+    lets the search go is deterministic.
     """
     report = ExploreReport()
     seen: set[tuple[str, str]] = set()
+    notes_seen: set[str] = set()
     start = time.monotonic()
-    bar = _Progress(budget) if progress else None
+    bar = _Progress(budget, time_limit) if progress else None
+    interrupt = _Interrupt() if catch_interrupt else None
+    report.stopped = "budget"
     try:
         while budget is None or report.executions < budget:
+            if interrupt is not None and interrupt.raised:
+                report.stopped = "interrupted"
+                break
             if time_limit is not None and time.monotonic() - start >= time_limit:
+                report.stopped = "time-limit"
                 break
             if not strategy.new_execution():
                 report.exhausted = True
+                report.stopped = "exhausted"
                 break
+            part = getattr(strategy, "part", "") or strategy.name
             result = run_execution(
                 program,
                 strategy,
@@ -158,26 +187,66 @@ def explore(
             report.steps += result.steps
             report.pruned += result.pruned
             report.max_preemptions = max(report.max_preemptions, result.preemptions)
+            for note in result.notes:
+                masked = re.sub(r"-> [A-Z_]+", "->", _masked(note))  # one note per rule
+                if masked not in notes_seen:
+                    notes_seen.add(masked)
+                    report.notes.append(note)
             fresh = []
             for f in result.findings:
                 if finding_key(f) not in seen:
                     seen.add(finding_key(f))
                     fresh.append(f)
             if fresh:
-                report.findings.extend(
-                    _with_trace(
-                        program, fresh, result, monitors_factory, faults, max_faults, max_steps
-                    )
+                found = _with_trace(
+                    program, fresh, result, monitors_factory, faults, max_faults, max_steps
                 )
+                report.findings.extend(found)
+                report.found_by.extend(part for _ in found)
             if bar is not None:
                 bar.update(report, time.monotonic() - start)
             if fresh and stop_on_first:
+                report.stopped = "finding"
                 break
     finally:
+        if interrupt is not None:
+            interrupt.restore()
         report.elapsed = time.monotonic() - start
         if bar is not None:
             bar.close(report)
+    report.exhaustive = report.exhausted and bool(getattr(strategy, "exhaustive", True))
+    bound = getattr(strategy, "covered_bound", None)
+    if bound is None and report.exhausted and not report.exhaustive:
+        bound = getattr(strategy, "bound", None)  # dfs under --preemption-bound: all of it
+    report.covered_bound = bound
     return report
+
+
+class _Interrupt:
+    """While installed, the first SIGINT sets ``raised`` instead of raising
+    ``KeyboardInterrupt`` (the exploration stops between executions and reports); the second
+    raises as usual. A no-op outside the main thread, where signals cannot be handled."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._previous: Any = None
+        self._installed = threading.current_thread() is threading.main_thread()
+        if self._installed:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.raised:
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def restore(self) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+
+def _masked(text: str) -> str:
+    return re.sub(r"0x[0-9a-fA-F]+|\d+", "#", text)
 
 
 def _with_trace(
@@ -345,9 +414,12 @@ def _candidates(decs: list[Decision]) -> list[list[Decision]]:
 
 
 class _Progress:
-    """A rich progress bar: executions (of the budget), findings, executions per second."""
+    """A rich progress bar on stderr (so that it shows while stdout goes to a file): executions
+    out of the budget, or seconds out of the time limit when that ends the run first;
+    findings; executions per second."""
 
-    def __init__(self, budget: int | None) -> None:
+    def __init__(self, budget: int | None, time_limit: float | None) -> None:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -357,18 +429,28 @@ class _Progress:
             TimeElapsedColumn,
         )
 
+        # The bar follows the time limit when no budget is given (a --time-limit run), else
+        # the budget; the other bound still ends the run, as explore() checks both.
+        self._by_time = time_limit is not None and budget is None
         columns = [SpinnerColumn(), TextColumn("[bold]exploring")]
-        if budget is not None:
+        if self._by_time:
+            columns += [BarColumn(), TextColumn("{task.fields[executions]} executions")]
+            total: float | None = time_limit
+        elif budget is not None:
             columns += [BarColumn(), MofNCompleteColumn()]
+            total = budget
         else:
-            columns += [TextColumn("{task.completed} executions")]
+            columns += [TextColumn("{task.fields[executions]} executions")]
+            total = None
         columns += [
             TextColumn("{task.fields[findings]} findings"),
             TextColumn("{task.fields[rate]:.0f}/s"),
             TimeElapsedColumn(),
         ]
-        self._progress = Progress(*columns, transient=True)
-        self._task = self._progress.add_task("explore", total=budget, findings=0, rate=0.0)
+        self._progress = Progress(*columns, transient=True, console=Console(stderr=True))
+        self._task = self._progress.add_task(
+            "explore", total=total, findings=0, rate=0.0, executions=0
+        )
         self._progress.start()
         self._last = 0.0
 
@@ -378,9 +460,14 @@ class _Progress:
         self._last = elapsed
         rate = report.executions / elapsed if elapsed > 0 else 0.0
         self._progress.update(
-            self._task, completed=report.executions, findings=len(report.findings), rate=rate
+            self._task,
+            completed=elapsed if self._by_time else report.executions,
+            executions=report.executions,
+            findings=len(report.findings),
+            rate=rate,
         )
 
     def close(self, report: ExploreReport) -> None:
-        self._progress.update(self._task, completed=report.executions)
+        if not self._by_time:
+            self._progress.update(self._task, completed=report.executions)
         self._progress.stop()

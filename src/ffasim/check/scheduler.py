@@ -83,8 +83,9 @@ if TYPE_CHECKING:
 Program = Callable[[Machine], "tuple[list[Thread], Callable[[], list[str]] | None]"]
 """Builds a system on a fresh machine (in context ``"boot"``) and returns the threads to
 interleave and an optional finish step (run in context ``"toolstack"`` after every thread
-ended; it returns problem lines: ``"leak: ..."`` becomes a ``leak`` finding, anything else a
-``spec`` finding)."""
+ended; it returns problem lines: ``"leak: ..."`` becomes a ``leak`` finding, ``"note: ..."``
+a note (a consequence the system accepts by design, not a finding), anything else a ``spec``
+finding)."""
 
 FaultFilter = Callable[[str], "tuple[int, ...] | None"]
 """For a fault site (``"smc:FFA_PARTITION_INFO_GET"``), the choices that may be injected
@@ -104,6 +105,9 @@ _BOOT, _PRIMING, _RUNNING, _FINISH, _DEAD = range(5)
 _RUNNABLE, _BLOCKED, _DONE = range(3)
 
 _CHECK_DIR = "/ffasim/check/"
+
+NOTE_PREFIX = "note: "
+"""How a finish step's note lines start (see :data:`Program`)."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,7 @@ class ExecutionResult:
     faults: list[tuple[int, str, int]]
     """Injected faults: ``(step, site, code)``."""
     problems: list[str]
-    """What the program's finish step returned (also turned into findings)."""
+    """What the program's finish step returned (also turned into findings and notes)."""
     pruned: bool = False
     """The strategy abandoned the execution as redundant (a sleep-set-blocked DPOR branch)."""
     events: list[StepEvent] = field(default_factory=list)
@@ -148,6 +152,8 @@ class ExecutionResult:
     """The program's threads, in order."""
     extra: dict[int, list[Op]] = field(default_factory=dict)
     """Step index -> the accesses it declared besides its scheduling point (``access``)."""
+    notes: list[str] = field(default_factory=list)
+    """What the finish step reported as accepted consequences (``"note: ..."`` lines)."""
     virtual: list[tuple[str, int, int]] = field(default_factory=list)
     """``(thread, position, woken_by)``: a step ``thread`` was ready to take after the first
     ``position`` steps and never took, because the execution stopped early (a finding) or
@@ -219,6 +225,7 @@ class Execution(EventSink):
         self.events: list[StepEvent] = []
         self.wake_edges: dict[int, int] = {}
         self.extra: dict[int, list[Op]] = {}
+        self.notes: list[str] = []
         self.virtual: list[tuple[str, int, int]] = []
         self.pending: dict[str, Op] = {}
         """The operation each suspended thread performs when it next runs."""
@@ -294,6 +301,7 @@ class Execution(EventSink):
             threads=self._order,
             extra=self.extra,
             virtual=self.virtual,
+            notes=self.notes,
         )
 
     def _guarded_call(self, fn: Callable[[], Any]) -> Any:
@@ -381,7 +389,9 @@ class Execution(EventSink):
             return  # finish crashed or was stopped
         self.problems = list(problems)
         for line in self.problems:
-            if line.startswith("leak: "):
+            if line.startswith(NOTE_PREFIX):
+                self.notes.append(line[len(NOTE_PREFIX) :])
+            elif line.startswith("leak: "):
                 self.add_finding("leak", line[len("leak: ") :])
             else:
                 # A spec line that starts "<thread>: " is about that thread's step.

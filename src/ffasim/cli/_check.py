@@ -120,37 +120,42 @@ def _field(label: str, value: str) -> str:
     return f"  {label + ':':<10} {value}"
 
 
-_SCOPES = {
-    "exhausted": "exhaustive",
-    "budget": "budget reached, not exhaustive",
-    "time-limit": "time limit reached, not exhaustive",
+_ENDS = {
+    "budget": "budget reached",
+    "time-limit": "time limit reached",
+    "interrupted": "interrupted",
 }
 
 
-def _stopped_by(report: CheckReport, stop_on_first: bool = True) -> str:
-    """Why the search ended: ``"exhausted"`` (everything covered), ``"finding"`` (the first
-    one, without ``--all``), ``"budget"`` or ``"time-limit"`` (the only other way a search
-    ends early)."""
-    if report.exhausted:
-        return "exhausted"
-    if report.issues and stop_on_first:
-        return "finding"
-    if report.budget is not None and report.executions >= report.budget:
-        return "budget"
-    return "time-limit"
+def _scope(report: CheckReport) -> str:
+    """How much of the search space a check covered, in words: "exhaustive" only when every
+    schedule (and every injectable fault) was explored."""
+    if report.exhaustive:
+        return "exhaustive"
+    bound = report.covered_bound
+    covered = (
+        ""
+        if bound is None
+        else f"every schedule with at most {bound} preemption{'' if bound == 1 else 's'}"
+    )
+    if report.stopped == "exhausted":
+        return covered or "explored all it would"
+    end = _ENDS.get(report.stopped, report.stopped)
+    return f"{end}, not exhaustive" + (f"; {covered} explored" if covered else "")
 
 
-def _render_report(report: CheckReport, stop_on_first: bool = True) -> str:
+def _render_report(report: CheckReport) -> str:
     faults = f", faults {' '.join(report.faults)}" if report.faults else ""
     seed = "" if report.strategy == "dfs" else f" (seed {report.seed})"
     head = f"ffasim check: {report.scenario} on {report.variant}, {report.strategy}{seed}{faults}: "
     runs = f"{report.executions} execution{'s' if report.executions != 1 else ''}"
-    stopped = _stopped_by(report, stop_on_first)
+    notes = [f"note: {n}" for n in report.notes]
     if not report.issues:
-        return head + f"nothing found in {runs} ({_SCOPES[stopped]}, {report.elapsed:.2f} s)\n"
+        text = head + f"nothing found in {runs} ({_scope(report)}, {report.elapsed:.2f} s)\n"
+        return text + "".join(n + "\n" for n in notes)
     n = len(report.issues)
     # Without --all the search stops at the first finding; with it, say how far it went.
-    scope = f"{_SCOPES[stopped]}, " if stopped != "finding" else ""
+    scope = f"{_scope(report)}, " if report.stopped != "finding" else ""
     lines = [head + f"{n} finding{'s' if n != 1 else ''} in {runs} ({scope}{report.elapsed:.2f} s)"]
     for issue in report.issues:
         f, r = issue.finding, issue.result
@@ -171,6 +176,8 @@ def _render_report(report: CheckReport, stop_on_first: bool = True) -> str:
             lines.append(_field("faults", done))
         for other in issue.also:
             lines.append(_field("also", other.summary()))
+        if issue.found_by and issue.found_by != report.strategy:
+            lines.append(_field("found by", issue.found_by))
         pre = r.preemptions
         lines.append(
             _field(
@@ -179,6 +186,8 @@ def _render_report(report: CheckReport, stop_on_first: bool = True) -> str:
             )
         )
         lines.append(_field("replay", issue.replay_command))
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines) + "\n"
 
 
@@ -220,9 +229,15 @@ def check(
         ),
     ] = None,
     strategy: Annotated[
-        str,
-        typer.Option("--strategy", help="dfs (exhaustive, DPOR), pct or random.", metavar="NAME"),
-    ] = "dfs",
+        str | None,
+        typer.Option(
+            "--strategy",
+            help="dfs (exhaustive, DPOR), pct or random (default: a portfolio of all three: "
+            "iterative preemption bounding, PCT and random in turn).",
+            metavar="NAME",
+            show_default=False,
+        ),
+    ] = None,
     budget: Annotated[
         int | None,
         typer.Option(
@@ -249,7 +264,9 @@ def check(
     preemption_bound: Annotated[
         int | None,
         typer.Option(
-            "--preemption-bound", help="dfs: most preemptions per execution.", metavar="N"
+            "--preemption-bound",
+            help="dfs: most preemptions per execution; portfolio: the highest bound tried.",
+            metavar="N",
         ),
     ] = None,
     time_limit: Annotated[
@@ -274,6 +291,14 @@ def check(
         Path | None,
         typer.Option("--junit", help="Also write a JUnit XML report to FILE.", metavar="FILE"),
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Report the accepted consequences of injected faults as findings, not notes.",
+            metavar="",
+        ),
+    ] = False,
 ) -> None:
     """Explore a scenario under every interleaving of its vCPUs (and injected faults).
 
@@ -289,14 +314,14 @@ def check(
     from ..scenario._check import DEFAULT_BUDGET, check_scenario
 
     if preemption_bound is not None and strategy in ("pct", "random"):  # they would ignore it
-        _fail(f"--preemption-bound applies to --strategy dfs only, not {strategy}", as_json)
+        _fail(f"--preemption-bound applies to dfs and the portfolio, not {strategy}", as_json)
     if faults and max_faults == 0:  # the report would name faults that are never injected
         _fail("--faults with --max-faults 0 injects nothing; leave out one or the other", as_json)
     if time_limit is not None and math.isnan(time_limit):
         _fail("--time-limit must be a number of seconds, not nan", as_json)
     if out.exists() and not out.is_dir():  # found now, not after the whole exploration
         _fail(f"--out {out} is a file; it must be a directory (created if missing)", as_json)
-    progress = not as_json and sys.stdout.isatty()  # rich draws the bar on stdout
+    progress = not as_json and sys.stderr.isatty()  # the bar is drawn on stderr
     try:
         report = check_scenario(
             scenario,
@@ -311,6 +336,8 @@ def check(
             out_dir=out,
             progress=progress,
             stop_on_first=not all_findings,
+            strict=strict,
+            catch_interrupt=True,
         )
     except _user_errors() as e:
         _fail(_one_line(e), as_json)
@@ -323,23 +350,24 @@ def check(
         from ._junit import write_junit
 
         try:
-            write_junit(junit, report, _stopped_by(report, not all_findings))
+            write_junit(junit, report, report.stopped)
         except OSError as e:
             _fail(f"cannot write {junit}: {e.strerror or e}", as_json)
     if as_json:
         from ._outputs import SCHEMA_VERSION
 
         doc = {"schema_version": SCHEMA_VERSION, **report.to_json()}
-        doc["stopped_by"] = _stopped_by(report, not all_findings)
         typer.echo(json.dumps(doc, indent=1))
     else:
-        typer.echo(_render_report(report, not all_findings), nl=False)
+        typer.echo(_render_report(report), nl=False)
     for spec in report.unmatched_faults:
         typer.echo(
             f"note: --faults '{spec}' matched no fault site this scenario reaches: "
             "nothing was injected for it",
             err=True,
         )
+    if report.stopped == "interrupted" and not report.found:
+        raise typer.Exit(130)  # nothing found, but nothing was proved either
     raise typer.Exit(1 if report.found else 0)
 
 

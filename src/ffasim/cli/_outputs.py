@@ -127,6 +127,9 @@ class CheckFinding(_Doc):
     """``[step, site, code]`` of each injected fault."""
     also: list[str]
     """Other findings of the same execution."""
+    found_by: str
+    """The strategy, or the portfolio's part (``dfs (bound 1)``, ``pct``, ``random``), whose
+    execution found it."""
 
 
 class CheckReport(_Doc):
@@ -142,11 +145,18 @@ class CheckReport(_Doc):
     budget: int | None
     executions: int
     exhausted: bool
+    """The strategy explored everything it would (within its preemption bound, if any)."""
+    exhaustive: bool
+    """Every schedule and every injectable fault was explored."""
+    covered_bound: int | None
+    """Every schedule with at most this many preemptions was explored."""
+    stopped_by: Literal["exhausted", "finding", "budget", "time-limit", "interrupted"]
     elapsed: float
     steps: int
     findings: list[CheckFinding]
+    notes: list[str]
+    """Accepted consequences of injected faults: not findings (``--strict`` makes them so)."""
     unmatched_faults: list[str]
-    stopped_by: Literal["exhausted", "finding", "budget", "time-limit"]
 
 
 class Named(_Doc):

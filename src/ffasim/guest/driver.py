@@ -92,9 +92,7 @@ class NotificationInfo(NamedTuple):
     lists: tuple[tuple[int, ...], ...]
 
 
-_STATE_FIELDS = frozenset(
-    {"version", "rx_page", "tx_page", "page_count", "next_page", "shares"}
-)
+_STATE_FIELDS = frozenset({"version", "rx_page", "tx_page", "page_count", "next_page", "shares"})
 
 
 @dataclass

@@ -21,18 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from .. import abi
+from .._suggest import unknown
 from ..check.explore import explore, finding_key, minimise, replay
 from ..check.faults import FaultPlan, FaultSpecError, parse_faults
 from ..check.monitor import Finding
 from ..check.monitors import default_monitors
 from ..check.monitors.leak import LEAK_PREFIX
 from ..check.schedule import Schedule
-from ..check.scheduler import ExecutionResult, Program, TraceEvent
+from ..check.scheduler import NOTE_PREFIX, ExecutionResult, Program, TraceEvent
 from ..check.strategies.base import Strategy
 from ..machine import Machine, ModelError, Thread
+from ._accepted import accepted
 
-STRATEGIES: tuple[str, ...] = ("dfs", "pct", "random")
-"""Strategy names ``--strategy`` accepts."""
+STRATEGIES: tuple[str, ...] = ("portfolio", "dfs", "pct", "random")
+"""Strategy names ``--strategy`` accepts; ``portfolio`` (the default) takes turns of the others
+(``check/strategies/portfolio.py``)."""
 
 DEFAULT_BUDGET = 1000
 """Executions per check when no budget is given: enough to exhaust the built-in two-vCPU
@@ -60,6 +63,9 @@ class FoundIssue:
     also: list[Finding] = field(default_factory=list)
     """Other findings of the same execution (the consequences a first problem often has:
     a lock leaked by a hypercall is also still held at teardown)."""
+    found_by: str = ""
+    """The strategy (or the portfolio's part: ``dfs (bound 1)``, ``pct``, ``random``) whose
+    execution found it."""
 
     @property
     def replay_command(self) -> str:
@@ -92,6 +98,7 @@ class FoundIssue:
             "steps": self.result.steps,
             "faults": [list(x) for x in self.result.faults],
             "also": [g.summary() for g in self.also],
+            "found_by": self.found_by,
         }
 
 
@@ -108,9 +115,21 @@ class CheckReport:
     budget: int | None
     executions: int = 0
     exhausted: bool = False
+    """The strategy explored everything it would (within its bound, if any)."""
+    exhaustive: bool = False
+    """Every schedule and every injectable fault was explored: "nothing found" is a proof,
+    for this scenario and these fault specs."""
+    covered_bound: int | None = None
+    """Every schedule with at most this many preemptions was explored (``None``: not even all
+    of the non-preempting ones)."""
+    stopped: str = ""
+    """Why the search ended: ``exhausted``, ``finding``, ``budget``, ``time-limit`` or
+    ``interrupted``."""
     elapsed: float = 0.0
     steps: int = 0
     issues: list[FoundIssue] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Accepted consequences of injected faults (``_accepted.py``): not findings."""
     unmatched_faults: tuple[str, ...] = ()
     """The ``--faults`` specs that matched no fault site the executions offered (a typo, or a
     site this scenario never reaches): nothing was injected for them."""
@@ -130,9 +149,13 @@ class CheckReport:
             "budget": self.budget,
             "executions": self.executions,
             "exhausted": self.exhausted,
+            "exhaustive": self.exhaustive,
+            "covered_bound": self.covered_bound,
+            "stopped_by": self.stopped,
             "elapsed": round(self.elapsed, 3),
             "steps": self.steps,
             "findings": [i.to_json() for i in self.issues],
+            "notes": list(self.notes),
             "unmatched_faults": list(self.unmatched_faults),
         }
 
@@ -180,19 +203,21 @@ def resolve_variant(scenario: Any, variant: str | None) -> str:
     name = variant or getattr(scenario, "variant", None) or "reference"
     names = variant_names()
     if name not in names:
-        raise CheckError(f"unknown variant '{name}' (known: {', '.join(names)})")
+        raise CheckError(unknown("variant", name, names))
     return name
 
 
-def scenario_program(scenario: Any, variant: str) -> Program:
+def scenario_program(scenario: Any, variant: str, *, strict: bool = False) -> Program:
     """The checker's program for ``scenario`` under ``variant``: build the system on the
     execution's machine, hand over the threads and the finish step (teardown and oracle).
 
     When the execution injected a fault, the finish step's spec lines (guest-visible results
     the oracle rejects) are dropped: an SPMC made to answer DENIED legitimately makes a guest
-    see DENIED. Its leak lines stay, since a failure path must clean up like any other. For the
-    same reason a domain whose creation Xen refuses because of an injected fault ends the
-    execution quietly (a refusal is the correct answer), while without a fault it is a crash.
+    see DENIED. Its leak lines stay, since a failure path must clean up like any other, except
+    those that a rule of ``_accepted.py`` explains as what Xen does on purpose after that
+    failure: they become notes (``strict`` keeps them as findings). For the same reason a
+    domain whose creation Xen refuses because of an injected fault ends the execution quietly
+    (a refusal is the correct answer), while without a fault it is a crash.
     """
 
     def program(machine: Machine) -> tuple[list[Thread], Callable[[], list[str]] | None]:
@@ -213,9 +238,16 @@ def scenario_program(scenario: Any, variant: str) -> Program:
 
         def finish() -> list[str]:
             lines = list(inst.finish())
-            if getattr(machine.sink, "injected", None):
-                lines = [ln for ln in lines if ln.startswith(LEAK_PREFIX)]
-            return lines
+            injected = getattr(machine.sink, "injected", None)
+            if not injected:
+                return lines
+            out = []
+            for ln in lines:
+                if not ln.startswith(LEAK_PREFIX):
+                    continue
+                why = None if strict else accepted(injected, ln[len(LEAK_PREFIX) :])
+                out.append(ln if why is None else f"{NOTE_PREFIX}{ln} ({why})")
+            return out
 
         threads = [Thread(t.name, _tolerant(machine, t)) for t in inst.threads]
         return threads, finish
@@ -277,17 +309,20 @@ def _tolerant(machine: Machine, t: Thread) -> Callable[[], None]:
 def make_strategy(
     name: str, *, seed: int = 0, preemption_bound: int | None = None, depth: int = PCT_DEPTH
 ) -> Strategy:
-    """A fresh strategy by name: ``dfs`` (DPOR, optional preemption bound), ``pct``, ``random``."""
+    """A fresh strategy by name: ``portfolio`` (iterative preemption bounding up to the bound,
+    PCT and random in turn), ``dfs`` (DPOR, optional preemption bound), ``pct``, ``random``."""
     from ..check import strategies
 
     # The explorer enforces the budget; the strategies' own execution caps are lifted.
+    if name == "portfolio":
+        return strategies.PortfolioStrategy(seed=seed, max_bound=preemption_bound, pct_depth=depth)
     if name == "dfs":
         return strategies.DFSStrategy(preemption_bound=preemption_bound)
     if name == "pct":
         return strategies.PCTStrategy(seed=seed, depth=depth, executions=None)
     if name == "random":
         return strategies.RandomStrategy(seed=seed, executions=None)
-    raise CheckError(f"unknown strategy '{name}' (expected one of: {', '.join(STRATEGIES)})")
+    raise CheckError(unknown("strategy", name, STRATEGIES, listed="expected one of"))
 
 
 def fault_plan(specs: Sequence[str] | None) -> FaultPlan | None:
@@ -387,7 +422,7 @@ def check_scenario(
     scenario_spec: str = "default",
     *,
     variant: str | None = None,
-    strategy: str = "dfs",
+    strategy: str | None = None,
     budget: int | None = DEFAULT_BUDGET,
     seed: int = 0,
     faults: Sequence[str] | None = None,
@@ -398,13 +433,20 @@ def check_scenario(
     progress: bool = False,
     stop_on_first: bool = True,
     minimise_findings: bool = True,
+    strict: bool = False,
+    catch_interrupt: bool = False,
 ) -> CheckReport:
     """Explore ``scenario_spec`` under ``variant`` and report what the monitors find.
 
-    Each finding is minimised (fewer preemptions, then fewer steps and faults, same kind) and
-    its schedule saved under ``out_dir`` (``None``: not saved). Raises :class:`CheckError`,
-    ``ScenarioError`` for bad input; a finding is a result, not an exception.
+    ``strategy`` ``None`` is the portfolio (``check/strategies/portfolio.py``). Each finding
+    is minimised (fewer preemptions, then fewer steps and faults, same kind) and its schedule
+    saved under ``out_dir`` (``None``: not saved). Consequences of injected faults that the
+    mediator accepts by design are notes, not findings, unless ``strict``. With
+    ``catch_interrupt``, Ctrl-C ends the search early and the findings so far are reported
+    and saved (not minimised). Raises :class:`CheckError`, ``ScenarioError`` for bad input; a
+    finding is a result, not an exception.
     """
+    strategy = strategy or "portfolio"
     if budget is not None and budget < 1:
         raise CheckError(f"--budget must be at least 1, not {budget}")
     if max_faults < 0:
@@ -417,7 +459,7 @@ def check_scenario(
     strat = make_strategy(strategy, seed=seed, preemption_bound=preemption_bound)
     scenario = load_scenario(scenario_spec)
     var = resolve_variant(scenario, variant)
-    program = scenario_program(scenario, var)
+    program = scenario_program(scenario, var, strict=strict)
     specs = plan.specs if plan is not None else ()
     offered = _SitesOffered(plan) if plan is not None else None
 
@@ -431,6 +473,7 @@ def check_scenario(
         faults=offered,
         max_faults=max_faults,
         progress=progress,
+        catch_interrupt=catch_interrupt,
     )
     report = CheckReport(
         scenario=getattr(scenario, "name", scenario_spec),
@@ -442,12 +485,18 @@ def check_scenario(
         budget=budget,
         executions=explored.executions,
         exhausted=explored.exhausted,
+        exhaustive=explored.exhaustive,
+        covered_bound=explored.covered_bound,
+        stopped=explored.stopped,
         elapsed=explored.elapsed,
         steps=explored.steps,
+        notes=list(explored.notes),
         unmatched_faults=offered.unmatched() if offered is not None else (),
     )
+    if explored.stopped == "interrupted":
+        minimise_findings = False  # the user wants out: save what was found, as found
     reported: set[tuple[str, str]] = set()
-    for finding, result in explored.findings:
+    for (finding, result), part in zip(explored.findings, explored.found_by, strict=True):
         if finding_key(finding) in reported:
             continue  # already shown with an earlier finding of the same execution
         shown, best = finding, result
@@ -471,7 +520,7 @@ def check_scenario(
             decisions=list(best.decisions),
             scenario=_scenario_ref(scenario_spec),
             variant=var,
-            strategy=strategy,
+            strategy=strategy if part == strategy else f"{strategy}: {part}",
             seed=seed,
             faults=list(specs),
             max_faults=max_faults,
@@ -480,7 +529,7 @@ def check_scenario(
         path = None
         if out_dir is not None:
             path = schedule.save_new(out_dir, _stem(report.scenario, var, shown.kind))
-        report.issues.append(FoundIssue(shown, best, schedule, path, also))
+        report.issues.append(FoundIssue(shown, best, schedule, path, also, part))
     return report
 
 

@@ -58,9 +58,7 @@ def _clean(text: str) -> str:
     that end a statement or start markup as Mermaid entity codes (escaped line by line, after
     wrapping, so that the ``<br/>`` stay markup and the codes stay intact)."""
     one_line = " ".join(text.split())  # every line or page break becomes a space
-    lines = textwrap.wrap(
-        one_line, WRAP, break_long_words=False, break_on_hyphens=False
-    ) or [""]
+    lines = textwrap.wrap(one_line, WRAP, break_long_words=False, break_on_hyphens=False) or [""]
     if len(lines) > MAX_LINES:
         last = lines[MAX_LINES - 1]
         while len(last) > WRAP - 4 and " " in last:

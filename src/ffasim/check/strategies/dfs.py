@@ -174,6 +174,9 @@ class DFSStrategy(BaseStrategy):
         self.pruned = 0
         self.fallbacks = 0
         """How often an initial was disabled where it had to be added (see the design note)."""
+        self.bound_hit = False
+        """Whether the preemption bound ever ruled out a choice. An exploration that ends
+        without it covered every schedule, not only the bounded ones."""
         self._replay_until = 0  # nodes below this index are replayed
         self._first_new_step = 0  # steps from here on are new in this execution
         self._sleep: dict[str, tuple[Op, ...] | None] = {}
@@ -235,7 +238,7 @@ class DFSStrategy(BaseStrategy):
         if self.dpor:
             node.backtrack = [choice]
         else:
-            node.backtrack = [t for t in runnable if node.allows(t, self.bound)]
+            node.backtrack = [t for t in runnable if self._allows(node, t)]
         self.stack.append(node)
         self._replay_until = len(self.stack)  # nothing below to replay any more
         return choice
@@ -288,14 +291,25 @@ class DFSStrategy(BaseStrategy):
             # A pruned (sleep-set-blocked) execution is analysed too: its races are real.
             self._analyse_races(result)
 
+    @property
+    def exhaustive(self) -> bool:
+        """Whether the exploration ended having covered every schedule (the bound, if any,
+        never mattered)."""
+        return self.started and not self.stack and not self.bound_hit
+
     # -- search ----------------------------------------------------------------------------------
+    def _allows(self, node: _Node, t: str) -> bool:
+        if node.allows(t, self.bound):
+            return True
+        self.bound_hit = True
+        return False
+
     def _first_choice(self, node: _Node) -> str | None:
-        bound = self.bound
         cur = node.current
         if cur is not None and cur in node.runnable and cur not in node.sleep:
             return cur
         for t in node.runnable:
-            if t not in node.sleep and node.allows(t, bound):
+            if t not in node.sleep and self._allows(node, t):
                 return t
         return None
 
@@ -489,7 +503,7 @@ class DFSStrategy(BaseStrategy):
             # Conservative fallback: an initial was not enabled here.
             self.fallbacks += 1
             for q in node.runnable:
-                if q not in node.backtrack and node.allows(q, bound):
+                if q not in node.backtrack and self._allows(node, q):
                     node.backtrack.append(q)
             return
         racing = threads[tj]
@@ -497,7 +511,7 @@ class DFSStrategy(BaseStrategy):
         if bound is None:
             node.backtrack.append(enabled[0])
             return
-        allowed = [q for q in enabled if node.allows(q, bound)]
+        allowed = [q for q in enabled if self._allows(node, q)]
         if allowed:
             node.backtrack.append(allowed[0])
         self._add_conservatively(node, allowed[0] if allowed else enabled[0])
@@ -511,6 +525,6 @@ class DFSStrategy(BaseStrategy):
             n = self.stack[k]
             if n.kind != THREAD or not n.switches or q not in n.runnable:
                 continue
-            if q not in n.backtrack and n.allows(q, self.bound):
+            if q not in n.backtrack and self._allows(n, q):
                 n.backtrack.append(q)
             return

@@ -14,6 +14,7 @@ rest is upstream as in ``ffasim/xen/``:
 - ``ffa_domain_teardown_continue``: a queued teardown holds a domain reference, so the teardown
   timer never uses a freed context;
 - ``ffa_negotiate_version``: FFA_VERSION with bit 31 (MBZ) set is NOT_SUPPORTED;
+- ``ffa_fw_supports_fid``: FFA_MEM_SHARE is offered only when the firmware can also reclaim;
 - ``ffa_get_vm_partinfo`` counts the entries that fit when the buffer is full, so that
   PARTITION_INFO_GET_REGS pages past five VMs.
 """
@@ -59,6 +60,15 @@ class ReferenceFfa(Ffa):
     """Whether FFA_RXTX_MAP_64 of Xen's pair succeeded (what the fixed destroy needs)."""
 
     # -- ffa.c ----------------------------------------------------------------------------------
+    def ffa_fw_supports_fid(self, fid: int) -> bool:
+        """Upstream (ffa_private.h), plus: FFA_MEM_SHARE_64 counts as supported only if
+        FFA_MEM_RECLAIM is too. Upstream offers sharing to guests on a firmware that cannot
+        reclaim: every share then stays with the SPMC for good, its pages referenced and its
+        domain a zombie (docs/findings.md, "MEM_SHARE without MEM_RECLAIM")."""
+        if fid == abi.FFA_MEM_SHARE_64 and not super().ffa_fw_supports_fid(abi.FFA_MEM_RECLAIM):
+            return False
+        return super().ffa_fw_supports_fid(fid)
+
     def ffa_negotiate_version(self, d: Domain, ctx: FfaCtx, regs: Regs) -> Regs | None:
         """Upstream, plus: bit 31 of the version word is MBZ, so NOT_SUPPORTED (upstream masks it
         away in the major and stores the raw word, which then compares above every version)."""
