@@ -82,10 +82,13 @@ class LockLog(EventSink):
         self.events.append(("release", lock.name))
 
 
-def test_spmc_lock_taken_once_per_top_level_call_not_for_nested_calls() -> None:
+def test_direct_request_locks_as_hafnium_and_runs_the_handler_with_no_lock_held() -> None:
+    held_in_handler: list[list[str]] = []
+
     def handler(sp: SecurePartition, msg: DirectMessage) -> tuple[int, ...]:
-        assert sp.smc(abi.FFA_ID_GET)[2] == sp.id  # nested: must not deadlock
-        assert sp.spmc is not None and sp.spmc.lock.holder == "boot"
+        assert sp.spmc is not None
+        held_in_handler.append([lock.name for lock in sp.spmc.machine.held])
+        assert sp.smc(abi.FFA_ID_GET)[2] == sp.id  # its own call takes locks afresh
         return ()
 
     sink = LockLog()
@@ -93,24 +96,40 @@ def test_spmc_lock_taken_once_per_top_level_call_not_for_nested_calls() -> None:
     hyp = Hyp(spmc)
     sink.events.clear()
     assert hyp.direct(1, 0x8001)[0] == abi.FFA_MSG_SEND_DIRECT_RESP_32
-    assert sink.events == [("acquire", "spmc.lock"), ("release", "spmc.lock")]
-    # A partition calling outside any handler takes the lock itself.
-    sink.events.clear()
-    spmc.partitions[0x8001].smc(abi.FFA_ID_GET)
-    assert sink.events == [("acquire", "spmc.lock"), ("release", "spmc.lock")]
+    assert held_in_handler == [[]]
+    assert sink.events == [
+        # api_ffa_msg_send_direct_req: the receiver's VM, then both vCPUs, lowest first.
+        ("acquire", "spmc.vm8001.lock"),
+        ("acquire", "spmc.vm0.vcpu0.lock"),
+        ("acquire", "spmc.vm8001.vcpu0.lock"),
+        ("release", "spmc.vm8001.vcpu0.lock"),
+        ("release", "spmc.vm8001.lock"),
+        ("release", "spmc.vm0.vcpu0.lock"),
+        # The partition's first call marks its version negotiated, under its VM lock.
+        ("acquire", "spmc.vm8001.lock"),
+        ("release", "spmc.vm8001.lock"),
+        # api_ffa_msg_send_direct_resp: the partition's vCPU, then both to hand back.
+        ("acquire", "spmc.vm8001.vcpu0.lock"),
+        ("release", "spmc.vm8001.vcpu0.lock"),
+        ("acquire", "spmc.vm0.vcpu0.lock"),
+        ("acquire", "spmc.vm8001.vcpu0.lock"),
+        ("release", "spmc.vm0.vcpu0.lock"),
+        ("release", "spmc.vm8001.vcpu0.lock"),
+    ]
+    assert spmc.machine.held == [] and spmc.invariant_problems() == []
 
 
-def test_sri_hook_runs_after_the_lock_is_dropped() -> None:
+def test_sri_hook_runs_after_the_outermost_call_with_no_lock_held() -> None:
     spmc, hyp = make()
-    seen: list[object] = []
-    spmc.on_sri = lambda: seen.append(spmc.lock.holder)
+    seen: list[list[str]] = []
+    spmc.on_sri = lambda: seen.append([lock.name for lock in spmc.machine.held])
     hyp.call(abi.FFA_NOTIFICATION_BITMAP_CREATE, 1, 1)
     hyp.call(abi.FFA_NOTIFICATION_BIND, abi.pack_target(0x8001, 1), 0, 1)
     sp = spmc.partitions[0x8001]
     assert sp.smc(abi.FFA_NOTIFICATION_SET, abi.pack_target(0x8001, 1), 0, 1)[0] == (
         abi.FFA_SUCCESS_32
     )
-    assert seen == [None]
+    assert seen == [[]]
 
 
 def test_memory_service_unknown_op_answers_invalid_in_w3() -> None:
