@@ -154,7 +154,7 @@ class OrderedSpmcStateMachine(SpmcStateMachine):
 
 TestOrderedSpmcStateMachine = OrderedSpmcStateMachine.TestCase
 TestOrderedSpmcStateMachine.settings = settings(
-    max_examples=40,
+    max_examples=25,
     stateful_step_count=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

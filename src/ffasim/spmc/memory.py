@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .. import abi
 from ..machine import Frame, grant, revoke, spin_lock, spin_unlock
+from ..machine.events import MEM
 from ..machine.memory import MAX_MFN, PAGE_MASK, PAGE_SIZE
 from .mailbox import FULL, Endpoint
 from .spmc import HYP_ID, Handler, Regs, is_vm_id, success
-from .vm import declare_pages, vm_lock, vm_unlock
 
 if TYPE_CHECKING:
     from .spmc import Spmc
@@ -373,11 +373,12 @@ def _find(spmc: Spmc, handle: int) -> ShareState | None:
 
 def _free_share(spmc: Spmc, share: ShareState) -> None:
     """Hafnium ``share_state_free``: the handle and its pages' marks go (share-states lock)."""
-    if share.frames:
-        declare_pages(spmc, [f.mfn for f in share.frames], True)
+    access = spmc.machine.sink.access  # the pages' state changes (vm.declare_pages)
+    page_share = spmc.page_share
     for f in share.frames:
-        if spmc.page_share.get(f.mfn) == share.handle:
-            del spmc.page_share[f.mfn]
+        access(MEM, f.mfn, True)
+        if page_share.get(f.mfn) == share.handle:
+            del page_share[f.mfn]
     spmc._shares.pop(share.handle, None)
 
 
@@ -471,8 +472,9 @@ def _send_complete(spmc: Spmc, share: ShareState) -> Regs:
     share.frames = frames
     handle = share.handle
     page_share = spmc.page_share
-    declare_pages(spmc, [f.mfn for f in frames], True)
+    access = spmc.machine.sink.access  # the pages' state changes (vm.declare_pages)
     for f in frames:
+        access(MEM, f.mfn, True)
         page_share[f.mfn] = handle
     if share.flags & FLAG_CLEAR:
         zero_frames(spmc, frames)
@@ -493,12 +495,12 @@ def ffa_mem_send(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(INVALID, "memory send: only the TX buffer method")
     if frag > total:
         return spmc.refuse(INVALID, "memory send: fragment longer than total")
-    # Hafnium reads the TX address and the version under the sender's lock, then copies the
-    # descriptor without it.
-    vm_lock(ep)
+    # Hafnium reads the TX address and the version under the sender's lock (sl_lock), then
+    # copies the descriptor without it.
+    spin_lock(ep.lock)
     tx_frames = ep.mailbox.tx_frames  # the Mailbox properties spelt out: this is the hot path
     version = ep.version
-    vm_unlock(ep)
+    spin_unlock(ep.lock)
     if not tx_frames:  # not mbox.mapped
         return spmc.refuse(INVALID, "memory send: caller has no TX buffer")
     if frag > len(tx_frames) * PAGE_SIZE or (version < abi.FFA_VERSION_1_1 and frag > PAGE_SIZE):
@@ -516,12 +518,12 @@ def ffa_mem_send(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     txn, ret, why = verdict
     if txn is None or ret:
         return spmc.refuse(ret, why)
-    vm_lock(ep)
+    spin_lock(ep.lock)  # vm_lock
     table = spmc.share_states_lock
     spin_lock(table)
     out = ffa_memory_send(spmc, ep, kind, txn, buf, total, version)
     spin_unlock(table)
-    vm_unlock(ep)
+    spin_unlock(ep.lock)  # vm_unlock
     return out
 
 
@@ -652,22 +654,22 @@ def ffa_mem_frag_tx(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     sender = abi.ffa_sender(r[4])
     if ep.id != HYP_ID and sender:
         return spmc.refuse(INVALID, "FRAG_TX: w4 MBZ for partitions")
-    vm_lock(ep)  # Hafnium: sl_lock(&from->lock) to read the TX address
+    spin_lock(ep.lock)  # Hafnium: sl_lock(&from->lock) to read the TX address
     mbox = ep.mailbox
     tx_pa, size = mbox.tx, mbox.size
-    vm_unlock(ep)
+    spin_unlock(ep.lock)
     if not size:
         return spmc.refuse(INVALID, "FRAG_TX: caller has no TX buffer")
     limit = PAGE_SIZE if handle & abi.FFA_HANDLE_HYP_FLAG else size
     if frag > limit or frag < 16 or frag % 16:
         return spmc.refuse(INVALID, f"FRAG_TX: bad fragment length {frag}")
     data = spmc.machine.mem.read(tx_pa, frag, "spmc")  # read once
-    vm_lock(ep)
+    spin_lock(ep.lock)  # vm_lock
     table = spmc.share_states_lock
     spin_lock(table)
     out = ffa_memory_send_continue(spmc, ep, handle, sender, data)
     spin_unlock(table)
-    vm_unlock(ep)
+    spin_unlock(ep.lock)  # vm_unlock
     return out
 
 
@@ -793,9 +795,9 @@ def ffa_mem_retrieve_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     total, frag = r[1] & abi.MASK32, r[2] & abi.MASK32
     if r[3] or r[4]:
         return spmc.refuse(INVALID, "retrieve: only the TX buffer method")
-    vm_lock(ep)
+    spin_lock(ep.lock)  # vm_lock
     out = _retrieve_req(spmc, ep, total, frag)
-    vm_unlock(ep)
+    spin_unlock(ep.lock)  # vm_unlock
     return out
 
 
@@ -915,8 +917,7 @@ def ffa_memory_retrieve(spmc: Spmc, ep: Endpoint, txn: Txn, total: int) -> Regs:
         target = spmc.endpoints[me]  # the caller, locked
         party = target.party
         writable = _data(granted) == DATA_RW
-        declare_pages(spmc, [f.mfn for f in share.frames], True)
-        for f in share.frames:
+        for f in share.frames:  # grant() declares the page's change to the checker
             grant(f, party)
             target.mapped[f.mfn] = writable
     resp_flags = (share.flags & FLAG_CLEAR) | (TYPE_OF_KIND[share.kind] << FLAG_TYPE_SHIFT)
@@ -960,15 +961,15 @@ def ffa_mem_frag_rx(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     sender = abi.ffa_sender(r[4])
     if ep.id != HYP_ID and sender:
         return spmc.refuse(INVALID, "FRAG_RX: w4 MBZ for partitions")
-    vm_lock(ep)
+    spin_lock(ep.lock)  # vm_lock
     if ep.mailbox.busy():
-        vm_unlock(ep)
+        spin_unlock(ep.lock)  # vm_unlock
         return spmc.refuse(abi.FFA_RET_BUSY, f"FRAG_RX: RX of 0x{ep.id:x} is busy")
     table = spmc.share_states_lock
     spin_lock(table)
     out = ffa_memory_retrieve_continue(spmc, ep, handle, offset, sender)
     spin_unlock(table)
-    vm_unlock(ep)
+    spin_unlock(ep.lock)  # vm_unlock
     return out
 
 
@@ -1018,9 +1019,9 @@ def ffa_memory_retrieve_continue(
 
 def ffa_mem_relinquish(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     """FFA_MEM_RELINQUISH: a borrower gives retrieved memory back (descriptor in TX)."""
-    vm_lock(ep)
+    spin_lock(ep.lock)  # vm_lock
     out = _relinquish(spmc, ep)
-    vm_unlock(ep)
+    spin_unlock(ep.lock)  # vm_unlock
     return out
 
 
@@ -1068,8 +1069,7 @@ def ffa_memory_relinquish(spmc: Spmc, ep: Endpoint, handle: int, flags: int, end
             return spmc.refuse(DENIED, "relinquish: read-only borrower asks to clear")
     if not is_vm_id(endpoint):
         target = ep  # a partition relinquishes only for itself
-        declare_pages(spmc, [f.mfn for f in share.frames], True)
-        for f in share.frames:
+        for f in share.frames:  # revoke() declares the page's change to the checker
             revoke(f, target.party)
             target.mapped.pop(f.mfn, None)
     borrower.state = NOT_RETRIEVED
@@ -1087,12 +1087,12 @@ def ffa_mem_reclaim(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     flags = r[3] & abi.MASK32
     if handle & abi.FFA_HANDLE_HYP_FLAG:
         return spmc.refuse(INVALID, f"reclaim: 0x{handle:x} is not an SPMC handle")
-    vm_lock(ep)
+    spin_lock(ep.lock)  # vm_lock
     table = spmc.share_states_lock
     spin_lock(table)
     out = ffa_memory_reclaim(spmc, ep, handle, flags)
     spin_unlock(table)
-    vm_unlock(ep)
+    spin_unlock(ep.lock)  # vm_unlock
     return out
 
 

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import abi
 from ..machine import AccessFault, Atomic, Frame, Guarded, Machine, Spinlock
+from ..machine.events import MEM
 from ..machine.memory import PAGE_MASK, PAGE_SHIFT
-from .vm import declare_pages
 
 if TYPE_CHECKING:
     from .spmc import Spmc
@@ -188,9 +188,10 @@ class SecurePartition:
         mapped = spmc.endpoints[self.id].mapped
         first = addr >> PAGE_SHIFT
         last = (addr + n - 1) >> PAGE_SHIFT
-        # The MMU reads the partition's mappings with no SPMC lock: declared to the checker.
-        declare_pages(spmc, list(range(first, last + 1)), False)
+        access = spmc.machine.sink.access
         for mfn in range(first, last + 1):
+            # The MMU reads the partition's mappings with no SPMC lock (vm.declare_pages).
+            access(MEM, mfn, False)
             frame = mem.frames.get(mfn)
             if frame is None:
                 try:

@@ -64,7 +64,7 @@ def _ns_frames(spmc: Spmc, pa: int, pages: int) -> list[Frame] | None:
         return None
     mem = spmc.machine.mem
     out = []
-    declare_pages(spmc, list(range(pa // PAGE_SIZE, pa // PAGE_SIZE + pages)), False)
+    declare_pages(spmc, range(pa // PAGE_SIZE, pa // PAGE_SIZE + pages), False)
     for i in range(pages):
         mfn = (pa // PAGE_SIZE) + i
         if mfn in spmc.ns_excluded or not spmc.sender_has_access(mfn):
@@ -80,7 +80,7 @@ def _sp_frames(spmc: Spmc, ep: Endpoint, pa: int, pages: int) -> list[Frame] | N
         return None
     mem = spmc.machine.mem
     out = []
-    declare_pages(spmc, list(range(first, first + pages)), False)
+    declare_pages(spmc, range(first, first + pages), False)
     for mfn in range(first, first + pages):
         f = mem.frame(mfn)
         if f.owner != ep.party or not f.secure or not spmc.sender_has_access(mfn):

@@ -289,8 +289,9 @@ class Spmc:
             return abi.error(abi.FFA_RET_NOT_SUPPORTED)
         r = _normalise(regs)
         ctx = self.machine.current
-        depth = self._depth
-        depth[ctx] = depth.get(ctx, 0) + 1
+        inside = self._depth
+        depth = inside.get(ctx)  # None: the context's outermost call
+        inside[ctx] = 1 if depth is None else depth + 1
         fid = r[0]
         handler = self._dispatch.get(fid)
         if handler is None:
@@ -304,11 +305,10 @@ class Spmc:
             vm_lock(ep)
             ep.negotiated = True
             vm_unlock(ep)
-        n = depth[ctx] - 1
-        if n:
-            depth[ctx] = n
+        if depth is not None:
+            inside[ctx] = depth
             return out
-        del depth[ctx]
+        del inside[ctx]
         due = self._sri_due
         if ctx in due:
             due.discard(ctx)

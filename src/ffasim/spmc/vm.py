@@ -42,6 +42,7 @@ the memory-sharing table (``spmc.shares``, which pages are shared or donated);
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..machine import Machine, spin_lock, spin_unlock
@@ -271,7 +272,7 @@ def ffa_vm_nwd_free(spmc: Spmc, vm: Endpoint) -> None:
         spmc.vm_slot_free(vm)
 
 
-def declare_pages(spmc: Spmc, mfns: list[int], write: bool) -> None:
+def declare_pages(spmc: Spmc, mfns: Iterable[int], write: bool) -> None:
     """Tell the checker that this step reads (or changes) whether the pages ``mfns`` are
     shared, lent, donated or mapped: state a partition's memory check reads with no lock."""
     access = spmc.machine.sink.access
