@@ -204,18 +204,17 @@ def ffa_msg_send_direct_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     current = current_vcpu(spmc, ep, cpu)
     vm_lock(receiver_ep)
     vcpu_lock_both(current, receiver_vcpu)
-    busy = receiver_vcpu.state is not WAITING
-    if not busy:
+    state = receiver_vcpu.state
+    if state is WAITING:
         receiver_vcpu.state = RUNNING
         receiver_vcpu.origin = sender
         current.state = BLOCKED
     vcpu_unlock(receiver_vcpu)
     vm_unlock(receiver_ep)
     vcpu_unlock(current)
-    if busy:
+    if state is not WAITING:
         return spmc.refuse(
-            abi.FFA_RET_BUSY,
-            f"0x{receiver:x} context {receiver_vcpu.index} is {receiver_vcpu.state.lower()}",
+            abi.FFA_RET_BUSY, f"0x{receiver:x} context {receiver_vcpu.index} is {state.lower()}"
         )
     if framework:
         out = _run_vm_availability(spmc, sp, fid, sender, r)

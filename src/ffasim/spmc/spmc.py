@@ -237,10 +237,6 @@ class Spmc:
         self.sri_pending = True
         self._sri_due.add(self.machine.current)
 
-    def vm_find(self, vm_id: int) -> Endpoint | None:
-        """The endpoint of normal-world ID ``vm_id`` (0: the hypervisor), if known."""
-        return self.endpoints.get(vm_id) if is_vm_id(vm_id) else None
-
     def vm_slot_take(self, vm_id: int) -> Endpoint | None:
         """The first free slot of the normal-world VM table, given to VM ``vm_id`` (None when
         full). With ``nwd_vms_lock`` held (``vm.ffa_vm_nwd_alloc``)."""

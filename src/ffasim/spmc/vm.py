@@ -18,7 +18,8 @@ clear memory). The SPMC's locks are therefore taken in this order:
 
 Two locks of one kind are taken lowest first (``sl_lock_both`` compares addresses; Hafnium's
 ``vms[]`` array is in ID order, and the model orders VMs by FF-A ID and vCPUs by VM ID, then
-index: ``vm_lock_both``, ``vcpu_lock_both``).
+index). The SPMC takes two VM locks only through ``vm_lock_both_in_order`` (Hafnium's
+``vm_lock_both`` serves its hypervisor build alone), two vCPU locks through ``vcpu_lock_both``.
 
 Hafnium v2.14 leaves its own order in two places, and the model mirrors both (a model is only
 worth its keep where it is wrong exactly where Hafnium is):
@@ -158,16 +159,6 @@ def vm_lock(vm: Endpoint) -> None:
 def vm_unlock(vm: Endpoint) -> None:
     """Hafnium ``vm_unlock``."""
     spin_unlock(vm.lock)
-
-
-def vm_lock_both(vm1: Endpoint, vm2: Endpoint) -> None:
-    """Hafnium ``vm_lock_both``: both VMs' locks, the lower ID first."""
-    if vm1.id < vm2.id:
-        spin_lock(vm1.lock)
-        spin_lock(vm2.lock)
-    else:
-        spin_lock(vm2.lock)
-        spin_lock(vm1.lock)
 
 
 def vm_lock_both_in_order(locked: Endpoint, vm2: Endpoint) -> None:
