@@ -5,7 +5,9 @@ Each program boots a system with the default partitions and 0x8004, a partition 
 execution contexts whose handler does what its request asks (payload ``op``): count with an
 atomic read then set, or add; count in its memory, with or without its spinlock; ask the echo
 partition 0x8001 (a partition-to-partition request, BUSY when its one context is taken); send
-VM 1 an indirect message; set VM 1's notification. VM 1's two vCPUs make the requests."""
+VM 1 an indirect message; set VM 1's notification. VM 1's two vCPUs make the requests. System
+programs of the default partitions and the built-in scenarios that drive the SPMC most are
+cross-checked too (every built-in scenario on every variant agrees; the others take longer)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from ffasim.check.crosscheck import cross_check
 from ffasim.check.digest import fingerprint
 from ffasim.check.monitors import default_monitors
 from ffasim.machine import Machine, Thread, spin_lock, spin_unlock
+from ffasim.scenario import builtin_scenarios
+from ffasim.scenario._check import scenario_program, scenario_state
 from ffasim.spmc import DirectMessage
 
 MP_ID = 0x8004
@@ -130,4 +134,14 @@ SYSTEM_SPECS = [
 def test_default_partitions_under_two_vcpus_cross_check(spec: list[tuple[str, list[str]]]) -> None:
     cc = cross_check(system_program(spec), system_state_of, preemption_bound=1,
                      monitors_factory=default_monitors)  # fmt: skip
+    assert cc.agree, (cc.missed, cc.extra)
+
+
+SPMC_SCENARIOS = ["share-vs-partinfo", "destroy-during-call", "sri-vs-notification-get"]
+
+
+@pytest.mark.parametrize("name", SPMC_SCENARIOS)
+def test_builtin_scenarios_that_drive_the_spmc_cross_check(name: str) -> None:
+    program = scenario_program(builtin_scenarios()[name], "reference")
+    cc = cross_check(program, scenario_state, preemption_bound=1, monitors_factory=default_monitors)
     assert cc.agree, (cc.missed, cc.extra)
