@@ -511,7 +511,7 @@ def ffa_mem_send(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     key = (buf, version, kind, total, ep.id)
     verdict = spmc.send_verdicts.get(key)
     if verdict is None:
-        verdict = _check_send(spmc, ep, kind, buf, total)
+        verdict = _check_send(spmc, ep, kind, buf, total, version)
         if len(spmc.send_verdicts) >= _CHECKED_MAX:
             spmc.send_verdicts.clear()
         spmc.send_verdicts[key] = verdict
@@ -563,11 +563,11 @@ def ffa_memory_send(
 
 
 def _check_send(
-    spmc: Spmc, ep: Endpoint, kind: str, buf: bytes, total: int
+    spmc: Spmc, ep: Endpoint, kind: str, buf: bytes, total: int, version: int
 ) -> tuple[Txn | None, int, str]:
-    """The checks of a send's descriptor copy ``buf`` (the first fragment), in Hafnium's
-    order: ``(txn, 0, "")`` when it passes, else ``(txn or None, error, why)``."""
-    version = ep.version
+    """The checks of a send's descriptor copy ``buf`` (the first fragment) in the layout of
+    ``version`` (the sender's, read under its lock), in Hafnium's order: ``(txn, 0, "")``
+    when it passes, else ``(txn or None, error, why)``."""
     frag = len(buf)
     txn, ret = _decode_checked(buf, version, retrieve=False)
     if isinstance(txn, int):

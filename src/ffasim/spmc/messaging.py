@@ -42,6 +42,7 @@ from .vm import (
     vcpu_lock,
     vcpu_lock_both,
     vcpu_unlock,
+    version_unlocked,
     vm_lock,
     vm_unlock,
 )
@@ -183,7 +184,7 @@ def ffa_msg_send_direct_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         # Hafnium ffa_direct_msg_is_direct_request_supported: both ends v1.2+, and the
         # receiver's manifest accepts REQ2.
         if (
-            ep.version < abi.FFA_VERSION_1_2
+            version_unlocked(spmc, ep) < abi.FFA_VERSION_1_2
             or (sp.ffa_version or spmc.version) < abi.FFA_VERSION_1_2
             or not sp.properties & abi.FFA_PART_PROP_DIRECT_REQ2_RECV
         ):

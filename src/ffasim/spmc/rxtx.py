@@ -38,6 +38,7 @@ from .vm import (
     ffa_vm_nwd_free,
     lock_other_world,
     unlock_other_world,
+    version_unlocked,
     vm_lock,
     vm_unlock,
 )
@@ -306,7 +307,7 @@ def ffa_msg_wait(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, "MSG_WAIT from the normal world")
     if r[1] or any(r[3:8]):
         return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_WAIT: x1, x3..x7 MBZ")
-    if ep.version >= abi.FFA_VERSION_1_2:
+    if version_unlocked(spmc, ep) >= abi.FFA_VERSION_1_2:
         if any(r[8:]):
             return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_WAIT: x8..x17 MBZ")
     elif r[2]:

@@ -30,7 +30,20 @@ from ..machine.events import MAILBOX
 from ..machine.memory import MAX_MFN, NS_DRAM_BASE_MFN, PAGE_SIZE
 from .mailbox import Endpoint, Mailbox, Notifications
 from .partition import SP_PRIVATE_PAGES, SecurePartition
-from .vm import SPMC_STATE, SRI, WAITING, Vcpu, vm_lock, vm_unlock
+from .vm import (
+    SPMC_STATE,
+    SRI,
+    VERSION,
+    WAITING,
+    Vcpu,
+    cpu_index,
+    current_vcpu,
+    vcpu_lock,
+    vcpu_unlock,
+    version_unlocked,
+    vm_lock,
+    vm_unlock,
+)
 
 if TYPE_CHECKING:
     from .memory import ShareState
@@ -359,10 +372,14 @@ def ffa_version(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if requested & 0x80000000 or not abi.versions_compatible(requested, spmc.version):
         spmc.log(f"FFA_VERSION 0x{requested:x} from 0x{ep.id:x} not supported")
         return bad
+    vm_lock(ep)
     if ep.negotiated and requested != ep.version:
+        vm_unlock(ep)
         spmc.log(f"FFA_VERSION: 0x{ep.id:x} cannot change version after other FF-A calls")
         return bad
+    spmc.machine.sink.access(SPMC_STATE, (VERSION, ep.id), True)
     ep.version = requested  # the caller's only: VMs keep the boot version (ffa_vm_init)
+    vm_unlock(ep)
     return abi.regs(spmc.version)
 
 
@@ -445,11 +462,11 @@ def ffa_features(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     fid = w1
     if fid == abi.FFA_RXTX_MAP_64:
         # bits[1:0] = 0: 4 KiB granule; bits[31:16]: max pages, for v1.2+ callers only.
-        max_pages = 1 if ep.version >= abi.FFA_VERSION_1_2 else 0
+        max_pages = 1 if version_unlocked(spmc, ep) >= abi.FFA_VERSION_1_2 else 0
         return abi.success(max_pages << 16)
     if fid in (abi.FFA_MEM_RETRIEVE_REQ_32, abi.FFA_MEM_RETRIEVE_REQ_64):
         # A v1.1+ caller must say it handles the NS bit (input w2 bit 1).
-        if ep.version >= abi.FFA_VERSION_1_1 and not w2 & 0x2:
+        if version_unlocked(spmc, ep) >= abi.FFA_VERSION_1_1 and not w2 & 0x2:
             return unsupported
         return abi.success(0x6)
     if fid in _FEATURES_BOTH:
@@ -485,5 +502,8 @@ def ffa_console_log(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     raw = b"".join((r[i] & ((1 << (8 * per_reg)) - 1)).to_bytes(per_reg, "little")
                    for i in range(2, last))  # fmt: skip
     who = spmc.partitions[ep.id].party if ep.id in spmc.partitions else "hyp"
+    current = current_vcpu(spmc, ep, cpu_index(spmc.machine))
+    vcpu_lock(current)  # Hafnium buffers the line in the vCPU's log buffer
     spmc.log(f"{who}: {raw[:count].decode('ascii', 'replace')}")
+    vcpu_unlock(current)
     return success()

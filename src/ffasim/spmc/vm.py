@@ -57,12 +57,16 @@ HYP_ID = 0  # HF_OTHER_WORLD_ID / HF_HYPERVISOR_VM_ID
 
 SPMC_STATE = "spmc"
 """Kind of the accesses the SPMC declares to the machine's sink (``sink.access``) for state
-that one lock does not cover: its keys are :data:`NWD_VMS` and :data:`SRI`."""
+that one lock does not cover: its keys are :data:`NWD_VMS`, :data:`SRI` and :data:`VERSION`
+pairs."""
 NWD_VMS = "nwd_vms"
 """The normal-world VM table: freed under the VM's lock only (``ffa_vm_nwd_free``), read
 under ``nwd_vms_lock``."""
 SRI = "sri_pending"
 """``spmc.sri_pending``: set by whoever raises the SRI, cleared by FFA_NOTIFICATION_INFO_GET."""
+VERSION = "version"
+"""An endpoint's FF-A version (key ``(VERSION, id)``): changed by FFA_VERSION under the VM's
+lock, read without it where Hafnium reads it so (:func:`version_unlocked`)."""
 
 LOCK_ORDER = (
     "spmc.nwd_vms_lock",
@@ -146,6 +150,13 @@ def current_vcpu(spmc: Spmc, ep: Endpoint, cpu: int) -> Vcpu:
         return vcpus[cpu]
     vcpu = api_ffa_get_vm_vcpu(ep, cpu)
     return vcpu if vcpu is not None else vcpus[0]
+
+
+def version_unlocked(spmc: Spmc, ep: Endpoint) -> int:
+    """``ep``'s FF-A version read without its lock, as Hafnium reads it in FFA_FEATURES, a
+    direct request's checks and FFA_MSG_WAIT; declared to the checker."""
+    spmc.machine.sink.access(SPMC_STATE, (VERSION, ep.id), False)
+    return ep.version
 
 
 # -- VM and vCPU locks ---------------------------------------------------------------------------
