@@ -121,6 +121,17 @@ def test_two_contexts_counting_under_the_partition_s_lock_are_clean(ffasim_check
     assert ffasim_check(scenario, preemption_bound=BOTH_ORDERS).exhausted
 
 
+def test_a_guarded_field_used_without_its_lock_races(ffasim_check: Any) -> None:
+    def unguarded(sp: SecurePartition, msg: DirectMessage) -> tuple[int, ...]:
+        total = sp.guarded("total", 0, guard=sp.spinlock("lock"))
+        total.set(total.get() + 1)
+        return ()
+
+    report = ffasim_check(two_vcpus_call(unguarded), expect="data-race")
+    assert report.findings[0].message.startswith("sp8004.total (guarded by sp8004.lock): ")
+    assert report.findings[0].message.endswith(" did not hold it")
+
+
 def test_a_handler_that_keeps_its_lock_is_a_lock_leak(ffasim_check: Any) -> None:
     def keeps(sp: SecurePartition, msg: DirectMessage) -> tuple[int, ...]:
         spin_lock(sp.spinlock("state_lock"))

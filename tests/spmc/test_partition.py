@@ -138,3 +138,22 @@ def test_memory_service_unknown_op_answers_invalid_in_w3() -> None:
     assert r[0] == abi.FFA_MSG_SEND_DIRECT_RESP_32
     assert r[3] == abi.to_u32(abi.FFA_RET_INVALID_PARAMETERS)
     assert code(hyp.direct(1, 0x8003)) == abi.FFA_RET_DENIED
+
+
+def test_shared_objects_are_one_per_name_and_kind() -> None:
+    spmc, _ = make([SecurePartition(0x8004, ECHO_UUID)])
+    sp = spmc.partitions[0x8004]
+    counter = sp.atomic("counter", 5)
+    assert sp.atomic("counter") is counter and counter.value == 5
+    assert counter.name == "sp8004.counter"
+    lock = sp.spinlock("lock")
+    field = sp.guarded("total", 0, guard=lock)
+    assert sp.guarded("total") is field and field.guard is lock and sp.machine is spmc.machine
+    mismatch = r"\Asp8004\.counter was made as Atomic, asked for as Spinlock\Z"
+    with pytest.raises(TypeError, match=mismatch):
+        sp.spinlock("counter")
+
+
+def test_shared_objects_need_an_spmc() -> None:
+    with pytest.raises(RuntimeError, match=r"is not attached to an SPMC\Z"):
+        SecurePartition(0x8004, ECHO_UUID).atomic("counter")

@@ -140,7 +140,8 @@ class SecurePartition:
         if obj is None:
             obj = self._shared[name] = make(f"{self.party}.{name}")
         if not isinstance(obj, kind):
-            raise TypeError(f"{self.party}.{name} is a {type(obj).__name__}, not a {kind.__name__}")
+            what = f"{type(obj).__name__}, asked for as {kind.__name__}"
+            raise TypeError(f"{self.party}.{name} was made as {what}")
         return obj
 
     # -- calls into the SPMC ----------------------------------------------------------------
