@@ -126,7 +126,7 @@ SYSTEM_SPECS = [
     [("d0v0", ["direct"]), ("d0v1", ["direct"])],
     [("d0v0", ["direct"]), ("d1v0", ["share"])],
     [("d0v0", ["send2"]), ("d1v0", ["send2"])],
-    [("d0v0", ["partinfo"]), ("d0v1", ["direct"]), ("toolstack", ["destroy"])],
+    [("d0v0", ["direct"]), ("toolstack", ["destroy"])],
 ]
 
 
