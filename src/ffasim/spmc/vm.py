@@ -1,9 +1,9 @@
 """VM and vCPU locks, the normal-world VM table, and the order the SPMC takes its locks in.
 
-Mirrors Hafnium v2.14's ``src/vm.c`` (``vm_lock``, ``vm_lock_both``, ``vm_lock_both_in_order``,
-``vm_unlock``), ``src/vcpu.c`` (``vcpu_lock``, ``vcpu_lock_both``, ``vcpu_unlock``),
-``src/ffa/spmc/vm.c`` (``nwd_vms_lock``, ``ffa_vm_find_locked``, ``ffa_vm_find_locked_create``,
-``ffa_vm_nwd_alloc``, ``ffa_vm_nwd_free``), ``api_ffa_get_vm_vcpu`` and ``lock_other_world``
+Mirrors Hafnium v2.14's ``src/vm.c`` (``vm_lock``, ``vm_lock_both_in_order``, ``vm_unlock``),
+``src/vcpu.c`` (``vcpu_lock``, ``vcpu_lock_both``, ``vcpu_unlock``), ``src/ffa/spmc/vm.c``
+(``nwd_vms_lock``, ``ffa_vm_find_locked``, ``ffa_vm_find_locked_create``, ``ffa_vm_nwd_alloc``,
+``ffa_vm_nwd_free``), ``api_ffa_get_vm_vcpu`` and ``lock_other_world``
 (``src/arch/aarch64/hypervisor/other_world.c``). An :class:`~.mailbox.Endpoint` is Hafnium's
 ``struct vm``; a :class:`Vcpu` its ``struct vcpu``.
 
@@ -276,7 +276,9 @@ def ffa_vm_nwd_free(spmc: Spmc, vm: Endpoint) -> None:
 
 def declare_pages(spmc: Spmc, mfns: Iterable[int], write: bool) -> None:
     """Tell the checker that this step reads (or changes) whether the pages ``mfns`` are
-    shared, lent, donated or mapped: state a partition's memory check reads with no lock."""
+    shared, lent, donated or mapped: state a partition's memory check reads with no lock.
+    Declared as the frame's own state (``MEM``), which ``grant``/``revoke`` change too; the
+    hot paths (``memory.py``, ``SecurePartition._check``) make the same calls inline."""
     access = spmc.machine.sink.access
     for mfn in mfns:
         access(MEM, mfn, write)
