@@ -430,7 +430,7 @@ def _thread_steps(kind: str, thread: int, index: int, value: int) -> list[Any]:
         return [step("id_get", id="self")]
     if kind == "partition_info":
         ids = [i for i, _ in DEFAULT_PARTITIONS]
-        return [step("partition_info", includes=ids, expect=["success", "BUSY"])]
+        return [step("partition_info", includes=ids, expect=_OR_BUSY)]
     if kind == "direct_req":
         return [
             step("direct_req", dst=0x8001, payload=[value, index], echo=True, expect=_OR_BUSY)
