@@ -253,7 +253,8 @@ def test_partition_properties_follow_a_manifest_change_after_boot() -> None:
 
 def test_endpoint_party_names() -> None:
     def ep(i: int) -> Endpoint:
-        return Endpoint(i, abi.FFA_VERSION_1_2, Mailbox(i), Notifications(enabled=False))
+        lock = Machine().spinlock("lock")
+        return Endpoint(i, abi.FFA_VERSION_1_2, Mailbox(i), Notifications(enabled=False), lock)
 
     assert [ep(i).party for i in (0, 1, 5, 0x8001, 0x8ABC)] == [
         "xen",

@@ -153,7 +153,7 @@ def test_partition_to_partition_request_and_cycle_is_busy() -> None:
     # B's request back to A (busy in its own request) is BUSY; A sees B's response.
     assert r[3] == abi.FFA_MSG_SEND_DIRECT_RESP_32 & 0xFFFF
     assert r[4] == abi.to_u32(abi.FFA_RET_BUSY)
-    assert spmc.sp_busy == set() and spmc.lock.holder is None
+    assert spmc.invariant_problems() == [] and spmc.machine.held == []
 
 
 def test_partition_without_send_property_is_denied() -> None:

@@ -82,10 +82,13 @@ class LockLog(EventSink):
         self.events.append(("release", lock.name))
 
 
-def test_spmc_lock_taken_once_per_top_level_call_not_for_nested_calls() -> None:
+def test_direct_request_locks_as_hafnium_and_runs_the_handler_with_no_lock_held() -> None:
+    held_in_handler: list[list[str]] = []
+
     def handler(sp: SecurePartition, msg: DirectMessage) -> tuple[int, ...]:
-        assert sp.smc(abi.FFA_ID_GET)[2] == sp.id  # nested: must not deadlock
-        assert sp.spmc is not None and sp.spmc.lock.holder == "boot"
+        assert sp.spmc is not None
+        held_in_handler.append([lock.name for lock in sp.spmc.machine.held])
+        assert sp.smc(abi.FFA_ID_GET)[2] == sp.id  # its own call takes locks afresh
         return ()
 
     sink = LockLog()
@@ -93,24 +96,40 @@ def test_spmc_lock_taken_once_per_top_level_call_not_for_nested_calls() -> None:
     hyp = Hyp(spmc)
     sink.events.clear()
     assert hyp.direct(1, 0x8001)[0] == abi.FFA_MSG_SEND_DIRECT_RESP_32
-    assert sink.events == [("acquire", "spmc.lock"), ("release", "spmc.lock")]
-    # A partition calling outside any handler takes the lock itself.
-    sink.events.clear()
-    spmc.partitions[0x8001].smc(abi.FFA_ID_GET)
-    assert sink.events == [("acquire", "spmc.lock"), ("release", "spmc.lock")]
+    assert held_in_handler == [[]]
+    assert sink.events == [
+        # api_ffa_msg_send_direct_req: the receiver's VM, then both vCPUs, lowest first.
+        ("acquire", "spmc.vm8001.lock"),
+        ("acquire", "spmc.vm0.vcpu0.lock"),
+        ("acquire", "spmc.vm8001.vcpu0.lock"),
+        ("release", "spmc.vm8001.vcpu0.lock"),
+        ("release", "spmc.vm8001.lock"),
+        ("release", "spmc.vm0.vcpu0.lock"),
+        # The partition's first call marks its version negotiated, under its VM lock.
+        ("acquire", "spmc.vm8001.lock"),
+        ("release", "spmc.vm8001.lock"),
+        # api_ffa_msg_send_direct_resp: the partition's vCPU, then both to hand back.
+        ("acquire", "spmc.vm8001.vcpu0.lock"),
+        ("release", "spmc.vm8001.vcpu0.lock"),
+        ("acquire", "spmc.vm0.vcpu0.lock"),
+        ("acquire", "spmc.vm8001.vcpu0.lock"),
+        ("release", "spmc.vm0.vcpu0.lock"),
+        ("release", "spmc.vm8001.vcpu0.lock"),
+    ]
+    assert spmc.machine.held == [] and spmc.invariant_problems() == []
 
 
-def test_sri_hook_runs_after_the_lock_is_dropped() -> None:
+def test_sri_hook_runs_after_the_outermost_call_with_no_lock_held() -> None:
     spmc, hyp = make()
-    seen: list[object] = []
-    spmc.on_sri = lambda: seen.append(spmc.lock.holder)
+    seen: list[list[str]] = []
+    spmc.on_sri = lambda: seen.append([lock.name for lock in spmc.machine.held])
     hyp.call(abi.FFA_NOTIFICATION_BITMAP_CREATE, 1, 1)
     hyp.call(abi.FFA_NOTIFICATION_BIND, abi.pack_target(0x8001, 1), 0, 1)
     sp = spmc.partitions[0x8001]
     assert sp.smc(abi.FFA_NOTIFICATION_SET, abi.pack_target(0x8001, 1), 0, 1)[0] == (
         abi.FFA_SUCCESS_32
     )
-    assert seen == [None]
+    assert seen == [[]]
 
 
 def test_memory_service_unknown_op_answers_invalid_in_w3() -> None:
@@ -119,3 +138,22 @@ def test_memory_service_unknown_op_answers_invalid_in_w3() -> None:
     assert r[0] == abi.FFA_MSG_SEND_DIRECT_RESP_32
     assert r[3] == abi.to_u32(abi.FFA_RET_INVALID_PARAMETERS)
     assert code(hyp.direct(1, 0x8003)) == abi.FFA_RET_DENIED
+
+
+def test_shared_objects_are_one_per_name_and_kind() -> None:
+    spmc, _ = make([SecurePartition(0x8004, ECHO_UUID)])
+    sp = spmc.partitions[0x8004]
+    counter = sp.atomic("counter", 5)
+    assert sp.atomic("counter") is counter and counter.value == 5
+    assert counter.name == "sp8004.counter"
+    lock = sp.spinlock("lock")
+    field = sp.guarded("total", 0, guard=lock)
+    assert sp.guarded("total") is field and field.guard is lock and sp.machine is spmc.machine
+    mismatch = r"\Asp8004\.counter was made as Atomic, asked for as Spinlock\Z"
+    with pytest.raises(TypeError, match=mismatch):
+        sp.spinlock("counter")
+
+
+def test_shared_objects_need_an_spmc() -> None:
+    with pytest.raises(RuntimeError, match=r"is not attached to an SPMC\Z"):
+        SecurePartition(0x8004, ECHO_UUID).atomic("counter")

@@ -217,7 +217,7 @@ class SpmcStateMachine(RuleBasedStateMachine):
     @invariant()
     def consistent(self) -> None:
         assert self.spmc.invariant_problems() == []
-        assert self.spmc.lock.holder is None
+        assert self.spmc.machine.held == []
 
 
 TestSpmcStateMachine = SpmcStateMachine.TestCase

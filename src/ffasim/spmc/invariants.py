@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from .mailbox import OTHER_WORLD_OWNED
 from .memory import MAX_MEM_SHARES, NOT_RETRIEVED, RETRIEVED
 from .spmc import is_vm_id
+from .vm import WAITING
 
 if TYPE_CHECKING:
     from .spmc import Spmc
@@ -29,8 +30,11 @@ def invariant_problems(spmc: Spmc) -> list[str]:
         ep = spmc.endpoints[vm_id]
         if not ep.mailbox.mapped and not ep.notif.enabled:
             out.append(f"VM 0x{vm_id:x} is tracked with neither buffers nor notifications")
-    if spmc.sp_busy and spmc.lock.holder is None:
-        out.append(f"partitions {sorted(spmc.sp_busy)} marked busy outside any call")
+    if not spmc.calls_under_way():
+        for sp_id in spmc.partitions:
+            for vcpu in spmc.endpoints[sp_id].vcpus:
+                if vcpu.state != WAITING:
+                    out.append(f"0x{sp_id:x} context {vcpu.index} is {vcpu.state} outside any call")
     return out
 
 

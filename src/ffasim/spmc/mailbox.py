@@ -20,8 +20,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ..machine import Frame
+from ..machine import Frame, Spinlock
+
+if TYPE_CHECKING:
+    from .vm import Vcpu
 
 
 class MailboxState(enum.Enum):
@@ -108,16 +112,23 @@ class Notifications:
 
 @dataclass(eq=False, slots=True)
 class Endpoint:
-    """An endpoint the SPMC knows: the hypervisor (0), a VM (1..0x7FFF) or a partition."""
+    """An endpoint the SPMC knows: the hypervisor (0), a VM (1..0x7FFF) or a partition.
+
+    Hafnium's ``struct vm``: ``lock`` guards the mailbox, the notifications, the version and
+    (partitions) ``mapped``; ``vcpus`` are a partition's execution contexts, or the
+    hypervisor's vCPUs (one per CPU, made on first use); VMs have none (``vm.py``).
+    """
 
     id: int
     version: int
     mailbox: Mailbox
     notif: Notifications
+    lock: Spinlock
     # Whether FFA_VERSION is locked: set by the first call other than FFA_VERSION.
     negotiated: bool = False
     # Partitions only: pages the partition may reach besides its own, mfn -> writable.
     mapped: dict[int, bool] = field(default_factory=dict)
+    vcpus: list[Vcpu] = field(default_factory=list)
 
     @property
     def party(self) -> str:

@@ -15,6 +15,16 @@ pages through ``Endpoint.mapped`` and machine grants, which relinquish revokes.
 
 Handles are the index of the first free slot of a 100-entry table (Hafnium
 ``share_states[MAX_MEM_SHARES]``): bit 63 clear, reused after reclaim.
+
+Locks, as Hafnium takes them: the caller's VM lock (the hypervisor's, VM 0, for everything
+the normal world sends, retrieves or reclaims), then ``share_states_lock`` around the sharing
+table (handles, which pages are shared or donated, borrowers' retrievals), then
+``mm_stage1_lock`` while the SPMC maps pages to clear them. A send or FRAG_TX first looks at
+the caller's TX buffer under its lock and copies the descriptor without it (Hafnium: "the TX
+mailbox address can only be configured once"); a retrieve, relinquish, reclaim or FRAG_RX
+holds the caller's lock throughout. Whether a page is shared, donated or mapped for a
+partition is also declared to the checker (``vm.declare_pages``): a partition's own memory
+check reads it with no lock.
 """
 
 from __future__ import annotations
@@ -24,7 +34,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import abi
-from ..machine import Frame, grant, revoke
+from ..machine import Frame, grant, revoke, spin_lock, spin_unlock
+from ..machine.events import MEM
 from ..machine.memory import MAX_MFN, PAGE_MASK, PAGE_SIZE
 from .mailbox import FULL, Endpoint
 from .spmc import HYP_ID, Handler, Regs, is_vm_id, success
@@ -361,20 +372,28 @@ def _find(spmc: Spmc, handle: int) -> ShareState | None:
 
 
 def _free_share(spmc: Spmc, share: ShareState) -> None:
+    """Hafnium ``share_state_free``: the handle and its pages' marks go (share-states lock)."""
+    access = spmc.machine.sink.access  # the pages' state changes (vm.declare_pages)
+    page_share = spmc.page_share
     for f in share.frames:
-        if spmc.page_share.get(f.mfn) == share.handle:
-            del spmc.page_share[f.mfn]
+        access(MEM, f.mfn, True)
+        if page_share.get(f.mfn) == share.handle:
+            del page_share[f.mfn]
     spmc._shares.pop(share.handle, None)
 
 
 def zero_frames(spmc: Spmc, frames: list[Frame]) -> None:
-    """Clear pages as the SPMC does (it maps them for the duration)."""
+    """Clear pages as the SPMC does: mapped for the duration, under ``mm_stage1_lock``
+    (Hafnium ``ffa_clear_memory_constituents``)."""
     mem = spmc.machine.mem
     zero = bytes(PAGE_SIZE)
+    stage1 = spmc.mm_stage1_lock
+    spin_lock(stage1)
     for f in frames:
         grant(f, "spmc")
         mem.write(f.pa, zero, "spmc")
         revoke(f, "spmc")
+    spin_unlock(stage1)
 
 
 def _sender_frames(spmc: Spmc, share: ShareState) -> list[Frame] | int:
@@ -454,7 +473,9 @@ def _send_complete(spmc: Spmc, share: ShareState) -> Regs:
     share.frames = frames
     handle = share.handle
     page_share = spmc.page_share
+    access = spmc.machine.sink.access  # the pages' state changes (vm.declare_pages)
     for f in frames:
+        access(MEM, f.mfn, True)
         page_share[f.mfn] = handle
     if share.flags & FLAG_CLEAR:
         zero_frames(spmc, frames)
@@ -475,26 +496,43 @@ def ffa_mem_send(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(INVALID, "memory send: only the TX buffer method")
     if frag > total:
         return spmc.refuse(INVALID, "memory send: fragment longer than total")
-    mbox = ep.mailbox
-    rx_frames = mbox.rx_frames  # the Mailbox properties spelt out: this is the hot path
-    if not rx_frames:  # not mbox.mapped
-        return spmc.refuse(INVALID, "memory send: caller has no TX buffer")
+    # Hafnium reads the TX address and the version under the sender's lock (sl_lock), then
+    # copies the descriptor without it.
+    spin_lock(ep.lock)
+    tx_frames = ep.mailbox.tx_frames  # the Mailbox properties spelt out: this is the hot path
     version = ep.version
-    if frag > len(rx_frames) * PAGE_SIZE or (version < abi.FFA_VERSION_1_1 and frag > PAGE_SIZE):
+    spin_unlock(ep.lock)
+    if not tx_frames:  # not mbox.mapped
+        return spmc.refuse(INVALID, "memory send: caller has no TX buffer")
+    if frag > len(tx_frames) * PAGE_SIZE or (version < abi.FFA_VERSION_1_1 and frag > PAGE_SIZE):
         return spmc.refuse(INVALID, "memory send: fragment longer than the TX buffer")
-    buf = spmc.machine.mem.read(mbox.tx_frames[0].pa, frag, "spmc")  # read once
+    buf = spmc.machine.mem.read(tx_frames[0].pa, frag, "spmc")  # read once
     # The descriptor checks depend only on these (the partition table is fixed at boot), and
     # scenarios and the checker's replays send the same descriptors again and again.
     key = (buf, version, kind, total, ep.id)
     verdict = spmc.send_verdicts.get(key)
     if verdict is None:
-        verdict = _check_send(spmc, ep, kind, buf, total)
+        verdict = _check_send(spmc, ep, kind, buf, total, version)
         if len(spmc.send_verdicts) >= _CHECKED_MAX:
             spmc.send_verdicts.clear()
         spmc.send_verdicts[key] = verdict
     txn, ret, why = verdict
     if txn is None or ret:
         return spmc.refuse(ret, why)
+    spin_lock(ep.lock)  # vm_lock
+    table = spmc.share_states_lock
+    spin_lock(table)
+    out = ffa_memory_send(spmc, ep, kind, txn, buf, total, version)
+    spin_unlock(table)
+    spin_unlock(ep.lock)  # vm_unlock
+    return out
+
+
+def ffa_memory_send(
+    spmc: Spmc, ep: Endpoint, kind: str, txn: Txn, buf: bytes, total: int, version: int
+) -> Regs:
+    """Hafnium ``ffa_memory_send`` once the descriptor passed its checks, with the sender's
+    lock and the share-states lock held: a share state, then the pages (or FRAG_RX)."""
     handle = _alloc_handle(spmc)
     if handle is None:
         return spmc.refuse(abi.FFA_RET_NO_MEMORY, "memory send: no free share state")
@@ -518,6 +556,7 @@ def ffa_mem_send(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         bytearray(buf),  # raw
     )
     spmc._shares[handle] = share
+    frag = len(buf)
     if frag < total:
         w4 = (txn.sender << 16) if ep.id == HYP_ID else 0
         return abi.regs(abi.FFA_MEM_FRAG_RX, abi.handle_lo(handle), abi.handle_hi(handle), frag, w4)
@@ -525,11 +564,11 @@ def ffa_mem_send(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
 
 
 def _check_send(
-    spmc: Spmc, ep: Endpoint, kind: str, buf: bytes, total: int
+    spmc: Spmc, ep: Endpoint, kind: str, buf: bytes, total: int, version: int
 ) -> tuple[Txn | None, int, str]:
-    """The checks of a send's descriptor copy ``buf`` (the first fragment), in Hafnium's
-    order: ``(txn, 0, "")`` when it passes, else ``(txn or None, error, why)``."""
-    version = ep.version
+    """The checks of a send's descriptor copy ``buf`` (the first fragment) in the layout of
+    ``version`` (the sender's, read under its lock), in Hafnium's order: ``(txn, 0, "")``
+    when it passes, else ``(txn or None, error, why)``."""
     frag = len(buf)
     txn, ret = _decode_checked(buf, version, retrieve=False)
     if isinstance(txn, int):
@@ -616,13 +655,30 @@ def ffa_mem_frag_tx(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     sender = abi.ffa_sender(r[4])
     if ep.id != HYP_ID and sender:
         return spmc.refuse(INVALID, "FRAG_TX: w4 MBZ for partitions")
+    spin_lock(ep.lock)  # Hafnium: sl_lock(&from->lock) to read the TX address
     mbox = ep.mailbox
-    if not mbox.mapped:
+    tx_pa, size = mbox.tx, mbox.size
+    spin_unlock(ep.lock)
+    if not size:
         return spmc.refuse(INVALID, "FRAG_TX: caller has no TX buffer")
-    limit = PAGE_SIZE if handle & abi.FFA_HANDLE_HYP_FLAG else mbox.size
+    limit = PAGE_SIZE if handle & abi.FFA_HANDLE_HYP_FLAG else size
     if frag > limit or frag < 16 or frag % 16:
         return spmc.refuse(INVALID, f"FRAG_TX: bad fragment length {frag}")
-    data = spmc.machine.mem.read(mbox.tx, frag, "spmc")  # read once
+    data = spmc.machine.mem.read(tx_pa, frag, "spmc")  # read once
+    spin_lock(ep.lock)  # vm_lock
+    table = spmc.share_states_lock
+    spin_lock(table)
+    out = ffa_memory_send_continue(spmc, ep, handle, sender, data)
+    spin_unlock(table)
+    spin_unlock(ep.lock)  # vm_unlock
+    return out
+
+
+def ffa_memory_send_continue(
+    spmc: Spmc, ep: Endpoint, handle: int, sender: int, data: bytes
+) -> Regs:
+    """Hafnium ``ffa_memory_send_continue``, with the sender's lock and the share-states lock
+    held: add a fragment; the last one completes the send."""
     share = _find(spmc, handle)
     if share is None:
         return spmc.refuse(INVALID, f"FRAG_TX: unknown handle 0x{handle:x}")
@@ -637,6 +693,7 @@ def ffa_mem_frag_tx(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(abi.FFA_RET_NO_MEMORY, "FRAG_TX: too many fragments, discarded")
     if any(is_vm_id(b.id) for b in share.borrowers):
         return spmc.refuse(INVALID, "FRAG_TX: fragmented share with a VM borrower")
+    frag = len(data)
     if len(share.raw) + frag > share.total_length:
         _free_share(spmc, share)
         return spmc.refuse(INVALID, "FRAG_TX: fragments exceed the total length, discarded")
@@ -645,7 +702,7 @@ def ffa_mem_frag_tx(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if len(share.raw) < share.total_length:
         w4 = (share.sender << 16) if ep.id == HYP_ID else 0
         return abi.regs(
-            abi.FFA_MEM_FRAG_RX, r[1] & abi.MASK32, r[2] & abi.MASK32, len(share.raw), w4
+            abi.FFA_MEM_FRAG_RX, abi.handle_lo(handle), abi.handle_hi(handle), len(share.raw), w4
         )
     return _send_complete(spmc, share)
 
@@ -701,6 +758,16 @@ def _hyp_retrieve(spmc: Spmc, ep: Endpoint, txn: Txn) -> Regs:
         or ep.id != HYP_ID
     ):
         return spmc.refuse(INVALID, "hypervisor retrieve request: fields MBZ")
+    table = spmc.share_states_lock
+    spin_lock(table)
+    out = ffa_hypervisor_retrieve_request(spmc, ep, txn)
+    spin_unlock(table)
+    return out
+
+
+def ffa_hypervisor_retrieve_request(spmc: Spmc, ep: Endpoint, txn: Txn) -> Regs:
+    """Hafnium ``ffa_hypervisor_retrieve_request``, with VM 0's lock and the share-states
+    lock held: the whole transaction, every EMAD, into the hypervisor's RX buffer."""
     share = _find(spmc, txn.handle)
     if share is None or not share.complete:
         return spmc.refuse(INVALID, f"hypervisor retrieve: unknown handle 0x{txn.handle:x}")
@@ -729,6 +796,14 @@ def ffa_mem_retrieve_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     total, frag = r[1] & abi.MASK32, r[2] & abi.MASK32
     if r[3] or r[4]:
         return spmc.refuse(INVALID, "retrieve: only the TX buffer method")
+    spin_lock(ep.lock)  # vm_lock
+    out = _retrieve_req(spmc, ep, total, frag)
+    spin_unlock(ep.lock)  # vm_unlock
+    return out
+
+
+def _retrieve_req(spmc: Spmc, ep: Endpoint, total: int, frag: int) -> Regs:
+    """The part of ``api_ffa_mem_retrieve_req`` run with the caller's lock held."""
     mbox = ep.mailbox
     rx_frames = mbox.rx_frames  # the Mailbox properties spelt out: this is the hot path
     if frag != total or total > len(rx_frames) * PAGE_SIZE or not rx_frames:
@@ -744,6 +819,17 @@ def ffa_mem_retrieve_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return _hyp_retrieve(spmc, ep, txn)
     if ret:
         return spmc.refuse(ret, "retrieve: request fails the sanity check")
+    table = spmc.share_states_lock
+    spin_lock(table)
+    out = ffa_memory_retrieve(spmc, ep, txn, total)
+    spin_unlock(table)
+    return out
+
+
+def ffa_memory_retrieve(spmc: Spmc, ep: Endpoint, txn: Txn, total: int) -> Regs:
+    """Hafnium ``ffa_memory_retrieve``, with the caller's lock and the share-states lock held:
+    check the request against the transaction, map the pages, write the response."""
+    version = ep.version
     share = _find(spmc, txn.handle)
     if share is None:
         return spmc.refuse(INVALID, f"retrieve: unknown handle 0x{txn.handle:x}")
@@ -829,10 +915,10 @@ def ffa_mem_retrieve_req(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     borrower.granted = granted
     borrower.clear_on_relinquish = bool(flags & FLAG_CLEAR_RELINQUISH)
     if not is_vm_id(me):
-        target = spmc.endpoints[me]
+        target = spmc.endpoints[me]  # the caller, locked
         party = target.party
         writable = _data(granted) == DATA_RW
-        for f in share.frames:
+        for f in share.frames:  # grant() declares the page's change to the checker
             grant(f, party)
             target.mapped[f.mfn] = writable
     resp_flags = (share.flags & FLAG_CLEAR) | (TYPE_OF_KIND[share.kind] << FLAG_TYPE_SHIFT)
@@ -864,7 +950,7 @@ def _retrieved(spmc: Spmc, share: ShareState, borrower: Borrower) -> None:
     borrower.state = RETRIEVED
     borrower.pending = b""
     if share.kind == "donate":
-        for f in share.frames:
+        for f in share.frames:  # declared by _free_share
             spmc.donated[f.mfn] = borrower.id
         _free_share(spmc, share)
 
@@ -876,8 +962,23 @@ def ffa_mem_frag_rx(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     sender = abi.ffa_sender(r[4])
     if ep.id != HYP_ID and sender:
         return spmc.refuse(INVALID, "FRAG_RX: w4 MBZ for partitions")
+    spin_lock(ep.lock)  # vm_lock
     if ep.mailbox.busy():
+        spin_unlock(ep.lock)  # vm_unlock
         return spmc.refuse(abi.FFA_RET_BUSY, f"FRAG_RX: RX of 0x{ep.id:x} is busy")
+    table = spmc.share_states_lock
+    spin_lock(table)
+    out = ffa_memory_retrieve_continue(spmc, ep, handle, offset, sender)
+    spin_unlock(table)
+    spin_unlock(ep.lock)  # vm_unlock
+    return out
+
+
+def ffa_memory_retrieve_continue(
+    spmc: Spmc, ep: Endpoint, handle: int, offset: int, sender: int
+) -> Regs:
+    """Hafnium ``ffa_memory_retrieve_continue``, with the caller's lock and the share-states
+    lock held: the next fragment of a retrieve response into the caller's RX buffer."""
     share = _find(spmc, handle)
     if share is None or not share.complete:
         return spmc.refuse(INVALID, f"FRAG_RX: unknown handle 0x{handle:x}")
@@ -910,7 +1011,7 @@ def ffa_mem_frag_rx(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         if done >= len(data):
             _retrieved(spmc, share, borrower)
     w4 = (share.sender << 16) if ep.id == HYP_ID else 0
-    return abi.regs(abi.FFA_MEM_FRAG_TX, r[1] & abi.MASK32, r[2] & abi.MASK32, n, w4)
+    return abi.regs(abi.FFA_MEM_FRAG_TX, abi.handle_lo(handle), abi.handle_hi(handle), n, w4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -919,6 +1020,14 @@ def ffa_mem_frag_rx(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
 
 def ffa_mem_relinquish(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     """FFA_MEM_RELINQUISH: a borrower gives retrieved memory back (descriptor in TX)."""
+    spin_lock(ep.lock)  # vm_lock
+    out = _relinquish(spmc, ep)
+    spin_unlock(ep.lock)  # vm_unlock
+    return out
+
+
+def _relinquish(spmc: Spmc, ep: Endpoint) -> Regs:
+    """The part of ``api_ffa_mem_relinquish`` run with the caller's lock held."""
     mbox = ep.mailbox
     if not mbox.rx_frames:  # not mbox.mapped
         return spmc.refuse(INVALID, "relinquish: caller has no TX buffer")
@@ -930,6 +1039,17 @@ def ffa_mem_relinquish(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(INVALID, "relinquish: a partition names another endpoint")
     if ep.id == HYP_ID and not is_vm_id(endpoint):
         return spmc.refuse(INVALID, "relinquish: the hypervisor names a partition")
+    table = spmc.share_states_lock
+    spin_lock(table)
+    out = ffa_memory_relinquish(spmc, ep, handle, flags, endpoint)
+    spin_unlock(table)
+    return out
+
+
+def ffa_memory_relinquish(spmc: Spmc, ep: Endpoint, handle: int, flags: int, endpoint: int) -> Regs:
+    """Hafnium ``ffa_memory_relinquish``, with the caller's lock and the share-states lock
+    held: unmap the pages from the borrower ``endpoint`` (the caller, or a VM the hypervisor
+    names), clearing them if asked and nobody else holds them."""
     share = _find(spmc, handle)
     if share is None or not share.complete:
         return spmc.refuse(INVALID, f"relinquish: unknown handle 0x{handle:x}")
@@ -949,8 +1069,8 @@ def ffa_mem_relinquish(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         if _data(borrower.granted) == DATA_RO:
             return spmc.refuse(DENIED, "relinquish: read-only borrower asks to clear")
     if not is_vm_id(endpoint):
-        target = spmc.endpoints[endpoint]
-        for f in share.frames:
+        target = ep  # a partition relinquishes only for itself
+        for f in share.frames:  # revoke() declares the page's change to the checker
             revoke(f, target.party)
             target.mapped.pop(f.mfn, None)
     borrower.state = NOT_RETRIEVED
@@ -968,6 +1088,18 @@ def ffa_mem_reclaim(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     flags = r[3] & abi.MASK32
     if handle & abi.FFA_HANDLE_HYP_FLAG:
         return spmc.refuse(INVALID, f"reclaim: 0x{handle:x} is not an SPMC handle")
+    spin_lock(ep.lock)  # vm_lock
+    table = spmc.share_states_lock
+    spin_lock(table)
+    out = ffa_memory_reclaim(spmc, ep, handle, flags)
+    spin_unlock(table)
+    spin_unlock(ep.lock)  # vm_unlock
+    return out
+
+
+def ffa_memory_reclaim(spmc: Spmc, ep: Endpoint, handle: int, flags: int) -> Regs:
+    """Hafnium ``ffa_memory_reclaim``, with the caller's lock and the share-states lock held:
+    the sender takes its pages back once no borrower holds them."""
     share = _find(spmc, handle)
     if share is None or not share.complete:
         return spmc.refuse(INVALID, f"reclaim: unknown handle 0x{handle:x}")

@@ -9,6 +9,11 @@ The schedule-receiver interrupt (SRI) is raised whenever a notification becomes 
 when an indirect message fills an RX buffer): ``spmc.sri_pending`` is set, and ``spmc.on_sri``
 runs once the SMC returns. The "delay SRI" flag is accepted from partitions and has the same
 effect here, since the model returns to the normal world at the end of every call anyway.
+
+Locks: the receiver's VM lock around everything done to its notifications
+(``ffa_vm_find_locked``; ``ffa_vm_nwd_alloc`` for a bitmap create, both with ``nwd_vms_lock``
+first for a VM). FFA_NOTIFICATION_INFO_GET_64 locks one endpoint at a time: the partitions,
+then under ``nwd_vms_lock`` the hypervisor and the VMs (``ffa_vm_notifications_info_get``).
 """
 
 from __future__ import annotations
@@ -16,8 +21,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import abi
+from ..machine import spin_lock, spin_unlock
 from .mailbox import Endpoint
 from .spmc import HYP_ID, Handler, Regs, is_vm_id, success
+from .vm import (
+    NWD_VMS,
+    SPMC_STATE,
+    SRI,
+    ffa_vm_find_locked,
+    ffa_vm_nwd_alloc,
+    ffa_vm_nwd_free,
+    vm_lock,
+    vm_unlock,
+)
 
 if TYPE_CHECKING:
     from .spmc import Spmc
@@ -43,13 +59,15 @@ def ffa_notification_bitmap_create(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, "BITMAP_CREATE from a partition")
     if not is_vm_id(vm_id):
         return spmc.refuse(INVALID, f"BITMAP_CREATE for partition 0x{vm_id:x}")
-    vm = spmc.vm_find_or_alloc(vm_id)
+    vm = ffa_vm_find_locked(spmc, vm_id) if vm_id == HYP_ID else ffa_vm_nwd_alloc(spmc, vm_id)
     if vm is None:
         return spmc.refuse(abi.FFA_RET_NO_MEMORY, f"BITMAP_CREATE: no VM slot for 0x{vm_id:x}")
     if vm.notif.enabled:
+        vm_unlock(vm)
         return spmc.refuse(abi.FFA_RET_DENIED, f"BITMAP_CREATE: 0x{vm_id:x} already has one")
     vm.notif.enabled = True
     vm.notif.vcpu_count = r[2] & abi.MASK32
+    vm_unlock(vm)
     return success()
 
 
@@ -60,19 +78,23 @@ def ffa_notification_bitmap_destroy(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, "BITMAP_DESTROY from a partition")
     if not is_vm_id(vm_id):
         return spmc.refuse(INVALID, f"BITMAP_DESTROY for partition 0x{vm_id:x}")
-    vm = spmc.vm_find(vm_id)
+    vm = ffa_vm_find_locked(spmc, vm_id)
     if vm is None or not vm.notif.enabled:
+        if vm is not None:
+            vm_unlock(vm)
         return spmc.refuse(abi.FFA_RET_DENIED, f"BITMAP_DESTROY: 0x{vm_id:x} has no bitmap")
     # Hafnium ffa_notifications_bitmap_destroy asks vm_are_notifications_pending(vm, false,
     # ~0): only global notifications from partitions block; a pending framework bit (the
     # RX-full of an indirect message) does not, and survives the destroy.
     if vm.notif.pending_sp:
+        vm_unlock(vm)
         return spmc.refuse(abi.FFA_RET_DENIED, f"BITMAP_DESTROY: 0x{vm_id:x} has pending bits")
     vm.notif.enabled = False
     vm.notif.bindings_sp.clear()
     vm.notif.bindings_vm.clear()
     vm.notif.info_get_due = False
-    spmc.vm_free_if_unused(vm)
+    ffa_vm_nwd_free(spmc, vm)
+    vm_unlock(vm)
     return success()
 
 
@@ -95,9 +117,20 @@ def _bind_common(spmc: Spmc, ep: Endpoint, r: Regs, bind: bool) -> Regs:
         return spmc.refuse(INVALID, f"{what}: a partition binds only its own notifications")
     if not bitmap:
         return spmc.refuse(INVALID, f"{what}: empty bitmap")
-    receiver = spmc.endpoints.get(receiver_id)
+    receiver = ffa_vm_find_locked(spmc, receiver_id)
     if receiver is None:
         return spmc.refuse(INVALID, f"{what}: unknown receiver 0x{receiver_id:x}")
+    ret = _update_bindings(spmc, receiver, what, sender, bitmap, bind)
+    vm_unlock(receiver)
+    return ret
+
+
+def _update_bindings(
+    spmc: Spmc, receiver: Endpoint, what: str, sender: int, bitmap: int, bind: bool
+) -> Regs:
+    """The checks and the update of ``api_ffa_notification_update_bindings`` made with the
+    receiver locked."""
+    receiver_id = receiver.id
     if not receiver.notif.enabled or receiver.version < abi.FFA_VERSION_1_1:
         return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, f"{what}: 0x{receiver_id:x} has none")
     if bind and not is_vm_id(sender) and sender not in spmc.partitions:
@@ -154,14 +187,16 @@ def ffa_notification_set(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(INVALID, "SET: empty bitmap")
     if flags & FLAG_DELAY_SRI and is_vm_id(sender):
         return spmc.refuse(INVALID, "SET: delay-SRI from a VM")
-    receiver = spmc.endpoints.get(receiver_id)
-    if receiver is None or receiver_id == sender:
+    receiver = ffa_vm_find_locked(spmc, receiver_id) if receiver_id != sender else None
+    if receiver is None:
         return spmc.refuse(INVALID, f"SET: unknown receiver 0x{receiver_id:x}")
     notif = receiver.notif
     if not notif.enabled:
+        vm_unlock(receiver)
         return spmc.refuse(abi.FFA_RET_DENIED, f"SET: 0x{receiver_id:x} takes no notifications")
     bindings = notif.bindings_vm if is_vm_id(sender) else notif.bindings_sp
     if any(bindings.get(bit) != sender for bit in _bits(bitmap)):
+        vm_unlock(receiver)
         return spmc.refuse(abi.FFA_RET_DENIED, "SET: bits not bound to this sender")
     if is_vm_id(sender):
         notif.pending_vm |= bitmap
@@ -169,6 +204,7 @@ def ffa_notification_set(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         notif.pending_sp |= bitmap
     notif.info_get_due = True
     spmc.raise_sri()
+    vm_unlock(receiver)
     return success()
 
 
@@ -186,12 +222,15 @@ def ffa_notification_get(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
             return spmc.refuse(INVALID, "GET: the hypervisor gets SP/SPM bits of VMs")
     elif receiver_id != ep.id:
         return spmc.refuse(INVALID, "GET: a partition gets only its own bits")
-    receiver = spmc.endpoints.get(receiver_id)
+    receiver = ffa_vm_find_locked(spmc, receiver_id)
     if receiver is None or not receiver.notif.enabled:
+        if receiver is not None:
+            vm_unlock(receiver)
         # Hafnium asserts here for an unknown VM; the model answers INVALID_PARAMETERS.
         return spmc.refuse(INVALID, f"GET: 0x{receiver_id:x} has no notifications")
     notif = receiver.notif
     if vcpu >= max(1, notif.vcpu_count):
+        vm_unlock(receiver)
         return spmc.refuse(INVALID, f"GET: vCPU {vcpu} out of range")
     from_sp = from_vm = framework = 0
     if flags & abi.FFA_NOTIF_FLAG_BITMAP_SP:
@@ -203,6 +242,7 @@ def ffa_notification_get(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if flags & abi.FFA_NOTIF_FLAG_BITMAP_HYP:
         framework |= notif.pending_framework & (abi.MASK32 << 32)
     notif.pending_framework &= ~framework
+    vm_unlock(receiver)
     return abi.success(
         from_sp & abi.MASK32,
         from_sp >> 32,
@@ -217,27 +257,52 @@ def ffa_notification_info_get(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     """FFA_NOTIFICATION_INFO_GET_64: IDs of endpoints with newly pending notifications."""
     if ep.id != HYP_ID:
         return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, "INFO_GET from a partition")
+    spmc.machine.sink.access(SPMC_STATE, SRI, True)
     spmc.sri_pending = False
     # Hafnium api_ffa_notification_info_get: partitions first (in index order), then the
-    # hypervisor, then the nwd_vms table in slot order (ffa_vm_notifications_info_get).
+    # hypervisor, then the nwd_vms table in slot order (ffa_vm_notifications_info_get),
+    # each locked in turn.
+    listed: list[int] = []
     eps = spmc.endpoints
-    order = [eps[i] for i in sorted(spmc.partitions)]
-    order.append(eps[HYP_ID])
-    order += [eps[i] for i in spmc.vm_slots if i is not None]
-    due = [e for e in order if e.notif.enabled and e.notif.info_get_due and e.notif.any_pending()]
-    if not due:
+    more = False
+    for sp_id in sorted(spmc.partitions):
+        more = _info_get(eps[sp_id], listed)
+        if more:
+            break
+    if not more:
+        table = spmc.nwd_vms_lock
+        spin_lock(table)
+        spmc.machine.sink.access(SPMC_STATE, NWD_VMS, False)
+        more = _info_get(eps[HYP_ID], listed)
+        for vm_id in spmc.vm_slots:
+            if more:
+                break
+            if vm_id is not None:
+                more = _info_get(eps[vm_id], listed)
+        spin_unlock(table)
+    if not listed:
         return abi.error(abi.FFA_RET_NO_DATA)
-    listed = due[:INFO_GET_MAX_IDS]
-    for e in listed:
-        e.notif.info_get_due = False
-    more = len(due) > len(listed)
     # One list per endpoint, each of size 1 (the ID alone: global notifications only), so
     # every 2-bit list-size field is 0.
     x2 = (1 if more else 0) | (len(listed) << abi.FFA_NOTIF_INFO_GET_ID_COUNT_SHIFT)
     ids = [0] * 5
-    for i, e in enumerate(listed):
-        ids[i // 4] |= e.id << (16 * (i % 4))
+    for i, e_id in enumerate(listed):
+        ids[i // 4] |= e_id << (16 * (i % 4))
     return abi.success(x2, *ids, fid=abi.FFA_SUCCESS_64)
+
+
+def _info_get(e: Endpoint, listed: list[int]) -> bool:
+    """Hafnium ``vm_notifications_info_get`` under ``e``'s lock: list ``e`` if it has newly
+    pending notifications; True when it would not fit (the list is full, more are pending)."""
+    vm_lock(e)
+    notif = e.notif
+    due = notif.enabled and notif.info_get_due and notif.any_pending()
+    full = due and len(listed) == INFO_GET_MAX_IDS
+    if due and not full:
+        listed.append(e.id)
+        notif.info_get_due = False
+    vm_unlock(e)
+    return full
 
 
 HANDLERS: dict[int, Handler] = {

@@ -4,6 +4,10 @@ Mirrors Hafnium v2.14 ``api_ffa_partition_info_get`` / ``api_ffa_partition_info_
 (hafnium-spmc.md §3): only partitions are listed (the SPMC forwards nothing to the SPMD);
 descriptors are 8 bytes for a v1.0 caller and 24 bytes otherwise; properties are computed for
 the caller as Hafnium computes them; the UUID field is filled only for a nil-UUID query.
+
+Locks: the caller's VM lock while its RX buffer is tested and written (Hafnium
+``send_versioned_partition_info_descriptors``); the partition table is fixed at boot and read
+without a lock.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import TYPE_CHECKING
 from .. import abi
 from .mailbox import FULL, Endpoint
 from .spmc import HYP_ID, Handler, Regs
+from .vm import vm_lock, vm_unlock
 
 if TYPE_CHECKING:
     from .partition import SecurePartition
@@ -88,6 +93,17 @@ def ffa_partition_info_get(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if flags & abi.FFA_PARTITION_INFO_GET_COUNT_FLAG:
         return abi.success(len(found), 0)
 
+    vm_lock(ep)
+    ret = _send_partition_info(spmc, ep, found, uuid)
+    vm_unlock(ep)
+    return ret
+
+
+def _send_partition_info(
+    spmc: Spmc, ep: Endpoint, found: list[SecurePartition], uuid: bytes
+) -> Regs:
+    """Hafnium ``send_versioned_partition_info_descriptors``, with the caller's VM locked:
+    the entries in the caller's layout, written into its RX buffer if the SPMC owns it."""
     mbox = ep.mailbox
     if mbox.busy():
         return spmc.refuse(

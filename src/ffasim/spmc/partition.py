@@ -8,16 +8,25 @@ only through :meth:`read` / :meth:`write`, which fault (``AccessFault``) outside
 and the pages it retrieved and has not relinquished.
 
 A handler that raises is a firmware crash: the exception propagates to whoever made the SMC.
+
+A partition with several execution contexts (``exec_ctx``) runs a handler on each at once: the
+SPMC takes no lock around a handler, so two requests on two CPUs interleave at the machine's
+scheduling points. State the contexts share must go through the machine, as Xen's does, for
+the checker to see it: :meth:`SecurePartition.atomic`, :meth:`~SecurePartition.spinlock` and
+:meth:`~SecurePartition.guarded` (one object per name and partition), and memory through
+:meth:`~SecurePartition.read` / :meth:`~SecurePartition.write`. Plain Python attributes are
+invisible to it: the code between two scheduling points runs as one step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import abi
-from ..machine import AccessFault, Frame
+from ..machine import AccessFault, Atomic, Frame, Guarded, Machine, Spinlock
+from ..machine.events import MEM
 from ..machine.memory import PAGE_MASK, PAGE_SHIFT
 
 if TYPE_CHECKING:
@@ -45,6 +54,7 @@ class DirectMessage:
 
 Handler = Callable[["SecurePartition", DirectMessage], Sequence[int]]
 VmHook = Callable[[int], int]
+_S = TypeVar("_S", Atomic, Spinlock, Guarded[Any])
 
 
 class SecurePartition:
@@ -92,9 +102,47 @@ class SecurePartition:
         self.tx = 0
         self.pages: list[int] = []
         """Physical addresses of the partition's private pages."""
+        self._shared: dict[str, Atomic | Spinlock | Guarded[Any]] = {}
 
     def __repr__(self) -> str:
         return f"<SecurePartition 0x{self.id:04x} {abi.uuid_str(self.uuid_bytes)}>"
+
+    # -- state shared by the execution contexts ---------------------------------------------
+    @property
+    def machine(self) -> Machine:
+        """The machine the partition runs on (once an SPMC adopted it)."""
+        return self._attached().machine
+
+    def atomic(self, name: str, value: int = 0) -> Atomic:
+        """The partition's atomic integer ``name``, made with ``value`` on first use. Each
+        operation (``read``, ``set``, ``add``, ``cmpxchg``...) is one scheduling point and
+        orders what surrounds it: ``v = a.read(); a.set(v + 1)`` can lose an update that
+        ``a.add(1)`` cannot."""
+        return self._shared_object(name, Atomic, lambda n: Atomic(self.machine, n, value))
+
+    def spinlock(self, name: str) -> Spinlock:
+        """The partition's spinlock ``name``: take it with ``ffasim.machine.spin_lock`` and
+        release it with ``spin_unlock``. The checker reports a handler that returns with it
+        held (``lock-leak``) and contexts that wait for each other (``deadlock``)."""
+        return self._shared_object(name, Spinlock, lambda n: Spinlock(self.machine, n))
+
+    def guarded(self, name: str, value: Any = None, guard: Spinlock | None = None) -> Guarded[Any]:
+        """The partition's shared field ``name`` (``get``/``set``), made with ``value`` on
+        first use: accessed under ``guard`` (one of the partition's spinlocks), or, without a
+        guard, written once and then only read. The checker reports every access that breaks
+        the rule as a ``data-race``."""
+        return self._shared_object(
+            name, Guarded, lambda n: Guarded(self.machine, n, value, guard)
+        )
+
+    def _shared_object(self, name: str, kind: type[_S], make: Callable[[str], _S]) -> _S:
+        obj = self._shared.get(name)
+        if obj is None:
+            obj = self._shared[name] = make(f"{self.party}.{name}")
+        if not isinstance(obj, kind):
+            what = f"{type(obj).__name__}, asked for as {kind.__name__}"
+            raise TypeError(f"{self.party}.{name} was made as {what}")
+        return obj
 
     # -- calls into the SPMC ----------------------------------------------------------------
     def smc(self, fid: int, *args: int) -> abi.Regs:
@@ -141,7 +189,10 @@ class SecurePartition:
         mapped = spmc.endpoints[self.id].mapped
         first = addr >> PAGE_SHIFT
         last = (addr + n - 1) >> PAGE_SHIFT
+        access = spmc.machine.sink.access
         for mfn in range(first, last + 1):
+            # The MMU reads the partition's mappings with no SPMC lock (vm.declare_pages).
+            access(MEM, mfn, False)
             frame = mem.frames.get(mfn)
             if frame is None:
                 try:

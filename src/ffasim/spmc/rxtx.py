@@ -13,6 +13,12 @@ Mirrors Hafnium ``api_ffa_rxtx_map`` / ``api_get_rxtx_description`` / ``api_vm_c
 A hypervisor that releases or acquires a buffer it does not own is refused as Hafnium refuses it
 and, because the hypervisor broke the ownership protocol, reported to the checker with
 ``sink.violation("ownership", ...)``.
+
+Locks, as Hafnium takes them: the owner's VM lock around everything done to its mailbox
+(``ffa_vm_find_locked``, with ``nwd_vms_lock`` first for a VM, or ``ffa_vm_find_locked_create``
+for a mapping); a forwarded map reads the hypervisor's TX buffer under VM 0's lock first. A map
+or unmap holds ``mm_stage1_lock`` inside the owner's lock, and for a normal-world owner takes
+VM 0's lock inside that (``lock_other_world``): against the documented order, as in Hafnium.
 """
 
 from __future__ import annotations
@@ -21,10 +27,21 @@ import struct
 from typing import TYPE_CHECKING
 
 from .. import abi
-from ..machine import Frame, grant, revoke
+from ..machine import Frame, grant, revoke, spin_lock, spin_unlock
 from ..machine.memory import MAX_MFN, PAGE_SIZE
 from .mailbox import EMPTY, FULL, OTHER_WORLD_OWNED, Endpoint
 from .spmc import HYP_ID, Handler, Regs, error, is_vm_id, success
+from .vm import (
+    declare_pages,
+    ffa_vm_find_locked,
+    ffa_vm_find_locked_create,
+    ffa_vm_nwd_free,
+    lock_other_world,
+    unlock_other_world,
+    version_unlocked,
+    vm_lock,
+    vm_unlock,
+)
 
 if TYPE_CHECKING:
     from .spmc import Spmc
@@ -48,6 +65,7 @@ def _ns_frames(spmc: Spmc, pa: int, pages: int) -> list[Frame] | None:
         return None
     mem = spmc.machine.mem
     out = []
+    declare_pages(spmc, range(pa // PAGE_SIZE, pa // PAGE_SIZE + pages), False)
     for i in range(pages):
         mfn = (pa // PAGE_SIZE) + i
         if mfn in spmc.ns_excluded or not spmc.sender_has_access(mfn):
@@ -63,6 +81,7 @@ def _sp_frames(spmc: Spmc, ep: Endpoint, pa: int, pages: int) -> list[Frame] | N
         return None
     mem = spmc.machine.mem
     out = []
+    declare_pages(spmc, range(first, first + pages), False)
     for mfn in range(first, first + pages):
         f = mem.frame(mfn)
         if f.owner != ep.party or not f.secure or not spmc.sender_has_access(mfn):
@@ -74,7 +93,8 @@ def _sp_frames(spmc: Spmc, ep: Endpoint, pa: int, pages: int) -> list[Frame] | N
 
 
 def _configure(spmc: Spmc, ep: Endpoint, tx: int, rx: int, pages: int) -> int:
-    """Hafnium ``api_vm_configure_pages``: checks 4 to 10 of §2.1; maps on success."""
+    """Hafnium ``api_vm_configure_pages``: checks 4 to 10 of §2.1; maps on success. With the
+    owner's lock and ``mm_stage1_lock`` held."""
     mbox = ep.mailbox
     if mbox.mapped:
         spmc.log(f"RXTX_MAP: endpoint 0x{ep.id:x} already has buffers")
@@ -95,13 +115,17 @@ def _configure(spmc: Spmc, ep: Endpoint, tx: int, rx: int, pages: int) -> int:
             spmc.log(f"RXTX_MAP: 0x{ep.id:x} does not own its buffer pages exclusively")
             return abi.FFA_RET_INVALID_PARAMETERS
     else:
+        # arch_other_world_vm_configure_rxtx_map: the pages leave the NS view (VM 0's).
+        other = lock_other_world(spmc, ep)
         rx_frames = _ns_frames(spmc, rx, pages)
         tx_frames = _ns_frames(spmc, tx, pages)
         if rx_frames is None or tx_frames is None:
+            unlock_other_world(ep, other)
             spmc.log(f"RXTX_MAP: buffers of 0x{ep.id:x} are not in the NS memory view")
             return abi.FFA_RET_DENIED
         for f in rx_frames + tx_frames:
             spmc.ns_excluded[f.mfn] = ep.id
+        unlock_other_world(ep, other)
     for f in rx_frames + tx_frames:
         grant(f, "spmc")
     spmc.mailbox_changed(ep.id)
@@ -114,42 +138,59 @@ def ffa_rxtx_map(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     """FFA_RXTX_MAP_64: map the caller's pair, or (hypervisor, x1=x2=x3=0) a VM's."""
     tx, rx, pages = r[1], r[2], r[3]
     if ep.id != HYP_ID or tx or rx or pages:
-        ret = _configure(spmc, ep, tx, rx, pages)
-        return success() if ret == abi.FFA_RET_OK else error(ret)
-
-    # Forwarded: the endpoint RX/TX descriptor sits in the hypervisor's TX buffer.
-    hyp_mbox = ep.mailbox
-    if not hyp_mbox.mapped:
-        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "forwarded RXTX_MAP without hyp TX")
-    buf = spmc.machine.mem.read(hyp_mbox.tx, hyp_mbox.size, "spmc")  # read once
-    vm_id, _reserved, rx_off, tx_off = RXTX_DESC.unpack_from(buf, 0)
-    if max(rx_off, tx_off) > len(buf) - COMPOSITE_SIZE - CONSTITUENT.size:
-        # Hafnium v2.14 trusts the offsets; reading past the page would be a bug there.
-        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "RX/TX descriptor offsets out of range")
-    rx_addr, rx_pages = CONSTITUENT.unpack_from(buf, rx_off + COMPOSITE_SIZE)
-    tx_addr, _tx_pages = CONSTITUENT.unpack_from(buf, tx_off + COMPOSITE_SIZE)
-    if vm_id == INVALID_VM_ID:
-        # Hafnium api_get_rxtx_description returns HF_INVALID_VM_ID both for "no hypervisor
-        # TX" and for a descriptor naming 0x7FFF; api_ffa_rxtx_map answers both alike.
-        return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "forwarded RXTX_MAP for ID 0x7fff")
-    if not is_vm_id(vm_id):
-        return spmc.refuse(abi.FFA_RET_DENIED, f"forwarded RXTX_MAP for partition 0x{vm_id:x}")
-    owner = spmc.vm_find_or_alloc(vm_id)
-    if owner is None:
-        return spmc.refuse(abi.FFA_RET_DENIED, f"no VM slot left for 0x{vm_id:x}")
-    ret = _configure(spmc, owner, tx_addr, rx_addr, rx_pages)
+        owner = ep
+        vm_lock(ep)
+    else:
+        # Forwarded (api_get_rxtx_description): the endpoint RX/TX descriptor sits in the
+        # hypervisor's TX buffer, read under the hypervisor's lock.
+        vm_lock(ep)
+        hyp_mbox = ep.mailbox
+        if not hyp_mbox.mapped:
+            vm_unlock(ep)
+            return spmc.refuse(
+                abi.FFA_RET_INVALID_PARAMETERS, "forwarded RXTX_MAP without hyp TX"
+            )
+        buf = spmc.machine.mem.read(hyp_mbox.tx, hyp_mbox.size, "spmc")  # read once
+        vm_unlock(ep)
+        vm_id, _reserved, rx_off, tx_off = RXTX_DESC.unpack_from(buf, 0)
+        if max(rx_off, tx_off) > len(buf) - COMPOSITE_SIZE - CONSTITUENT.size:
+            # Hafnium v2.14 trusts the offsets; reading past the page would be a bug there.
+            return spmc.refuse(
+                abi.FFA_RET_INVALID_PARAMETERS, "RX/TX descriptor offsets out of range"
+            )
+        rx, pages = CONSTITUENT.unpack_from(buf, rx_off + COMPOSITE_SIZE)
+        tx, _tx_pages = CONSTITUENT.unpack_from(buf, tx_off + COMPOSITE_SIZE)
+        if vm_id == INVALID_VM_ID:
+            # Hafnium api_get_rxtx_description returns HF_INVALID_VM_ID both for "no
+            # hypervisor TX" and for a descriptor naming 0x7FFF; both are answered alike.
+            return spmc.refuse(
+                abi.FFA_RET_INVALID_PARAMETERS, "forwarded RXTX_MAP for ID 0x7fff"
+            )
+        if not is_vm_id(vm_id):
+            return spmc.refuse(abi.FFA_RET_DENIED, f"forwarded RXTX_MAP for partition 0x{vm_id:x}")
+        found = ffa_vm_find_locked_create(spmc, vm_id)
+        if found is None:
+            return spmc.refuse(abi.FFA_RET_DENIED, f"no VM slot left for 0x{vm_id:x}")
+        owner = found
+    stage1 = spmc.mm_stage1_lock
+    spin_lock(stage1)
+    ret = _configure(spmc, owner, tx, rx, pages)
+    spin_unlock(stage1)
     if ret != abi.FFA_RET_OK:
-        spmc.vm_free_if_unused(owner)
-        return error(ret)
-    return success()
+        ffa_vm_nwd_free(spmc, owner)  # a VM slot taken for this map only is given back
+    vm_unlock(owner)
+    return success() if ret == abi.FFA_RET_OK else error(ret)
 
 
 def unmap_mailbox(spmc: Spmc, target: Endpoint) -> None:
-    """Drop ``target``'s RX/TX mapping and give NS pages back to the NS view."""
+    """Drop ``target``'s RX/TX mapping and give NS pages back to the NS view; with
+    ``target``'s lock and ``mm_stage1_lock`` held."""
     mbox = target.mailbox
+    other = lock_other_world(spmc, target) if is_vm_id(target.id) else target
     for f in mbox.rx_frames + mbox.tx_frames:
         revoke(f, "spmc")
         spmc.ns_excluded.pop(f.mfn, None)
+    unlock_other_world(target, other)
     spmc.mailbox_changed(target.id)
     mbox.rx_frames = []
     mbox.tx_frames = []
@@ -162,22 +203,28 @@ def ffa_rxtx_unmap(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "RXTX_UNMAP of a partition's buffers")
     if ep.id != HYP_ID and target_id:
         return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "RXTX_UNMAP: partition named an ID")
-    target = spmc.endpoints.get(target_id) if target_id else ep
+    target = ffa_vm_find_locked(spmc, target_id or ep.id)
     if target is None:
         return spmc.refuse(
             abi.FFA_RET_INVALID_PARAMETERS, f"RXTX_UNMAP: unknown VM 0x{target_id:x}"
         )
     if not target.mailbox.mapped:
+        vm_unlock(target)
         return spmc.refuse(
             abi.FFA_RET_INVALID_PARAMETERS, f"RXTX_UNMAP: 0x{target.id:x} has no buffers"
         )
+    stage1 = spmc.mm_stage1_lock
+    spin_lock(stage1)
     unmap_mailbox(spmc, target)
-    spmc.vm_free_if_unused(target)
+    spin_unlock(stage1)
+    ffa_vm_nwd_free(spmc, target)
+    vm_unlock(target)
     return success()
 
 
 def release_mailbox(spmc: Spmc, target: Endpoint) -> int:
-    """Hafnium ``api_release_mailbox``: give ``target``'s RX back to the SPMC."""
+    """Hafnium ``api_release_mailbox``: give ``target``'s RX back to the SPMC (``target``
+    locked)."""
     mbox = target.mailbox
     if mbox.state is EMPTY:
         return abi.FFA_RET_DENIED
@@ -200,11 +247,15 @@ def ffa_rx_release(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     vm_id = abi.ffa_receiver(r[1])
     if ep.id != HYP_ID and vm_id:
         return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "RX_RELEASE: partition named an ID")
-    target = spmc.vm_find(vm_id) if ep.id == HYP_ID else ep
+    if ep.id == HYP_ID:
+        target = ffa_vm_find_locked(spmc, vm_id) if is_vm_id(vm_id) else None
+    else:
+        target = ffa_vm_find_locked(spmc, ep.id)
     if target is None:
         return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, f"RX_RELEASE: unknown VM 0x{vm_id:x}")
     before = target.mailbox.state
     ret = release_mailbox(spmc, target)
+    vm_unlock(target)
     if ret != abi.FFA_RET_OK:
         whose = "its own RX buffer" if target.id == HYP_ID else f"the RX buffer of VM 0x{vm_id:x}"
         why = (
@@ -225,11 +276,14 @@ def ffa_rx_acquire(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     vm_id = abi.ffa_receiver(r[1])
     if ep.id != HYP_ID or not is_vm_id(vm_id):
         return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, "RX_ACQUIRE: only for the hypervisor")
-    target = spmc.vm_find(vm_id)  # ID 0 is the hypervisor's own mailbox, as in Hafnium
+    target = ffa_vm_find_locked(spmc, vm_id)  # ID 0 is the hypervisor's own mailbox, as in Hafnium
     if target is None or not target.mailbox.mapped:
+        if target is not None:
+            vm_unlock(target)
         return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, f"RX_ACQUIRE: VM 0x{vm_id:x} has no RX")
     state = target.mailbox.state
     if state is not EMPTY:
+        vm_unlock(target)
         text = f"RX_ACQUIRE of VM 0x{vm_id:x} refused (DENIED): its RX buffer is {state.value}"
         spmc.log(text)
         if state is OTHER_WORLD_OWNED:
@@ -239,6 +293,7 @@ def ffa_rx_acquire(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return error(abi.FFA_RET_DENIED)
     spmc.mailbox_changed(target.id)
     target.mailbox.state = OTHER_WORLD_OWNED
+    vm_unlock(target)
     return success()
 
 
@@ -252,13 +307,16 @@ def ffa_msg_wait(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
         return spmc.refuse(abi.FFA_RET_NOT_SUPPORTED, "MSG_WAIT from the normal world")
     if r[1] or any(r[3:8]):
         return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_WAIT: x1, x3..x7 MBZ")
-    if ep.version >= abi.FFA_VERSION_1_2:
+    if version_unlocked(spmc, ep) >= abi.FFA_VERSION_1_2:
         if any(r[8:]):
             return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_WAIT: x8..x17 MBZ")
     elif r[2]:
         return spmc.refuse(abi.FFA_RET_INVALID_PARAMETERS, "MSG_WAIT: w2 MBZ before v1.2")
     if not r[2] & 1:
-        release_mailbox(spmc, ep)  # errors are ignored, as in Hafnium
+        # api_ffa_msg_wait_rx_release: under the partition's own lock; errors are ignored.
+        vm_lock(ep)
+        release_mailbox(spmc, ep)
+        vm_unlock(ep)
     return success()
 
 

@@ -6,10 +6,13 @@ ABI handlers live one area per module (``rxtx.py``, ``partinfo.py``, ``messaging
 ``memory.py``, ``notifications.py``); this module owns the state they share and the one
 dispatcher that turns their answers into registers.
 
-Locks: one SPMC-wide spinlock, ``spmc.lock``, taken around every top-level call (Hafnium takes
-per-VM locks; one lock is coarser but keeps the checker's view of the secure world simple).
-Calls a partition makes from inside a handler run under the lock the outer call holds and do
-not retake it. The SRI hook runs after the lock is dropped, as an interrupt would.
+Locks: Hafnium's, in its order (``vm.py`` holds the lock helpers and the order): each
+endpoint's VM lock, each vCPU's lock, the normal-world VM table lock, the share-states lock and
+the SPMC's stage-1 lock; each ABI module says at its top which it takes. There is no SPMC-wide
+lock: calls of different endpoints, and of different execution contexts of one partition, run
+at once and interleave at the machine's scheduling points. A partition's handler runs with no
+SPMC lock held (Hafnium has switched to the partition's vCPU), and its calls into the SPMC
+take the locks afresh. The SRI hook runs when the calling context's outermost SMC returns.
 
 Untrusted input (registers, buffer contents) gets an FF-A error, never an exception; a Python
 exception escaping here is a firmware crash (or a partition handler's crash) and is a finding.
@@ -22,11 +25,25 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import abi
-from ..machine import Machine, grant, spin_lock, spin_unlock
+from ..machine import Machine, grant
 from ..machine.events import MAILBOX
 from ..machine.memory import MAX_MFN, NS_DRAM_BASE_MFN, PAGE_SIZE
 from .mailbox import Endpoint, Mailbox, Notifications
 from .partition import SP_PRIVATE_PAGES, SecurePartition
+from .vm import (
+    SPMC_STATE,
+    SRI,
+    VERSION,
+    WAITING,
+    Vcpu,
+    cpu_index,
+    current_vcpu,
+    vcpu_lock,
+    vcpu_unlock,
+    version_unlocked,
+    vm_lock,
+    vm_unlock,
+)
 
 if TYPE_CHECKING:
     from .memory import ShareState
@@ -108,13 +125,21 @@ class Spmc:
         self.unaligned = unaligned
         """A memory send may name constituents at unaligned addresses; every 4 KiB page the
         range touches is taken (Hafnium refuses them: INVALID_PARAMETERS)."""
-        self.lock = machine.spinlock("spmc.lock")
+        self.nwd_vms_lock = machine.spinlock("spmc.nwd_vms_lock")
+        """Hafnium ``nwd_vms_lock_instance``: the table of normal-world VMs (``vm_slots``)."""
+        self.share_states_lock = machine.spinlock("spmc.share_states_lock")
+        """Hafnium ``share_states_lock_instance``: the memory-sharing table (``memory.py``)."""
+        self.mm_stage1_lock = machine.spinlock("spmc.mm_stage1_lock")
+        """Hafnium ``mm_stage1_lock``: the SPMC's own mappings."""
         self.on_sri: Callable[[], None] | None = None
         """Called (outside the SPMC lock) each time the SPMC raises the schedule-receiver
         interrupt; the system wires Xen's IRQ handler here."""
         self.sri_pending = False
         """True from raising the SRI until the hypervisor's next FFA_NOTIFICATION_INFO_GET."""
-        self._sri_due = False
+        # Contexts that raised the SRI in their current SMC, and how deep each context is in
+        # SMCs (a partition's calls from its handler nest in the call that runs it).
+        self._sri_due: set[str] = set()
+        self._depth: dict[str, int] = {}
         self.partitions: dict[int, SecurePartition] = {}
         self.endpoints: dict[int, Endpoint] = {}
         # Hafnium's nwd_vms table: slot -> VM ID (None: free). A new VM takes the first free
@@ -127,8 +152,6 @@ class Spmc:
         self.donated: dict[int, int] = {}
         # Normal-world frames mapped as some endpoint's RX/TX: out of the NS memory view.
         self.ns_excluded: dict[int, int] = {}
-        # Partitions running a handler now (each takes one direct request at a time).
-        self.sp_busy: set[int] = set()
         # Verdicts of memory-send descriptor checks, a pure function of the descriptor copy
         # and the caller (memory.py); bounded.
         self.send_verdicts: dict[tuple[bytes, int, str, int, int], tuple[Any, int, str]] = {}
@@ -146,7 +169,7 @@ class Spmc:
         for module in (rxtx, partinfo, messaging, memory, notifications):
             self._dispatch.update(module.HANDLERS)
 
-        hyp_ep = Endpoint(HYP_ID, version, Mailbox(HYP_ID), Notifications(enabled=False))
+        hyp_ep = self._endpoint(HYP_ID, version, Notifications(enabled=False))
         self.endpoints[HYP_ID] = hyp_ep
         # Who may call entry(): the hypervisor and each partition (never a VM directly).
         self._callers: dict[int, Endpoint] = {HYP_ID: hyp_ep}
@@ -173,7 +196,9 @@ class Spmc:
         )
         if sp.ffa_version is None:
             sp.ffa_version = self.version
-        ep = Endpoint(sp.id, sp.ffa_version, Mailbox(sp.id), notif)
+        ep = self._endpoint(sp.id, sp.ffa_version, notif)
+        # A partition's execution contexts wait for their first direct request.
+        ep.vcpus = [Vcpu(self.machine, sp.id, i, WAITING) for i in range(max(1, sp.exec_ctx))]
         rx, tx = frames[0], frames[1]
         assert rx is not None and tx is not None
         ep.mailbox.rx_frames = [rx]
@@ -187,6 +212,10 @@ class Spmc:
         sp.rx = rx.pa
         sp.tx = tx.pa
         sp.pages = [f.pa for f in private if f is not None]
+
+    def _endpoint(self, ep_id: int, version: int, notif: Notifications) -> Endpoint:
+        lock = self.machine.spinlock(f"spmc.vm{ep_id:x}.lock")
+        return Endpoint(ep_id, version, Mailbox(ep_id), notif, lock)
 
     # -- introspection ----------------------------------------------------------------------
     @property
@@ -203,6 +232,10 @@ class Spmc:
     def vms(self) -> list[int]:
         """FF-A IDs of the normal-world VMs the SPMC tracks (its ``nwd_vms`` table)."""
         return sorted(i for i in self.endpoints if i and is_vm_id(i))
+
+    def calls_under_way(self) -> list[str]:
+        """The contexts that are inside an SMC to the SPMC now."""
+        return sorted(self._depth)
 
     def invariant_problems(self) -> list[str]:
         """Inconsistencies in the SPMC's state (empty when consistent); see ``invariants.py``."""
@@ -225,19 +258,15 @@ class Spmc:
         self.machine.sink.access(MAILBOX, endpoint, True)
 
     def raise_sri(self) -> None:
-        """Mark the schedule-receiver interrupt pending; the hook runs once the call ends."""
+        """Mark the schedule-receiver interrupt pending; the hook runs once the calling
+        context's outermost SMC ends (Hafnium triggers the SGI on the caller's CPU)."""
+        self.machine.sink.access(SPMC_STATE, SRI, True)
         self.sri_pending = True
-        self._sri_due = True
+        self._sri_due.add(self.machine.current)
 
-    def vm_find(self, vm_id: int) -> Endpoint | None:
-        """The endpoint of normal-world ID ``vm_id`` (0: the hypervisor), if known."""
-        return self.endpoints.get(vm_id) if is_vm_id(vm_id) else None
-
-    def vm_find_or_alloc(self, vm_id: int) -> Endpoint | None:
-        """Hafnium ``ffa_vm_find_locked_create``: a slot for VM ``vm_id``, or None if full."""
-        ep = self.endpoints.get(vm_id)
-        if ep is not None:
-            return ep
+    def vm_slot_take(self, vm_id: int) -> Endpoint | None:
+        """The first free slot of the normal-world VM table, given to VM ``vm_id`` (None when
+        full). With ``nwd_vms_lock`` held (``vm.ffa_vm_nwd_alloc``)."""
         slots = self.vm_slots
         if len(slots) < self.max_vms:  # max_vms may be raised after construction
             slots.extend([None] * (self.max_vms - len(slots)))
@@ -249,19 +278,16 @@ class Spmc:
         # Hafnium ffa_vm_init gives every nwd_vms slot the hypervisor's version *at SPMC
         # boot*, which is the compiled version: a later FFA_VERSION from the hypervisor
         # changes only its own endpoint (hafnium-spmc.md §7).
-        ep = Endpoint(vm_id, self.version, Mailbox(vm_id), Notifications(enabled=False))
+        ep = self._endpoint(vm_id, self.version, Notifications(enabled=False))
         self.mailbox_changed(vm_id)
         self.endpoints[vm_id] = ep
         return ep
 
-    def vm_free_if_unused(self, ep: Endpoint) -> None:
-        """Hafnium ``ffa_vm_nwd_free``: forget a VM with no mailbox and no notifications."""
-        if ep.id == HYP_ID or not is_vm_id(ep.id):
-            return
-        if not ep.mailbox.mapped and not ep.notif.enabled:
-            self.mailbox_changed(ep.id)
-            del self.endpoints[ep.id]
-            self.vm_slots[self.vm_slots.index(ep.id)] = None
+    def vm_slot_free(self, ep: Endpoint) -> None:
+        """Give VM ``ep``'s slot back (``vm.ffa_vm_nwd_free``, with the VM's lock held)."""
+        self.mailbox_changed(ep.id)
+        del self.endpoints[ep.id]
+        self.vm_slots[self.vm_slots.index(ep.id)] = None
 
     def ns_range_ok(self, pa: int, pages: int) -> bool:
         """Whether ``[pa, pa + pages*4K)`` lies in normal-world DRAM (the SPMC's NS view)."""
@@ -287,26 +313,32 @@ class Spmc:
         if ep is None:
             return abi.error(abi.FFA_RET_NOT_SUPPORTED)
         r = _normalise(regs)
-        lock = self.lock
-        # A partition's call from inside a handler runs under the lock its caller holds.
-        nested = lock.holder is not None and lock.holder == self.machine.current
-        if not nested:
-            spin_lock(lock)
+        ctx = self.machine.current
+        inside = self._depth
+        depth = inside.get(ctx)  # None: the context's outermost call
+        inside[ctx] = 1 if depth is None else depth + 1
         fid = r[0]
-        if fid != _FFA_VERSION and fid != _FFA_INTERRUPT:
-            ep.negotiated = True  # Hafnium ffa_version_negotiated
         handler = self._dispatch.get(fid)
         if handler is None:
             out = self.refuse(abi.FFA_RET_NOT_SUPPORTED, f"unknown function {abi.name(fid)}")
         else:
             out = handler(self, ep, r)
-        if nested:
+        if fid != _FFA_VERSION and fid != _FFA_INTERRUPT and not ep.negotiated:
+            # Hafnium ffa_handler sets ffa_version_negotiated under the VM lock after every
+            # call but FFA_VERSION; the flag only goes from false to true, so the model takes
+            # the lock only until it is set.
+            vm_lock(ep)
+            ep.negotiated = True
+            vm_unlock(ep)
+        if depth is not None:
+            inside[ctx] = depth
             return out
-        sri = self._sri_due
-        self._sri_due = False
-        spin_unlock(lock)
-        if sri and self.on_sri is not None:
-            self.on_sri()
+        del inside[ctx]
+        due = self._sri_due
+        if ctx in due:
+            due.discard(ctx)
+            if self.on_sri is not None:
+                self.on_sri()
         return out
 
 
@@ -356,10 +388,14 @@ def ffa_version(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     if requested & 0x80000000 or not abi.versions_compatible(requested, spmc.version):
         spmc.log(f"FFA_VERSION 0x{requested:x} from 0x{ep.id:x} not supported")
         return bad
+    vm_lock(ep)
     if ep.negotiated and requested != ep.version:
+        vm_unlock(ep)
         spmc.log(f"FFA_VERSION: 0x{ep.id:x} cannot change version after other FF-A calls")
         return bad
+    spmc.machine.sink.access(SPMC_STATE, (VERSION, ep.id), True)
     ep.version = requested  # the caller's only: VMs keep the boot version (ffa_vm_init)
+    vm_unlock(ep)
     return abi.regs(spmc.version)
 
 
@@ -442,11 +478,12 @@ def ffa_features(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     fid = w1
     if fid == abi.FFA_RXTX_MAP_64:
         # bits[1:0] = 0: 4 KiB granule; bits[31:16]: max pages, for v1.2+ callers only.
-        max_pages = 1 if ep.version >= abi.FFA_VERSION_1_2 or spmc.v1_2_properties else 0
+        v12 = version_unlocked(spmc, ep) >= abi.FFA_VERSION_1_2
+        max_pages = 1 if v12 or spmc.v1_2_properties else 0
         return abi.success(max_pages << 16)
     if fid in (abi.FFA_MEM_RETRIEVE_REQ_32, abi.FFA_MEM_RETRIEVE_REQ_64):
         # A v1.1+ caller must say it handles the NS bit (input w2 bit 1).
-        if ep.version >= abi.FFA_VERSION_1_1 and not w2 & 0x2:
+        if version_unlocked(spmc, ep) >= abi.FFA_VERSION_1_1 and not w2 & 0x2:
             return unsupported
         return abi.success(0x6)
     if fid in _FEATURES_BOTH:
@@ -482,5 +519,8 @@ def ffa_console_log(spmc: Spmc, ep: Endpoint, r: Regs) -> Regs:
     raw = b"".join((r[i] & ((1 << (8 * per_reg)) - 1)).to_bytes(per_reg, "little")
                    for i in range(2, last))  # fmt: skip
     who = spmc.partitions[ep.id].party if ep.id in spmc.partitions else "hyp"
+    current = current_vcpu(spmc, ep, cpu_index(spmc.machine))
+    vcpu_lock(current)  # Hafnium buffers the line in the vCPU's log buffer
     spmc.log(f"{who}: {raw[:count].decode('ascii', 'replace')}")
+    vcpu_unlock(current)
     return success()
