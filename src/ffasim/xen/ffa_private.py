@@ -21,6 +21,7 @@ from typing import Final
 from .. import abi
 from ..machine import (
     P2M,
+    PAGE_SHIFT,
     Atomic,
     Frame,
     Guarded,
@@ -31,7 +32,7 @@ from ..machine import (
     SmcConduit,
     Spinlock,
 )
-from ..machine.events import DOM
+from ..machine.events import DOM, MEM
 
 Regs = abi.Regs
 
@@ -504,6 +505,9 @@ class MappedBuf:
                 f"NULL pointer dereference: Xen {what} {self.name} at {off:#x}+{n}"
             )
         if not self.mapped:
+            # The abort depends on the unmap that came first (a MEM point on the page): the
+            # attempted access must say so, or the search never tries it the other way round.
+            self.machine.sink.access(MEM, self.pa >> PAGE_SHIFT, write=what == "writes")
             raise HypervisorPanic(
                 f"data abort: Xen {what} {self.name} at {off:#x}+{n} through a mapping it "
                 "already dropped"
