@@ -75,6 +75,8 @@ MODEL_ONLY: dict[str, str] = {
     "write_mem_region": "the field stores of ffa_handle_rxtx_map describing one page",
     "rxtx_unmap_pages": "the common tail of rxtx_unmap in every version",
     "vm_partition_info": "the struct ffa_partition_info_1_0 that ffa_get_vm_partinfo fills",
+    "write_msg_1_2": "the stores of ffa_msg_send2_vm into the receiver's RX (header, then the "
+    "payload memcpy), shared with the reference, which makes them under rx_lock",
     "load_field": "one field read of the transaction header in read_mem_transaction",
     "write_share_descriptor_1_1": "the body of share_shm before a90376c6ad, shared by the "
     "versions that have it",

@@ -42,6 +42,21 @@ _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 
 
+def write_msg_1_2(rx_buf: MappedBuf, src_buf: MappedBuf, src_msg: FfaPartMsgRxtx) -> None:
+    """The body of ``ffa_msg_send2_vm`` that fills the receiver's RX: the v1.2 header field by
+    field (as the C assigns ``dst_msg->...``), then the payload ``memcpy`` from the sender's TX."""
+    rx_buf.store(0, _U32.pack(0))  # flags
+    rx_buf.store(4, _U32.pack(0))  # reserved
+    rx_buf.store(8, _U32.pack(FFA_PART_MSG_RXTX_1_2.size))  # msg_offset
+    rx_buf.store(12, _U32.pack(src_msg.send_recv_id))
+    rx_buf.store(16, _U32.pack(src_msg.msg_size))
+    rx_buf.store(20, _U32.pack(0))  # reserved2
+    rx_buf.store(24, _U64.pack(src_msg.uuid0))
+    rx_buf.store(32, _U64.pack(src_msg.uuid1))
+    size = src_msg.msg_size
+    rx_buf.store(FFA_PART_MSG_RXTX_1_2.size, src_buf.load(src_msg.msg_offset, size))
+
+
 class FfaPartMsgRxtx:
     """Xen's local copy of a SEND2 header (``struct ffa_part_msg_rxtx``, 1.1 or 1.2 layout),
     made by one ``memcpy`` from the sender's TX (:meth:`copy`). Fields absent from a 1.1
@@ -126,17 +141,7 @@ class FfaMsg(FfaNotif):
                 ret = abi.FFA_RET_NO_MEMORY
                 self.ffa_rx_release(dst_ctx)
             else:
-                # The destination header, field by field, then the payload memcpy.
-                rx_buf.store(0, _U32.pack(0))  # flags
-                rx_buf.store(4, _U32.pack(0))  # reserved
-                rx_buf.store(8, _U32.pack(FFA_PART_MSG_RXTX_1_2.size))  # msg_offset
-                rx_buf.store(12, _U32.pack(src_msg.send_recv_id))
-                rx_buf.store(16, _U32.pack(src_msg.msg_size))
-                rx_buf.store(20, _U32.pack(0))  # reserved2
-                rx_buf.store(24, _U64.pack(src_msg.uuid0))
-                rx_buf.store(32, _U64.pack(src_msg.uuid1))
-                size = src_msg.msg_size
-                rx_buf.store(FFA_PART_MSG_RXTX_1_2.size, src_buf.load(src_msg.msg_offset, size))
+                write_msg_1_2(rx_buf, src_buf, src_msg)
         if ret:  # out_unlock:
             self.printk(f"msg_send2 to {dst_id:#x} failed: {ret}")
         else:

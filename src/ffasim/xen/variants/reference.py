@@ -15,6 +15,11 @@ rest is upstream as in ``ffasim/xen/``:
   timer never uses a freed context;
 - ``ffa_negotiate_version``: FFA_VERSION with bit 31 (MBZ) set is NOT_SUPPORTED;
 - ``ffa_fw_supports_fid``: FFA_MEM_SHARE is offered only when the firmware can also reclaim;
+- ``ffa_rx_acquire`` returns with ``rx_lock`` held, and ``ffa_handle_partition_info_get`` and
+  ``ffa_msg_send2_vm`` write the guest's RX under it: the guest can no longer release and unmap
+  its RX while Xen writes it (a data abort in Xen upstream);
+- ``ffa_notif_domain_destroy`` takes the pending notifications before destroying the bitmap
+  (upstream leaves the SPMC tracking the VM for good);
 - ``ffa_get_vm_partinfo`` counts the entries that fit when the buffer is full, so that
   PARTITION_INFO_GET_REGS pages past five VMs.
 """
@@ -27,12 +32,16 @@ from ... import abi
 from ...machine import read_lock, read_unlock, spin_lock, spin_unlock, write_lock, write_unlock
 from ...machine.xmalloc import alloc_site
 from ..ffa import Ffa
+from ..ffa_msg import FFA_PART_MSG_RXTX_1_2, FfaPartMsgRxtx, write_msg_1_2
 from ..ffa_partinfo import ffa_copy_info, vm_partition_info
 from ..ffa_private import (
     FFA_ADDRESS_RANGE,
     FFA_CTX_TEARDOWN_DELAY,
     FFA_ID_IS_SECURE,
     FFA_MEM_REGION,
+    FFA_PAGE_SIZE,
+    FFA_PARTITION_INFO_1_0,
+    FFA_PARTITION_INFO_1_1,
     FFA_RXTX_PAGE_COUNT,
     Cursor,
     Domain,
@@ -45,6 +54,7 @@ from ..ffa_private import (
     ffa_set_regs_error,
     ffa_set_regs_success,
     ffa_uuid_is_nil,
+    ffa_uuid_set,
     is_64bit_domain,
 )
 from ..ffa_rxtx import xenheap_buf
@@ -358,3 +368,104 @@ class ReferenceFfa(Ffa):
         if ret == 0:
             return ffa_set_regs_success(abi.handle_lo(handle), abi.handle_hi(handle))
         return ffa_set_regs_error(ret)
+
+    # -- ffa_rxtx.c: a producer keeps rx_lock while it fills the guest's RX -----------------------
+    def ffa_rx_acquire(self, ctx: FfaCtx) -> tuple[int, MappedBuf | None, int]:
+        """Upstream, but on success it returns with ``ctx->rx_lock`` still held: the caller
+        fills the buffer under it and unlocks (``ffa_handle_partition_info_get``,
+        ``ffa_msg_send2_vm``). Upstream drops the lock before the caller writes, so the guest's
+        own FFA_RX_RELEASE from another vCPU frees the buffer for its producers, and its
+        FFA_RXTX_UNMAP then unmaps Xen's global mapping while Xen still writes through it: a
+        data abort in Xen (docs/findings.md, "RX filled after the lock is dropped")."""
+        ret = abi.FFA_RET_OK
+        spin_lock(ctx.rx_lock)
+        if not ctx.page_count:
+            ret = abi.FFA_RET_DENIED
+            self.printk("RX acquire denied, no RX/TX mapped")
+        elif not ctx.rx_is_free.get():
+            ret = abi.FFA_RET_BUSY
+        elif self.ffa_fw_supports_fid(abi.FFA_RX_ACQUIRE):
+            ret = self.ffa_simple_call(abi.FFA_RX_ACQUIRE, ctx.ffa_id, 0, 0, 0)
+        if ret != abi.FFA_RET_OK:
+            spin_unlock(ctx.rx_lock)  # out:
+            return ret, None, 0
+        ctx.rx_is_free.set(False)
+        return ret, ctx.rx.get(), ctx.page_count * FFA_PAGE_SIZE  # rx_lock held
+
+    def ffa_handle_partition_info_get(self, d: Domain, regs: Regs) -> Regs:
+        """Upstream, with ``rx_lock`` held from ``ffa_rx_acquire`` until the entries are written
+        (see ``ffa_rx_acquire`` above); on an error the lock is dropped, then the buffer is
+        released as upstream does."""
+        ctx = d.tee
+        assert ctx is not None
+        flags = regs[5] & abi.MASK32
+        if flags:
+            return super().ffa_handle_partition_info_get(d, regs)  # a count: no buffer
+        uuid = ffa_uuid_set(regs[1], regs[2], regs[3], regs[4])
+        vm_count = sp_count = 0
+        if ctx.guest_vers.read() == abi.FFA_VERSION_1_0:
+            dst_size = FFA_PARTITION_INFO_1_0.size
+        else:
+            dst_size = FFA_PARTITION_INFO_1_1.size
+        ret, rx, buf_size = self.ffa_rx_acquire(ctx)
+        if ret == abi.FFA_RET_OK:
+            assert rx is not None
+            dst_buf = Cursor(rx)
+            if buf_size < dst_size:
+                ret = abi.FFA_RET_INVALID_PARAMETERS
+            elif self.ffa_fw_supports_fid(abi.FFA_PARTITION_INFO_GET):
+                ret, sp_count = self.ffa_get_sp_partinfo(uuid, dst_buf, buf_size, dst_size)
+            if not ret:
+                ret, vm_count = self.ffa_get_vm_partinfo(d, uuid, 0, dst_buf, buf_size, dst_size)
+            spin_unlock(ctx.rx_lock)  # the entries are written
+            if ret:  # out_rx_release:
+                self.ffa_rx_release(ctx)
+        if ret:  # out:
+            return ffa_set_regs_error(ret)
+        if ctx.guest_vers.read() == abi.FFA_VERSION_1_0:
+            dst_size = 0
+        return ffa_set_regs_success(sp_count + vm_count, dst_size)
+
+    # -- ffa_msg.c --------------------------------------------------------------------------------
+    def ffa_msg_send2_vm(
+        self, src_d: Domain, dst_id: int, src_buf: MappedBuf, src_msg: FfaPartMsgRxtx
+    ) -> int:
+        """Upstream, with the receiver's ``rx_lock`` held from ``ffa_rx_acquire`` until the
+        message is written (see ``ffa_rx_acquire`` above): the receiving VM cannot release and
+        unmap its RX under the copy."""
+        ret, dst_d = self.ffa_endpoint_domain_lookup(src_d, dst_id)
+        if ret or dst_d is None:
+            return ret
+        dst_ctx = dst_d.tee
+        assert dst_ctx is not None
+        ret, rx_buf, rx_size = self.ffa_rx_acquire(dst_ctx)
+        if not ret:
+            assert rx_buf is not None
+            if rx_size - FFA_PART_MSG_RXTX_1_2.size < src_msg.msg_size:
+                ret = abi.FFA_RET_NO_MEMORY
+                spin_unlock(dst_ctx.rx_lock)
+                self.ffa_rx_release(dst_ctx)
+            else:
+                write_msg_1_2(rx_buf, src_buf, src_msg)
+                spin_unlock(dst_ctx.rx_lock)
+        if ret:  # out_unlock:
+            self.printk(f"msg_send2 to {dst_id:#x} failed: {ret}")
+        else:
+            self.ffa_raise_rx_buffer_full(dst_d)
+        return ret
+
+    # -- ffa_notif.c ------------------------------------------------------------------------------
+    def ffa_notif_domain_destroy(self, d: Domain) -> None:
+        """Upstream, plus: take what is still pending for the dying VM, on each of its vCPUs,
+        before destroying its bitmap. The SPMC refuses FFA_NOTIFICATION_BITMAP_DESTROY while
+        notifications are pending (Hafnium: DENIED), upstream ignores that, and the SPMC then
+        keeps the VM's bitmap and slot for good: the next VM with that ID cannot create one,
+        and enough such deaths fill the SPMC's VM table (docs/findings.md, "Notifications
+        pending at teardown")."""
+        if not self.fw_notif_enabled:
+            return
+        vm_id = ffa_get_vm_id(d)
+        drain = abi.FFA_NOTIF_FLAG_BITMAP_SP | abi.FFA_NOTIF_FLAG_BITMAP_SPM
+        for vcpu in range(d.max_vcpus):
+            self.smc(abi.FFA_NOTIFICATION_GET, (vcpu << 16) | vm_id, drain)
+        self.ffa_notification_bitmap_destroy(vm_id)
