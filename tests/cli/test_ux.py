@@ -98,7 +98,8 @@ def test_run_json_prints_a_json_error_for_an_unknown_scenario() -> None:
         "error": "unknown scenario 'no-such': not a built-in (default, partinfo-2vcpu, "
         "rxtx-map-race, share-vs-partinfo, destroy-during-call, sri-vs-notification-get, "
         "send2-vm, map-2vcpu, partinfo-vs-unmap, send2-vs-map, version-vs-partinfo, send2-sp, "
-        "share-too-long, version-mbz) "
+        "share-too-long, version-mbz, partinfo-vs-release-unmap, "
+        "destroy-with-pending-notification) "
         "nor a .toml or .py file",
     }
 
@@ -177,6 +178,8 @@ def test_check_list_json_is_json() -> None:
         "send2-sp",
         "share-too-long",
         "version-mbz",
+        "partinfo-vs-release-unmap",
+        "destroy-with-pending-notification",
     ]
     assert [v["name"] for v in doc["variants"]] == [
         "reference",

@@ -22,6 +22,8 @@ BUILTIN_NAMES: tuple[str, ...] = (
     "send2-sp",
     "share-too-long",
     "version-mbz",
+    "partinfo-vs-release-unmap",
+    "destroy-with-pending-notification",
 )
 
 _cache: dict[str, Scenario] = {}

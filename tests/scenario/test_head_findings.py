@@ -1,0 +1,95 @@
+"""Defects of today's Xen (``head``) that the checker found and the reference fixes.
+
+Each is written up in docs/findings.md. The tests pin both halves: the search finds the defect
+on ``head`` (and the release it entered), and exhausts the same scenario on ``reference``
+without a finding, so the fix in ``variants/reference.py`` is what makes the difference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ffasim.scenario import check_scenario
+
+SEND2_VS_RELEASE_UNMAP = """
+[scenario]
+name = "send2-vs-release-unmap"
+description = "VM 0 sends VM 1 a message while VM 1 releases and unmaps its RX"
+vm_to_vm = true
+
+[[vm]]
+[[vm]]
+vcpus = 2
+
+[[setup]]
+op = "negotiate"
+vm = [0, 1]
+
+[[setup]]
+op = "map"
+vm = [0, 1]
+
+[[thread]]
+vm = 0
+steps = [{ op = "send2", dst = 2, data = "ping", expect = "any" }]
+
+[[thread]]
+vm = 1
+vcpu = 1
+steps = [{ op = "rx_release", expect = "any" }, { op = "unmap", expect = "any" }]
+"""
+
+
+def _check(spec: str, variant: str):  # type: ignore[no-untyped-def]
+    return check_scenario(
+        spec,
+        variant=variant,
+        strategy="dfs",
+        budget=5000,
+        out_dir=None,
+        minimise_findings=False,
+        stop_on_first=False,
+    )
+
+
+def _data_aborts(report, where: str) -> None:  # type: ignore[no-untyped-def]
+    """Xen wrote through its dropped mapping, in ``where`` (one finding per write site)."""
+    dropped = "through a mapping it already dropped"
+    aborts = [i.finding for i in report.issues if dropped in i.finding.message]
+    assert aborts and all(f.kind == "assertion" and where in f.message for f in aborts)
+
+
+@pytest.fixture
+def send2_file(tmp_path: Path) -> str:
+    path = tmp_path / "send2-vs-release-unmap.toml"
+    path.write_text(SEND2_VS_RELEASE_UNMAP, encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("variant", ["head", "xen-4.22"])
+def test_rx_written_after_release_and_unmap_is_a_data_abort(variant: str) -> None:
+    r = _check("partinfo-vs-release-unmap", variant)
+    _data_aborts(r, "ffa_copy_info")
+    # The same window, seen from the SPMC's side: Xen hands out an RX the guest gave back.
+    assert {i.finding.kind for i in r.issues} <= {"assertion", "ownership"}
+
+
+def test_send2_to_a_vm_that_releases_and_unmaps_is_a_data_abort(send2_file: str) -> None:
+    _data_aborts(_check(send2_file, "head"), "write_msg_1_2")
+
+
+@pytest.mark.parametrize("variant", ["head", "xen-4.22", "xen-4.20", "seed-v1"])
+def test_a_pending_notification_keeps_the_dead_vm_at_the_spmc(variant: str) -> None:
+    [issue] = _check("destroy-with-pending-notification", variant).issues
+    assert issue.finding.kind == "leak"
+    assert "SPMC still tracks destroyed VM 0x1" in issue.finding.message
+
+
+@pytest.mark.parametrize(
+    "spec", ["partinfo-vs-release-unmap", "destroy-with-pending-notification", "send2"]
+)
+def test_the_reference_fixes_them_all_exhaustively(spec: str, send2_file: str) -> None:
+    r = _check(send2_file if spec == "send2" else spec, "reference")
+    assert r.issues == [] and r.exhaustive
