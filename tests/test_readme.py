@@ -55,7 +55,7 @@ def test_readme_seed_table_commands_find_what_they_say(
 
 def _release_table() -> list[tuple[str, str, str]]:
     rows = re.findall(
-        r"^\| `(xen-[0-9.]+|seed-v1)` \| .*?\| `ffasim check (.*?)` \| `([a-z-]+)` \|$",
+        r"^\| `(head|xen-[0-9.]+|seed-v1)` \| .*?\| `ffasim check (.*?)` \| `([a-z-]+)` \|$",
         README.read_text(),
         flags=re.M,
     )

@@ -30,6 +30,7 @@ def _check(scenario: str, fault: str, *, variant: str = "reference", strict: boo
     [
         ("partinfo-2vcpu", "smc:FFA_NOTIFICATION_BITMAP_DESTROY", "SPMC still tracks destroyed VM"),
         ("partinfo-2vcpu", "smc:FFA_RXTX_UNMAP", "still referenced"),
+        ("destroy-with-pending-notification", "smc:FFA_NOTIFICATION_GET", "still tracks"),
         ("destroy-during-call", "smc:FFA_MEM_RECLAIM:NOT_SUPPORTED", "is a zombie"),
     ],
 )
@@ -81,6 +82,7 @@ def test_a_leak_that_no_rule_explains_stays_a_finding() -> None:
         ("smc:FFA_MEM_RECLAIM", NOT_SUPPORTED, "domain d0 is a zombie (2 references left)", 2),
         ("smc:FFA_MEM_RECLAIM", NOT_SUPPORTED, "SPMC share 0x1 of destroyed VM 0x1 remains", 2),
         ("smc:FFA_MEM_RECLAIM", NOT_SUPPORTED, "vm 0x1 still on the teardown list", 2),
+        ("smc:FFA_NOTIFICATION_GET", NOT_SUPPORTED, "SPMC still tracks destroyed VM 0x1 (b)", 3),
     ],
 )
 def test_each_rule_explains_its_lines_after_its_fault(
@@ -98,6 +100,7 @@ def test_each_rule_explains_its_lines_after_its_fault(
         # the right fault, a line it does not explain
         ("smc:FFA_NOTIFICATION_BITMAP_DESTROY", DENIED, "domain d0 is a zombie (1 reference)"),
         ("smc:FFA_RXTX_UNMAP", DENIED, "lock d0.ffa.rx_lock still held by d0v0"),
+        ("smc:FFA_NOTIFICATION_GET", DENIED, "page 0x80042 of destroyed d1 still referenced"),
         # DENIED is a temporary reclaim failure: Xen retries, nothing may be left
         ("smc:FFA_MEM_RECLAIM", DENIED, "domain d0 is a zombie (2 references left)"),
         # an allocation failure is no firmware failure

@@ -74,6 +74,14 @@ RULES: tuple[Accepted, ...] = (
         "damage'); the teardown then retries for ever",
         where="ffa_shm_domain_destroy() (ffa_shm.c)",
     ),
+    Accepted(
+        fault="smc:FFA_NOTIFICATION_GET",
+        line=re.compile(r"^SPMC still tracks destroyed VM 0x[0-9a-f]+ "),
+        why="the reference takes a dying VM's pending notifications before destroying its "
+        "bitmap; when the SPMC refuses that, the destroy is refused too and, as upstream, "
+        "nothing else can be done",
+        where="ffa_notif_domain_destroy() (variants/reference.py; docs/findings.md, finding 2)",
+    ),
 )
 
 
