@@ -18,7 +18,8 @@ def _python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
-def test_readme_python_examples_run() -> None:
+def test_readme_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # where ./ffasim-findings goes
     blocks = _python_blocks()
     assert len(blocks) >= 2
     namespace: dict[str, object] = {}

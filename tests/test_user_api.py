@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 
+import ffasim
 from ffasim import abi, strategies
 from ffasim.scenario import Scenario, ThreadSpec, VmSpec, step
 
@@ -63,3 +64,23 @@ def test_a_guest_sharing_broken_descriptors_gets_ffa_errors(ffasim_vm, m) -> Non
         assert ffasim_vm.smc(abi.FFA_MEM_RECLAIM, r[2], r[3], 0)[0] == abi.FFA_SUCCESS_32
     else:
         assert r[0] == abi.FFA_ERROR and abi.to_s32(r[2]) in abi.ERROR_CODES, m.change
+
+
+def test_the_seed_panic_found_from_python_is_gone_on_reference(tmp_path) -> None:
+    """``ffasim.check_scenario`` and ``ffasim.replay_file``: find on one variant, replay the
+    schedule on the fixed one."""
+    report = ffasim.check_scenario(partinfo_race(), variant="seed-v1", out=tmp_path)
+    (finding,) = report.findings
+    assert finding.kind == "assertion" and finding.schedule is not None
+    assert (tmp_path / "partinfo-race.toml").is_file()  # what the schedule replays
+
+    again = ffasim.replay_file(finding.schedule)
+    assert again.reproduced and again.followed and again.variant == "seed-v1"
+    assert again.finding is not None and again.finding.message == finding.message
+
+    fixed = ffasim.replay_file(finding.schedule, variant="reference")
+    assert not fixed.reproduced and fixed.finding is None and fixed.variant == "reference"
+    assert fixed.findings == [] and fixed.trace
+
+    clean = ffasim.check_scenario(partinfo_race(), out=tmp_path)
+    assert clean.findings == [] and clean.exhausted and clean.variant == "reference"

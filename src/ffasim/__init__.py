@@ -7,7 +7,8 @@ Layout (imports point down this list only): ``abi`` (the wire), ``desc`` (descri
 ``cli`` (the front end).
 
 This module re-exports the public API of ``design.md``: ``System``, ``SecurePartition``,
-``default_partitions``, ``abi`` and the model's exceptions. It imports each on first use
+``default_partitions``, ``abi`` and the model's exceptions, and the checker's from Python
+(``check_scenario``, ``replay_file`` and their results, in ``api``). It imports each on first use
 (PEP 562 module ``__getattr__``), so that ``ffasim --help`` does not load the model: ``import
 ffasim; ffasim.System`` and ``from ffasim import System`` work as plain imports would.
 """
@@ -21,6 +22,11 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from . import abi as abi
+    from .api import Finding as Finding
+    from .api import Replay as Replay
+    from .api import Report as Report
+    from .api import check_scenario as check_scenario
+    from .api import replay_file as replay_file
     from .machine.errors import AccessFault as AccessFault
     from .machine.errors import Deadlock as Deadlock
     from .machine.errors import FirmwarePanic as FirmwarePanic
@@ -33,6 +39,11 @@ if TYPE_CHECKING:
 # Public name -> (module, attribute); attribute None: the module itself.
 _EXPORTS: dict[str, tuple[str, str | None]] = {
     "abi": (".abi", None),
+    "check_scenario": (".api", "check_scenario"),
+    "replay_file": (".api", "replay_file"),
+    "Finding": (".api", "Finding"),
+    "Replay": (".api", "Replay"),
+    "Report": (".api", "Report"),
     "AccessFault": (".machine.errors", "AccessFault"),
     "Deadlock": (".machine.errors", "Deadlock"),
     "FirmwarePanic": (".machine.errors", "FirmwarePanic"),

@@ -28,13 +28,13 @@ import json
 import os
 import shlex
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from .api import Report
     from .scenario import Scenario
     from .system import VM, System
 
@@ -131,25 +131,6 @@ def ffasim_vm(ffasim_system: System) -> VM:
 # -- ffasim_check ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One finding of a check: its kind, message and the path of its schedule file."""
-
-    kind: str
-    message: str
-    schedule: Path | None
-
-
-@dataclass
-class Report:
-    """What a check did and found (the shape of ``ffasim.check_scenario``'s report)."""
-
-    findings: list[Finding] = field(default_factory=list)
-    executions: int = 0
-    exhausted: bool = False
-    notes: list[str] = field(default_factory=list)
-
-
 _registered: dict[str, Scenario] = {}
 """Scenario objects under check, by the path of the file that stands for them."""
 
@@ -196,37 +177,22 @@ def _check_scenario(
     preemption_bound: int | None = None,
     out: str | os.PathLike[str] | None = None,
 ) -> Report:
-    """``ffasim.check_scenario`` with the signature the user-API issue gives it, on today's
-    ``ffasim.scenario.check_scenario`` (names and paths only: a Scenario object is checked
-    through a generated file that stands for it).
+    """``ffasim.check_scenario``, with plain DFS unless told (a test wants "exhaustive"), and
+    a scenario object checked through a file under pytest's temporary directory, so that
+    ``--ffasim-replay`` finds it again in a later session."""
+    from .api import check_scenario
+    from .scenario import Scenario
 
-    XX: once ``ffasim.check_scenario`` exists (issue 12, item 1), call it instead.
-    """
-    from .scenario import Scenario, check_scenario
-    from .scenario._check import DEFAULT_BUDGET
-
-    if isinstance(target, Scenario):
-        spec = str(_scenario_file(target))
-    else:
-        spec = os.fspath(target)
-    report = check_scenario(
+    spec = str(_scenario_file(target)) if isinstance(target, Scenario) else target
+    return check_scenario(
         spec,
         variant=variant,
         strategy=strategy or "dfs",
-        budget=DEFAULT_BUDGET if budget is None else budget,
-        faults=list(faults) or None,
-        preemption_bound=preemption_bound,
+        budget=budget,
         time_limit=time_limit,
-        out_dir=out,
-    )
-    return Report(
-        findings=[Finding(i.finding.kind, i.finding.message, i.path) for i in report.issues],
-        executions=report.executions,
-        exhausted=report.exhausted,
-        notes=[
-            f"--faults '{unmatched}' matched no fault site this scenario reaches"
-            for unmatched in report.unmatched_faults
-        ],
+        faults=faults,
+        preemption_bound=preemption_bound,
+        out=out,
     )
 
 
@@ -354,6 +320,7 @@ def _replays(path: str, target: Any) -> bool:
 def _replay(path: str, target: Any) -> Report:
     """Replay the schedule file ``path`` of ``target`` and fail the test with the trace if its
     finding reproduces; an empty report if it does not."""
+    from .api import Report
     from .scenario import replay_file
     from .trace import render_text
 

@@ -14,7 +14,7 @@ import re
 import sys
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -400,15 +400,23 @@ def replay(
             "--full", help="mermaid: keep boot, setup and the SPMC's own locks.", metavar=""
         ),
     ] = False,
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            "--variant",
+            help="Run the schedule on this variant instead (does a fix remove the finding?).",
+            metavar="V",
+        ),
+    ] = None,
 ) -> None:
     """Re-run a saved schedule exactly and print its trace.
 
     Exit 1 when the replayed execution shows a finding (it reproduces), 0 when it does not,
-    2 on a bad file or when the execution leaves the schedule (the model changed).
+    2 on a bad file or when the execution leaves the schedule (the model changed). With
+    --variant V: exit 1 when the recorded finding happens again on V, 0 when it does not.
     """
     from ..check.schedule import ReplayDivergence, Schedule
     from ..scenario._check import replay_file
-    from ..trace import for_output, render, render_mermaid, render_text
 
     if fmt not in FORMATS:
         _fail(f"unknown --format '{fmt}' (expected one of: {', '.join(FORMATS)})")
@@ -416,6 +424,8 @@ def replay(
         _fail("--context applies to --format text only")
     if full and fmt != "mermaid":
         _fail("--full applies to --format mermaid only")
+    if variant is not None:
+        _replay_on(file, variant, fmt, output, context, full)
 
     try:
         schedule = Schedule.load(file)
@@ -430,6 +440,26 @@ def replay(
         )
     except _user_errors() as e:
         _fail(_one_line(e))
+    _emit_trace(trace, fmt, output, context, full)
+    findings = list(result.findings)
+    for f in findings:
+        typer.echo(f"finding: {f.kind}: {f.message}", err=True)
+    if schedule.finding and not any(_same_finding(f.summary(), schedule.finding) for f in findings):
+        typer.echo(
+            f"note: the schedule recorded '{schedule.finding}', the replay "
+            + ("found something else" if findings else "found nothing"),
+            err=True,
+        )
+    raise typer.Exit(1 if findings else 0)
+
+
+def _emit_trace(
+    trace: list[Any], fmt: str, output: Path | None, context: list[str] | None, full: bool
+) -> None:
+    """Print ``trace`` (or write it to ``output``) in ``fmt``, keeping only ``context``'s
+    events in text."""
+    from ..trace import for_output, render, render_mermaid, render_text
+
     if context:
         known = list(dict.fromkeys(ev.thread for ev in trace))
         unknown = [c for c in context if c not in known]
@@ -448,13 +478,36 @@ def replay(
             _fail(f"cannot write {output}: {e.strerror or e}")
     else:
         typer.echo(text, nl=False)
-    findings = list(result.findings)
-    for f in findings:
+
+
+def _replay_on(
+    file: Path,
+    variant: str,
+    fmt: str,
+    output: Path | None,
+    context: list[str] | None,
+    full: bool,
+) -> NoReturn:
+    """``replay FILE --variant V``: the schedule on another variant, and whether its finding
+    happens again there (exit 1) or not (exit 0)."""
+    from ..api import replay_file
+
+    try:
+        run = replay_file(file, variant=variant)
+    except _user_errors() as e:
+        _fail(_one_line(e))
+    _emit_trace(run.trace, fmt, output, context, full)
+    for f in run.findings:
         typer.echo(f"finding: {f.kind}: {f.message}", err=True)
-    if schedule.finding and not any(_same_finding(f.summary(), schedule.finding) for f in findings):
+    if run.reproduced:
+        typer.echo(f"reproduced on {run.variant}", err=True)
+        raise typer.Exit(1)
+    if run.followed:
+        typer.echo(f"not reproduced on {run.variant}", err=True)
+    else:
         typer.echo(
-            f"note: the schedule recorded '{schedule.finding}', the replay "
-            + ("found something else" if findings else "found nothing"),
+            f"not reproduced on {run.variant}, which does not offer every choice the schedule "
+            f"made; 'ffasim check {run.scenario} --variant {run.variant}' searches them all",
             err=True,
         )
-    raise typer.Exit(1 if findings else 0)
+    raise typer.Exit(0)

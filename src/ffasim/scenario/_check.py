@@ -533,13 +533,16 @@ def check_scenario(
     return report
 
 
-def replay_schedule(schedule: Schedule) -> ExecutionResult:
-    """Run ``schedule`` again; the :class:`ExecutionResult`. ``ReplayDivergence`` when the
-    execution leaves the schedule."""
+def replay_schedule(
+    schedule: Schedule, *, variant: str | None = None, strict: bool = True
+) -> ExecutionResult:
+    """Run ``schedule`` again (on ``variant`` instead of its own, if given); the
+    :class:`ExecutionResult`. Strict: ``ReplayDivergence`` when the execution leaves the
+    schedule; lenient: take the decisions that fit, then run on without preemptions."""
     if not schedule.scenario:
         raise CheckError("the schedule names no scenario")
     scenario = load_scenario(schedule.scenario)
-    var = resolve_variant(scenario, schedule.variant or None)
+    var = resolve_variant(scenario, variant or schedule.variant or None)
     plan = fault_plan(schedule.faults)
     return replay(
         scenario_program(scenario, var),
@@ -547,6 +550,7 @@ def replay_schedule(schedule: Schedule) -> ExecutionResult:
         monitors_factory=default_monitors,
         faults=plan,
         max_faults=schedule.max_faults,
+        strict=strict,
     )
 
 
