@@ -1,5 +1,6 @@
 """Checking FF-A code of one's own, written as a user would: only public names (ffasim,
-ffasim.abi, ffasim.scenario, ffasim.strategies) and the pytest plugin's fixtures."""
+ffasim.abi, ffasim.scenario, ffasim.spmc, ffasim.strategies) and the pytest plugin's
+fixtures."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 
 import ffasim
 from ffasim import abi, strategies
-from ffasim.scenario import Scenario, ThreadSpec, VmSpec, step
+from ffasim.scenario import Scenario, StepEnv, ThreadSpec, VmSpec, python_step, step
+from ffasim.spmc import DirectMessage
 
 # The fixtures live as long as the test, across hypothesis's examples: one guest doing many
 # shares in a row, audited once at the end.
@@ -84,3 +86,36 @@ def test_the_seed_panic_found_from_python_is_gone_on_reference(tmp_path) -> None
 
     clean = ffasim.check_scenario(partinfo_race(), out=tmp_path)
     assert clean.findings == [] and clean.exhausted and clean.variant == "reference"
+
+
+def test_a_partition_with_two_contexts_loses_an_update(tmp_path) -> None:
+    """A partition of one's own: two execution contexts count requests with a read then a
+    write of one shared word. Two vCPUs calling at once lose one count."""
+
+    def count(sp: ffasim.SecurePartition, msg: DirectMessage) -> tuple[int, ...]:
+        counter = sp.atomic("counter")
+        counter.set(counter.read() + 1)  # not counter.add(1): the lost update
+        return ()
+
+    def counted_both(env: StepEnv) -> None:
+        sp = next(p for p in env.instance.partitions if p.id == 0x8004)
+        assert sp.atomic("counter").value == 2, "lost update"
+
+    uuid = "0b0b0b0b-0000-4000-8000-000000008004"
+    scenario = Scenario(
+        "counting-partition",
+        "two vCPUs call a partition that counts its requests",
+        vms=[VmSpec(vcpus=2)],
+        partitions=lambda: [
+            *ffasim.default_partitions(),
+            ffasim.SecurePartition(0x8004, uuid, exec_ctx=2, properties=0x105, handler=count),
+        ],
+        setup=[step("negotiate", vm=0)],
+        threads=[
+            ThreadSpec((step("direct_req", dst=0x8004, payload=[1]),), vm=0, vcpu=v) for v in (0, 1)
+        ],
+        final=[python_step(counted_both, "counted both", vm=0)],
+    )
+    (finding,) = ffasim.check_scenario(scenario, out=tmp_path).findings
+    assert finding.kind == "crash" and "lost update" in finding.message
+    assert ffasim.replay_file(finding.schedule).reproduced
