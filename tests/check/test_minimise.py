@@ -91,3 +91,48 @@ def test_minimise_is_deterministic() -> None:
     a = minimise(lost_update, noisy, list, faults=lambda site: (1,))
     b = minimise(lost_update, noisy, list, faults=lambda site: (1,))
     assert a.decisions == b.decisions and a.trace == b.trace
+
+
+def test_anchored_switches_bring_a_random_schedule_of_the_default_scenario_to_one() -> None:
+    # The default scenario's random schedules have many preemptions; dropping one by position
+    # shifts the others, so positional delta debugging stalls (it stopped at 11). Anchored to
+    # "thread T's n-th step", the seed's ASSERT comes down to the one preemption it needs.
+    from ffasim.check.monitors import default_monitors
+    from ffasim.scenario import load
+    from ffasim.scenario._check import scenario_program
+
+    program = scenario_program(load("default"), "seed-v1")
+    found = explore(program, RandomStrategy(seed=0), monitors_factory=default_monitors, budget=50)
+    (finding, result), *_ = found.findings
+    assert finding.kind == "assertion" and result.preemptions > 5
+    small = minimise(program, result, default_monitors)
+    assert small.preemptions == 1
+    assert small.findings[0].message.startswith("HypervisorPanic: Assertion '!spin_is_locked")
+    assert [
+        f.summary()
+        for f in replay(program, small.decisions, monitors_factory=default_monitors).findings
+    ] == [f.summary() for f in small.findings]
+
+
+def test_anchored_replay_switches_at_a_threads_own_step_count() -> None:
+    from ffasim.check.explore import run_execution
+    from ffasim.check.strategies.anchored import AnchoredReplay, Switch, SwitchRecorder
+
+    switches = [Switch("t0", 3, "t1", True), Switch("t1", 5, "t0", True)]
+    anchored = AnchoredReplay(switches, {}, first="t0")
+    anchored.new_execution()
+    r = run_execution(lost_update, anchored)
+    order = [e[0] for e in r.events]
+    n = len(order) // 2
+    assert order == ["t0"] * 3 + ["t1"] * 5 + ["t0"] * (n - 3) + ["t1"] * (n - 5)
+    assert r.preemptions == 2
+    # Recording that execution's decisions gives the same switches back, and the start.
+    rec = SwitchRecorder(r.decisions)
+    rec.new_execution()
+    run_execution(lost_update, rec)
+    assert rec.switches == [Switch("", 0, "t0", False), *switches]
+    # Dropping the first switch leaves the second where it was: t1 never got to its 5th step
+    # before t0 finished, so it runs to the end.
+    alone = AnchoredReplay(switches[1:], {}, first="t0")
+    alone.new_execution()
+    assert [e[0] for e in run_execution(lost_update, alone).events] == ["t0"] * n + ["t1"] * n

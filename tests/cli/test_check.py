@@ -121,10 +121,10 @@ def test_check_seed_v1_reports_the_assert_and_exits_1(tmp_path: Path) -> None:
     assert lines[2].startswith(
         "assertion: HypervisorPanic: Assertion '!spin_is_locked(&ffa_spmc_rx_lock)' failed"
     )
-    assert "  contexts:  d1v0" in lines
-    assert "  calls:     d1v0 FFA_PARTITION_INFO_GET" in lines
-    assert "  in flight: d0v0 FFA_PARTITION_INFO_GET, d1v0 FFA_PARTITION_INFO_GET" in lines
-    assert "  held:      ffa_spmc_rx_lock by d0v0" in lines
+    assert "  contexts:  d0v0" in lines
+    assert "  calls:     d0v0 FFA_PARTITION_INFO_GET" in lines
+    assert "  in flight: d1v0 FFA_PARTITION_INFO_GET, d0v0 FFA_PARTITION_INFO_GET" in lines
+    assert "  held:      ffa_spmc_rx_lock by d1v0" in lines
     path = tmp_path / "partinfo-2vcpu-seed-v1-assertion.json"
     assert f"  schedule:  {path} (1 preemption, " in r.stdout
     assert lines[-1] == f"  replay:    ffasim replay {path}"

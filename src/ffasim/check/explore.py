@@ -10,6 +10,7 @@ then fewer faults and steps, keeping a finding of the same kind.
 
 from __future__ import annotations
 
+import itertools
 import re
 import signal
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 from .monitor import Finding, Monitor
 from .schedule import FAULT, THREAD, Decision, ReplayDivergence
 from .scheduler import Execution, ExecutionResult, FaultFilter, Program
+from .strategies.anchored import AnchoredReplay, SwitchRecorder
 from .strategies.base import Strategy
 from .strategies.dfs import DFSStrategy
 from .strategies.replay import ReplayStrategy
@@ -307,9 +309,11 @@ def minimise(
        running the current thread" (keeping or dropping the decisions after it), drop one
        injected fault, cut the list short. A candidate replays leniently (decisions that no
        longer fit take the default: no preemption, no fault) and is kept when it still finds
-       ``kind`` and costs less; passes repeat until none improves.
+       ``kind`` and costs less; passes repeat until none improves. Then the same for the
+       preemptions as anchored switches ("at T's n-th step, run U": strategies/anchored.py),
+       where dropping one leaves the others where they were.
     2. If preemptions remain, iterative preemption bounding (CHESS): exhaustive DFS with DPOR
-       under a bound of 0, 1, ... below the current count, a share of the attempts each, for
+       under a bound of 0, 1, ... below the current count, half the attempts left each, for
        the same finding (same kind and message, numbers masked). Removing one preemption from
        a schedule rarely keeps a bug (the later decisions shift); a bounded search finds the
        schedule with the fewest preemptions directly.
@@ -360,10 +364,44 @@ def minimise(
                     improved = True
                     break
 
+    def drop_switches() -> None:
+        """Drop preemptions one at a time, the others anchored where they were."""
+        nonlocal best
+        improved = True
+        # With one preemption left, phase 2 (bound 0) says whether none will do.
+        while improved and best.preemptions > 1 and attempts < max_attempts:
+            improved = False
+            recorder = SwitchRecorder(best.decisions)
+            recorder.new_execution()
+            run(recorder)
+            switches = recorder.switches
+            preempting = [i for i, sw in enumerate(switches) if sw.preemption]
+            # One switch at a time, then two in a row (a thread lent the CPU and took it back),
+            # then one whose target starts first instead (it was preempted to run early).
+            drops: list[tuple[tuple[int, ...], str | None]] = [
+                ((i,), None) for i in reversed(preempting)
+            ]
+            drops += [((i, j), None) for i, j in itertools.pairwise(preempting)]
+            drops += [((i,), switches[i].to) for i in preempting]
+            for drop, first in drops:
+                if attempts >= max_attempts:
+                    break
+                kept = [sw for k, sw in enumerate(switches) if k not in drop]
+                strategy = AnchoredReplay(kept, recorder.faults, first=first)
+                strategy.new_execution()
+                r = run(strategy)
+                if better(r, False):
+                    best = r
+                    improved = True
+                    break
+
     greedy()
+    drop_switches()
     if best.preemptions > 0 and attempts < max_attempts:
-        share = max(1, (max_attempts - attempts) // (2 * best.preemptions))
         for bound in range(best.preemptions):
+            # Half of what is left for each bound: a small bound's search is often exhausted
+            # early and leaves the rest to the next; a large one cannot starve the others.
+            share = max(1, (max_attempts - attempts) // 2)
             dfs = DFSStrategy(preemption_bound=bound)
             spent = 0
             found = None
