@@ -189,7 +189,7 @@ def test_scenario_file_of_an_object_refuses_to_load_outside_its_session(tmp_path
 def test_readme_examples_pass_under_pytest(pytester: pytest.Pytester) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme.split("## Test your own code", 1)[1].split("\n## ", 1)[0]
-    (block,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    block = re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]  # the pytest one
     pytester.makepyfile(test_from_readme=block)
     result = pytester.runpytest_inprocess(*PLUGIN, "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)

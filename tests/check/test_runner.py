@@ -47,9 +47,9 @@ def test_report_json_names_kind_contexts_calls_and_replay(tmp_path: Path) -> Non
     assert doc["scenario"] == "partinfo-2vcpu" and doc["variant"] == "seed-v1"
     f = doc["findings"][0]
     assert f["kind"] == "assertion"
-    assert f["threads"] == ["d1v0"] and f["calls"] == ["d1v0 FFA_PARTITION_INFO_GET"]
-    assert f["locks_held"] == [["ffa_spmc_rx_lock", "d0v0"]]
-    assert f["in_flight"] == ["d0v0 FFA_PARTITION_INFO_GET", "d1v0 FFA_PARTITION_INFO_GET"]
+    assert f["threads"] == ["d0v0"] and f["calls"] == ["d0v0 FFA_PARTITION_INFO_GET"]
+    assert f["locks_held"] == [["ffa_spmc_rx_lock", "d1v0"]]
+    assert f["in_flight"] == ["d1v0 FFA_PARTITION_INFO_GET", "d0v0 FFA_PARTITION_INFO_GET"]
     assert f["replay"] == f"ffasim replay {f['schedule']}"
     assert Path(f["schedule"]).is_file()
 

@@ -46,7 +46,8 @@ def _one_error(r: object, pattern: str) -> None:
             "replay",
             "Exit 1 when the replayed execution shows a finding (it reproduces), 0 when it "
             "does not, 2 on a bad file or when the execution leaves the schedule (the model "
-            "changed).",
+            "changed). With --variant V: exit 1 when the recorded finding happens again on V, "
+            "0 when it does not.",
         ),
     ],
 )
