@@ -7,11 +7,15 @@ without a finding, so the fix in ``variants/reference.py`` is what makes the dif
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
 
+from ffasim import System, abi
+from ffasim.guest import FfaDriver
 from ffasim.scenario import check_scenario
+from ffasim.system import DomainCreationError
 
 SEND2_VS_RELEASE_UNMAP = """
 [scenario]
@@ -93,3 +97,27 @@ def test_a_pending_notification_keeps_the_dead_vm_at_the_spmc(variant: str) -> N
 def test_the_reference_fixes_them_all_exhaustively(spec: str, send2_file: str) -> None:
     r = _check(send2_file if spec == "send2" else spec, "reference")
     assert r.issues == [] and r.exhaustive
+
+
+@pytest.mark.parametrize(("variant", "alive"), [("head", 3), ("reference", 6)])
+def test_vms_dying_with_a_pending_notification_fill_the_spmcs_table(
+    variant: str, alive: int
+) -> None:
+    # An SPMC with room for three VMs. Each VM binds a notification, a partition signals it,
+    # the VM dies before taking it. On head each death keeps a slot: the fourth VM cannot be
+    # created (Xen's domain creation fails with -ENOMEM). The reference frees each slot.
+    system = System(variant=variant, spmc_max_vms=3)
+    sp = system.spmc.partitions[0x8001]
+    made = 0
+    with contextlib.suppress(DomainCreationError):
+        for _ in range(6):
+            vm = system.create_vm()
+            driver = FfaDriver(vm, 0)
+            driver.negotiate()
+            driver.notification_bind(0x8001, 1)
+            r = sp.smc(abi.FFA_NOTIFICATION_SET, abi.pack_target(0x8001, vm.id), 0, 1, 0)
+            assert abi.is_success(r), abi.describe(r)
+            system.destroy_vm(vm)
+            system.run_timers()
+            made += 1
+    assert made == alive
