@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ffasim import System, abi
+from ffasim import SecurePartition, System, abi, default_partitions
 from ffasim.guest import FfaDriver
 from ffasim.scenario import check_scenario
 from ffasim.system import DomainCreationError
@@ -121,3 +121,30 @@ def test_vms_dying_with_a_pending_notification_fill_the_spmcs_table(
             system.run_timers()
             made += 1
     assert made == alive
+
+
+def _partitions(count: int) -> list[SecurePartition]:
+    parts = list(default_partitions())
+    for i in range(len(parts), count):
+        sp_id = 0x8001 + i
+        parts.append(SecurePartition(sp_id, f"5ca1e000-0000-4000-8000-{sp_id:012x}"))
+    return parts
+
+
+@pytest.mark.parametrize(
+    ("variant", "count", "ok"),
+    [("head", 63, True), ("head", 64, False), ("reference", 64, True), ("reference", 65, False)],
+)
+def test_the_partition_cap_is_off_by_one_on_head(variant: str, count: int, ok: bool) -> None:
+    # FFA_MAX_NUM_SP (64) is "the maximum number of Secure partitions we support"; head's probe
+    # refuses exactly 64 and then disables FF-A: every domain's creation fails with -ENODEV.
+    system = System(variant=variant, partitions=_partitions(count), spmc_max_vms=count + 8)
+    if ok:
+        driver = FfaDriver(system.create_vm(pages=4), 0)
+        driver.negotiate()
+        infos = driver.partition_info_regs()
+        assert isinstance(infos, list)
+        assert sum(p.id >= 0x8000 for p in infos) == count
+    else:
+        with pytest.raises(DomainCreationError, match="error -19"):
+            system.create_vm(pages=4)

@@ -21,7 +21,9 @@ rest is upstream as in ``ffasim/xen/``:
 - ``ffa_notif_domain_destroy`` takes the pending notifications before destroying the bitmap
   (upstream leaves the SPMC tracking the VM for good);
 - ``ffa_get_vm_partinfo`` counts the entries that fit when the buffer is full, so that
-  PARTITION_INFO_GET_REGS pages past five VMs.
+  PARTITION_INFO_GET_REGS pages past five VMs;
+- ``ffa_partinfo_init`` accepts ``FFA_MAX_NUM_SP`` partitions, as the cap's comment says (upstream
+  refuses exactly 64 and then disables FF-A for every guest).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from ..ffa_private import (
     FFA_ADDRESS_RANGE,
     FFA_CTX_TEARDOWN_DELAY,
     FFA_ID_IS_SECURE,
+    FFA_MAX_NUM_SP,
     FFA_MEM_REGION,
     FFA_PAGE_SIZE,
     FFA_PARTITION_INFO_1_0,
@@ -469,3 +472,36 @@ class ReferenceFfa(Ffa):
         for vcpu in range(d.max_vcpus):
             self.smc(abi.FFA_NOTIFICATION_GET, (vcpu << 16) | vm_id, drain)
         self.ffa_notification_bitmap_destroy(vm_id)
+
+    # -- ffa_partinfo.c: the SP cap ----------------------------------------------------------------
+    def ffa_partinfo_init(self) -> bool:
+        """Upstream, with ``count > FFA_MAX_NUM_SP`` where upstream tests ``>=``: the macro is
+        "the maximum number of Secure partitions we support", and ffa.c's header says the list
+        is capped at that many, but a platform with exactly 64 partitions fails the probe and
+        loses FF-A altogether (docs/findings.md, "64 partitions disable FF-A")."""
+        if not self.ffa_fw_supports_fid(abi.FFA_PARTITION_INFO_GET) or not self.ffa_fw_supports_fid(
+            abi.FFA_MSG_SEND_DIRECT_REQ_32
+        ):
+            return False
+        spmc_rx = self.ffa_rxtx_spmc_rx_acquire()
+        if spmc_rx is None:
+            return False
+        ret = False
+        notify_fw = False
+        e, count, fpi_size = self.ffa_partition_info_get(abi.NIL_UUID, 0)
+        if e:
+            self.printk(f"Failed to get list of SPs: {e}")
+        else:
+            notify_fw = True
+            if count > FFA_MAX_NUM_SP:
+                self.printk(f"More SPs than the maximum supported: {count} - {FFA_MAX_NUM_SP}")
+            elif not self.ffa_sp_list_cache_init(spmc_rx, count, fpi_size):
+                self.printk("Failed to cache SP list")
+            else:
+                ret = True
+        e = self.ffa_rxtx_spmc_rx_release(notify_fw)  # out_release_rx:
+        if e:
+            self.printk(f"Error releasing SPMC RX buffer: {e}")
+        if not ret:
+            self.ffa_sp_list_cache_free()
+        return ret
