@@ -14,7 +14,6 @@ schedule file) raises :class:`CheckError` (or the scenario's ``ScenarioError``, 
 from __future__ import annotations
 
 import os
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,7 +233,7 @@ def scenario_program(scenario: Any, variant: str, *, strict: bool = False) -> Pr
         # The ownership monitor reads the SPMC's mailbox states through the machine; a
         # cross-check fingerprints the instance (see scenario_state).
         machine.system = inst.system  # type: ignore[attr-defined]
-        _INSTANCES[machine] = inst
+        machine.scenario_instance = inst  # type: ignore[attr-defined]
 
         def finish() -> list[str]:
             lines = list(inst.finish())
@@ -255,16 +254,14 @@ def scenario_program(scenario: Any, variant: str, *, strict: bool = False) -> Pr
     return program
 
 
-_INSTANCES: weakref.WeakKeyDictionary[Machine, Any] = weakref.WeakKeyDictionary()
-"""The scenario instance built on each machine (by :func:`scenario_program`)."""
-
-
 def scenario_state(machine: Machine) -> str:
     """The terminal state of a scenario execution on ``machine``: the whole system and what
     each step got (per thread, in step order), as a fingerprint (``check.digest``)."""
     from ..check.digest import fingerprint
 
-    inst = _INSTANCES[machine]
+    # On the machine itself, not in a weak map keyed by it: the instance refers to the
+    # machine, so a map's value would keep every execution's system alive.
+    inst = machine.scenario_instance  # type: ignore[attr-defined]
     records = sorted(inst.results, key=lambda r: (r.thread, r.phase, r.index))
     return fingerprint(inst.system, records)
 
