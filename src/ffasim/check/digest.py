@@ -6,7 +6,7 @@ records): numbers, strings, bytes, containers and the fields of objects, walked 
 order. Object identity does not count (two executions build different objects), and neither does
 the insertion order of dicts and sets; list order does, since the model's lists are ordered
 (a lock's readers, the heap's free list). Code (functions, methods, classes, modules) and the
-checker itself (event sinks) are left out. An object met again is named by when it was first
+checker itself (event sinks, :class:`Opaque` holders) are left out. An object met again is named by when it was first
 met, so that a shared object and two equal copies differ.
 """
 
@@ -17,12 +17,26 @@ import hashlib
 import types
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..machine.events import EventSink
 
+T = TypeVar("T")
+
+
+class Opaque(Generic[T]):
+    """A value kept beside a model that a fingerprint does not walk: bookkeeping whose layout
+    depends on the interleaving (a scenario's results in the order they happened), not state."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+
 _SKIP_TYPES = (
     EventSink,
+    Opaque,
     types.FunctionType,
     types.BuiltinFunctionType,
     types.MethodType,

@@ -21,6 +21,7 @@ from typing import Any
 
 from .. import abi
 from .._suggest import unknown
+from ..check.digest import Opaque
 from ..check.explore import explore, finding_key, minimise, replay
 from ..check.faults import FaultPlan, FaultSpecError, parse_faults
 from ..check.monitor import Finding
@@ -233,7 +234,8 @@ def scenario_program(scenario: Any, variant: str, *, strict: bool = False) -> Pr
         # The ownership monitor reads the SPMC's mailbox states through the machine; a
         # cross-check fingerprints the instance (see scenario_state).
         machine.system = inst.system  # type: ignore[attr-defined]
-        machine.scenario_instance = inst  # type: ignore[attr-defined]
+        # Opaque: its results are in execution order, which is not part of the state.
+        machine.scenario_instance = Opaque(inst)  # type: ignore[attr-defined]
 
         def finish() -> list[str]:
             lines = list(inst.finish())
@@ -261,7 +263,7 @@ def scenario_state(machine: Machine) -> str:
 
     # On the machine itself, not in a weak map keyed by it: the instance refers to the
     # machine, so a map's value would keep every execution's system alive.
-    inst = machine.scenario_instance  # type: ignore[attr-defined]
+    inst = machine.scenario_instance.value  # type: ignore[attr-defined]
     records = sorted(inst.results, key=lambda r: (r.thread, r.phase, r.index))
     return fingerprint(inst.system, records)
 
