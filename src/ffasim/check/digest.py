@@ -6,8 +6,8 @@ records): numbers, strings, bytes, containers and the fields of objects, walked 
 order. Object identity does not count (two executions build different objects), and neither does
 the insertion order of dicts and sets; list order does, since the model's lists are ordered
 (a lock's readers, the heap's free list). Code (functions, methods, classes, modules) and the
-checker itself (event sinks, :class:`Opaque` holders) are left out. An object met again is named by when it was first
-met, so that a shared object and two equal copies differ.
+checker itself (event sinks, :class:`Opaque` holders) are left out. An object met again is named
+by when it was first met, so that a shared object and two equal copies differ.
 """
 
 from __future__ import annotations
