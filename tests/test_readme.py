@@ -82,3 +82,26 @@ def test_readme_send2_header_is_read_once_on_reference(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["findings"] == []
+
+
+def _pkvm_table() -> list[tuple[str, str, str]]:
+    rows = re.findall(
+        r"^\| D\d+ \| .*?\| `ffasim check (.*?)` \| `([a-z-]+)` \| `(linux-[0-9.]+)` \|$",
+        README.read_text(),
+        flags=re.M,
+    )
+    assert len(rows) == 11  # D1-D12 but D7
+    return rows
+
+
+@pytest.mark.parametrize("args,kind,fixed", _pkvm_table())
+def test_readme_pkvm_table_finds_each_defect_until_its_fix(
+    args: str, kind: str, fixed: str, tmp_path: Path
+) -> None:
+    argv = ["check", *args.split(), "--json", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 1, result.output
+    assert kind in {f["kind"] for f in json.loads(result.stdout)["findings"]}
+    argv[argv.index("--variant") + 1] = fixed
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 0, result.output

@@ -114,21 +114,29 @@ def check_scenario(
     faults: Sequence[str] = (),
     preemption_bound: int | None = None,
     out: str | os.PathLike[str] | None = None,
+    hypervisor: str | None = None,
 ) -> Report:
     """Check ``target`` (a ``Scenario`` object, a built-in scenario's name, or the path of a
     TOML or Python scenario file) as ``ffasim check`` does, with its defaults: the portfolio
     strategy, a budget of 1000 executions, stop at the first finding, minimise it, and write its
     schedule under ``out`` (default ``./ffasim-findings``). Raises ``ScenarioError`` for a bad
-    scenario and ``CheckError`` for bad options; a finding is a result, not an exception."""
+    scenario and ``CheckError`` for bad options; a finding is a result, not an exception.
+
+    ``hypervisor`` puts ``xen`` or ``pkvm`` in front of the SPMC instead of the scenario's own.
+    A scenario under pKVM runs on pKVM's ``head`` when ``variant`` is left at ``reference``,
+    which is a Xen variant."""
     from .scenario import Scenario
-    from .scenario._check import DEFAULT_BUDGET
+    from .scenario._check import DEFAULT_BUDGET, load_scenario
     from .scenario._check import check_scenario as run_check
 
     out_dir = Path(DEFAULT_OUT_DIR if out is None else out)
     spec = _scenario_file(target, out_dir) if isinstance(target, Scenario) else os.fspath(target)
+    if variant == "reference" and load_scenario(spec, hypervisor).hypervisor == "pkvm":
+        variant = "head"
     report = run_check(
         spec,
         variant=variant,
+        hypervisor=hypervisor,
         strategy=strategy,
         budget=DEFAULT_BUDGET if budget is None else budget,
         time_limit=time_limit,
@@ -164,15 +172,14 @@ def replay_file(path: str | os.PathLike[str], *, variant: str | None = None) -> 
     variant cannot be loaded.
     """
     from .check.schedule import Schedule
-    from .scenario._check import replay_schedule, resolve_variant
+    from .scenario._check import load_scenario, replay_schedule, resolve_variant
 
     schedule = Schedule.load(path)
     recorded_variant = schedule.variant or None
     other = variant is not None and variant != (recorded_variant or "reference")
     if other:
-        from .scenario import load
-
-        resolve_variant(load(schedule.scenario), variant)  # a clear error for a typo
+        scenario = load_scenario(schedule.scenario, schedule.hypervisor or None)
+        resolve_variant(scenario, variant)  # a clear error for a typo
     result = replay_schedule(schedule, variant=variant, strict=not other)
     followed = not other or _follows(schedule, variant)
     findings = [Finding(f.kind, f.message) for f in result.findings]

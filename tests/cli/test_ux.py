@@ -100,7 +100,7 @@ def test_run_json_prints_a_json_error_for_an_unknown_scenario() -> None:
         "rxtx-map-race, share-vs-partinfo, destroy-during-call, sri-vs-notification-get, "
         "send2-vm, map-2vcpu, partinfo-vs-unmap, send2-vs-map, version-vs-partinfo, send2-sp, "
         "share-too-long, version-mbz, partinfo-vs-release-unmap, "
-        "destroy-with-pending-notification) "
+        "destroy-with-pending-notification, or pKVM's pkvm-*: see ffasim check --list) "
         "nor a .toml or .py file",
     }
 
@@ -164,7 +164,18 @@ def test_check_list_json_is_json() -> None:
     r = runner.invoke(app, ["check", "--list", "--json"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
-    assert [s["name"] for s in doc["scenarios"]] == [
+    xen = [s["name"] for s in doc["scenarios"] if s["hypervisor"] == "xen"]
+    pkvm = [s["name"] for s in doc["scenarios"] if s["hypervisor"] == "pkvm"]
+    assert pkvm[:2] == ["pkvm-default", "pkvm-d1-reclaim-rx"] and "pkvm-d12-stack-leak" in pkvm
+    assert [v["name"] for v in doc["variants"] if v["hypervisor"] == "pkvm"] == [
+        "head",
+        "linux-6.5",
+        "linux-6.10",
+        "linux-6.11",
+        "linux-6.18",
+        "linux-7.2",
+    ]
+    assert xen == [
         "default",
         "partinfo-2vcpu",
         "rxtx-map-race",
@@ -182,7 +193,7 @@ def test_check_list_json_is_json() -> None:
         "partinfo-vs-release-unmap",
         "destroy-with-pending-notification",
     ]
-    assert [v["name"] for v in doc["variants"]] == [
+    assert [v["name"] for v in doc["variants"] if v["hypervisor"] == "xen"] == [
         "reference",
         "seed-v1",
         "head",

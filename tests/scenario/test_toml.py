@@ -184,7 +184,7 @@ def test_unknown_scenario_key() -> None:
     _assert_error(
         '[scenario]\nname = "t"\nvarient = "seed-v1"\n[[vm]]\n',
         r"s\.toml:3: scenario, varient: unknown key 'varient' \(allowed: name, description, "
-        r"variant, vm_to_vm, spmc_version\) \(did you mean 'variant'\?\)",
+        r"variant, hypervisor, vm_to_vm, spmc_version\) \(did you mean 'variant'\?\)",
     )
 
 

@@ -108,6 +108,8 @@ class Schedule:
     decisions: list[Decision]
     scenario: str = ""
     variant: str = ""
+    hypervisor: str = ""
+    """The hypervisor the check put in front of the SPMC; empty: the scenario's own."""
     strategy: str = ""
     seed: int | None = None
     faults: list[str] = field(default_factory=list)
@@ -125,6 +127,7 @@ class Schedule:
             "ffasim": self.version,
             "scenario": self.scenario,
             "variant": self.variant,
+            **({"hypervisor": self.hypervisor} if self.hypervisor else {}),
             "strategy": self.strategy,
             "seed": self.seed,
             "faults": list(self.faults),
@@ -154,7 +157,7 @@ class Schedule:
         if not isinstance(max_faults, int) or max_faults < 0:
             raise ScheduleError("bad schedule: 'max_faults' must be a non-negative integer")
         strs = {}
-        for k in ("scenario", "variant", "strategy", "finding", "ffasim"):
+        for k in ("scenario", "variant", "hypervisor", "strategy", "finding", "ffasim"):
             v = raw.get(k, "")
             if not isinstance(v, str):
                 raise ScheduleError(f"bad schedule: {k!r} must be a string")
@@ -163,6 +166,7 @@ class Schedule:
             decisions=[Decision.from_json(d) for d in decisions],
             scenario=strs["scenario"],
             variant=strs["variant"],
+            hypervisor=strs["hypervisor"],
             strategy=strs["strategy"],
             seed=seed,
             faults=list(faults),

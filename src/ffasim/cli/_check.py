@@ -34,6 +34,21 @@ def _fail(message: str, as_json: bool = False) -> NoReturn:
     raise typer.Exit(2)
 
 
+HYPERVISOR_HELP = (
+    "What stands in front of the SPMC: xen (Xen's mediator) or pkvm (Linux pKVM's FF-A proxy, "
+    "the one VM of the scenario becoming the host kernel). Default: the scenario's own."
+)
+
+
+def check_hypervisor(hypervisor: str | None, as_json: bool = False) -> None:
+    """``--hypervisor``: one of the known ones, or a clear error (exit 2)."""
+    from .._suggest import unknown
+    from ..system import HYPERVISORS
+
+    if hypervisor is not None and hypervisor not in HYPERVISORS:
+        _fail(unknown("hypervisor", hypervisor, HYPERVISORS, listed="expected one of"), as_json)
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is meant for the user (one line), from every layer we call."""
     from ..check.faults import FaultSpecError
@@ -49,18 +64,26 @@ def _one_line(e: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def _catalogue() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(name, one-paragraph description) of every built-in scenario, and of every variant."""
-    from ..scenario import builtin_scenarios
+Row = tuple[str, str, str]
+"""(name, hypervisor, one-paragraph description) of a built-in scenario or a variant."""
+
+
+def _catalogue() -> tuple[list[Row], list[Row]]:
+    """Every built-in scenario (pKVM's programs last), and every variant of each hypervisor."""
+    from ..pkvm import variants as pkvm_variants
+    from ..scenario import builtin_scenarios, pkvm_builtins
     from ..xen import variants
 
-    scenarios = [
-        (n, " ".join((getattr(sc, "description", "") or "").split()))
-        for n, sc in builtin_scenarios().items()
+    def flat(text: str | None) -> str:
+        return " ".join((text or "").split())
+
+    scenarios: list[Row] = [
+        (n, sc.hypervisor, flat(sc.description))
+        for n, sc in [*builtin_scenarios().items(), *pkvm_builtins().items()]
     ]
-    return scenarios, [
-        (n, " ".join((variants.describe(n) or "").split())) for n in variants.names()
-    ]
+    rows: list[Row] = [(n, "xen", flat(variants.describe(n))) for n in variants.names()]
+    rows += [(n, "pkvm", flat(pkvm_variants.describe(n))) for n in pkvm_variants.names()]
+    return scenarios, rows
 
 
 def _list_all(as_json: bool) -> None:
@@ -73,8 +96,12 @@ def _list_all(as_json: bool) -> None:
             json.dumps(
                 {
                     "schema_version": SCHEMA_VERSION,
-                    "scenarios": [{"name": n, "description": d} for n, d in scenarios],
-                    "variants": [{"name": n, "description": d} for n, d in variant_rows],
+                    "scenarios": [
+                        {"name": n, "hypervisor": h, "description": d} for n, h, d in scenarios
+                    ],
+                    "variants": [
+                        {"name": n, "hypervisor": h, "description": d} for n, h, d in variant_rows
+                    ],
                 }
             )
         )
@@ -87,17 +114,18 @@ def _list_all(as_json: bool) -> None:
         for title, rows in (("Built-in scenarios", scenarios), ("Variants", variant_rows)):
             table = Table(title=title, title_justify="left", show_lines=True)
             table.add_column("name", style="bold", no_wrap=True)
+            table.add_column("under", no_wrap=True)
             table.add_column("what it is")
-            for name, desc in rows:
-                table.add_row(name, desc)
+            for name, hypervisor, desc in rows:
+                table.add_row(name, hypervisor, desc)
             console.print(table)
         return
 
-    def show(title: str, rows: list[tuple[str, str]]) -> None:
+    def show(title: str, rows: list[Row]) -> None:
         typer.echo(title)
-        width = max([len(n) for n, _ in rows] + [8])
-        for name, desc in rows:
-            text = desc  # one paragraph, wrapped under its name
+        width = max([len(n) for n, _, _ in rows] + [8])
+        for name, hypervisor, desc in rows:
+            text = f"[{hypervisor}] {desc}" if hypervisor != "xen" else desc
             typer.echo(
                 textwrap.fill(
                     text,
@@ -147,7 +175,8 @@ def _scope(report: CheckReport) -> str:
 def _render_report(report: CheckReport) -> str:
     faults = f", faults {' '.join(report.faults)}" if report.faults else ""
     seed = "" if report.strategy == "dfs" else f" (seed {report.seed})"
-    head = f"ffasim check: {report.scenario} on {report.variant}, {report.strategy}{seed}{faults}: "
+    on = report.variant if report.hypervisor == "xen" else f"pkvm {report.variant}"
+    head = f"ffasim check: {report.scenario} on {on}, {report.strategy}{seed}{faults}: "
     runs = f"{report.executions} execution{'s' if report.executions != 1 else ''}"
     notes = [f"note: {n}" for n in report.notes]
     if not report.issues:
@@ -214,18 +243,29 @@ def _code(code: int) -> str:
 @app.command()
 def check(
     scenario: Annotated[
-        str,
+        str | None,
         typer.Argument(
-            help="A built-in scenario name (see --list), or a .toml or .py file.",
+            help="A built-in scenario name (see --list), or a .toml or .py file "
+            "(default: default, or pkvm-default under --hypervisor pkvm).",
             metavar="SCENARIO",
+            show_default=False,
         ),
-    ] = "default",
+    ] = None,
     variant: Annotated[
         str | None,
         typer.Option(
             "--variant",
-            help="Mediator variant (default: the scenario's, else reference).",
+            help="Mediator variant (default: the scenario's, else reference; head under pkvm).",
             metavar="NAME",
+        ),
+    ] = None,
+    hypervisor: Annotated[
+        str | None,
+        typer.Option(
+            "--hypervisor",
+            help=HYPERVISOR_HELP,
+            metavar="NAME",
+            show_default=False,
         ),
     ] = None,
     strategy: Annotated[
@@ -313,6 +353,7 @@ def check(
         return
     from ..scenario._check import DEFAULT_BUDGET, check_scenario
 
+    check_hypervisor(hypervisor, as_json)
     if preemption_bound is not None and strategy in ("pct", "random"):  # they would ignore it
         _fail(f"--preemption-bound applies to dfs and the portfolio, not {strategy}", as_json)
     if faults and max_faults == 0:  # the report would name faults that are never injected
@@ -326,6 +367,7 @@ def check(
         report = check_scenario(
             scenario,
             variant=variant,
+            hypervisor=hypervisor,
             strategy=strategy,
             budget=DEFAULT_BUDGET if budget is None else budget,
             seed=seed,

@@ -95,6 +95,7 @@ class RunReport(_Doc):
     schema_version: int
     scenario: str
     variant: str
+    hypervisor: Literal["xen", "pkvm"]
     ok: bool
     calls: list[RunCall]
     steps: list[RunStep]
@@ -138,6 +139,7 @@ class CheckReport(_Doc):
     schema_version: int
     scenario: str
     variant: str
+    hypervisor: Literal["xen", "pkvm"]
     strategy: str
     seed: int
     faults: list[str]
@@ -162,6 +164,8 @@ class CheckReport(_Doc):
 class Named(_Doc):
     name: str
     description: str
+    hypervisor: Literal["xen", "pkvm"]
+    """What it runs under: Xen's mediator or pKVM's FF-A proxy."""
 
 
 class CheckList(_Doc):

@@ -21,6 +21,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from . import app
+from ._check import HYPERVISOR_HELP, check_hypervisor
 
 TRACE_FORMATS = ("text", "json", "mermaid", "chrome")
 
@@ -65,18 +66,25 @@ def _count(n: int, noun: str) -> str:
 @app.command()
 def run(
     scenario: Annotated[
-        str,
+        str | None,
         typer.Argument(
-            help="A built-in scenario name, or a .toml or .py scenario file.", metavar="SCENARIO"
+            help="A built-in scenario name, or a .toml or .py scenario file (default: default, "
+            "or pkvm-default under --hypervisor pkvm).",
+            metavar="SCENARIO",
+            show_default=False,
         ),
-    ] = "default",
+    ] = None,
     variant: Annotated[
         str | None,
         typer.Option(
             "--variant",
-            help="Mediator variant (default: the scenario's, else reference).",
+            help="Mediator variant (default: the scenario's, else reference; head under pkvm).",
             metavar="NAME",
         ),
+    ] = None,
+    hypervisor: Annotated[
+        str | None,
+        typer.Option("--hypervisor", help=HYPERVISOR_HELP, metavar="NAME", show_default=False),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON record instead of the trace.", metavar="")
@@ -105,7 +113,9 @@ def run(
     usage or scenario.
     """
     from ..machine import Machine, ModelError
-    from ..scenario import ScenarioError, load
+    from ..pkvm import PkvmInitError
+    from ..scenario import ScenarioError
+    from ..scenario._check import CheckError, load_scenario, resolve_variant
     from ..system import DomainCreationError
     from ._calls import (
         RunSink,
@@ -125,18 +135,12 @@ def run(
         )
     if trace_format is not None and trace is None:
         _fail("--trace-format needs --trace FILE (where the trace goes)", as_json)
+    check_hypervisor(hypervisor, as_json)
     try:
-        sc = load(scenario)
-    except ScenarioError as e:
+        sc = load_scenario(scenario, hypervisor)
+        used_variant = resolve_variant(sc, variant)
+    except (ScenarioError, CheckError) as e:
         _fail(str(e), as_json)
-    if variant is not None:
-        from .._suggest import unknown
-        from ..xen import variants
-
-        known = list(variants.names())
-        if variant not in known:
-            _fail(unknown("variant", variant, known), as_json)
-    used_variant = variant or sc.variant or "reference"
 
     sink = RunSink()
     machine = Machine(sink)
@@ -146,7 +150,7 @@ def run(
     instance = None
     try:
         sink.phase = "setup"
-        instance = sc.instantiate(variant, machine=machine)
+        instance = sc.instantiate(used_variant, machine=machine)
         for th in instance.threads:
             sink.phase = th.name
             machine.current = th.name
@@ -155,6 +159,8 @@ def run(
             sink.thread_event("thread-end", th.name)
         sink.phase = "finish"
         problems = instance.finish()
+    except PkvmInitError as e:
+        crash = f"pKVM's FF-A proxy failed to initialise: {e}"
     except DomainCreationError as e:
         # Xen refusing a domain (a partition refused VM_CREATED) is not a crash, but the
         # scenario cannot run as written.
@@ -189,6 +195,7 @@ def run(
             schema_version=SCHEMA_VERSION,
             scenario=sc.name,
             variant=used_variant,
+            hypervisor=sc.hypervisor,
             ok=ok,
             calls=[RunCall(**node_json(d, n)) for d, n in nodes],
             steps=[RunStep(**record_json(r)) for r in records],
@@ -208,7 +215,8 @@ def run(
 
     out = _Out(sys.stdout.isatty())
     about = f": {sc.description}" if sc.description else ""
-    out.line(f"scenario {sc.name} on {used_variant}{about}", "bold")
+    on = used_variant if sc.hypervisor == "xen" else f"pkvm {used_variant}"
+    out.line(f"scenario {sc.name} on {on}{about}", "bold")
     phase = None
     for depth, node in nodes:
         if node.phase != phase and depth == 0:
@@ -218,7 +226,8 @@ def run(
         out.line(call_line(depth, node), style(node) if depth == 0 else "dim")
     out.line("")
     parts = [
-        f"{_count(len(nodes), 'FF-A call')} ({guest_calls} from guests)",
+        f"{_count(len(nodes), 'FF-A call')} ({guest_calls} from "
+        f"{'guests' if sc.hypervisor == 'xen' else 'the host'})",
         _count(len(records), "step"),
         _count(expected_errors, "expected error"),
         f"{unexpected} unexpected",

@@ -16,6 +16,7 @@ from typing import Any
 from .._suggest import did_you_mean
 from ._builtin import BUILTIN_NAMES as BUILTIN_NAMES
 from ._builtin import builtin_scenarios as builtin_scenarios
+from ._builtin import pkvm_builtins as pkvm_builtins
 from ._check import CheckError as CheckError
 from ._check import CheckReport as CheckReport
 from ._check import FoundIssue as FoundIssue
@@ -38,16 +39,21 @@ from ._model import ThreadSpec as ThreadSpec
 from ._model import VmSpec as VmSpec
 from ._ops import OPS as OPS
 from ._ops import OUTCOMES as OUTCOMES
+from ._programs import ProgramScenario as ProgramScenario
 from ._python import load_python as load_python
 from ._toml import load_toml as load_toml
 from ._write import to_toml as to_toml
 
 
-def load(spec: str) -> Scenario:
-    """The scenario ``spec`` names: a built-in name, a path to a ``.toml`` or a ``.py`` file."""
+def load(spec: str) -> Scenario | ProgramScenario:
+    """The scenario ``spec`` names: a built-in name (a scenario file shipped with ffasim, or
+    ``pkvm-...``, one of pKVM's checker programs), a path to a ``.toml`` or a ``.py`` file."""
     builtins = builtin_scenarios()
     if spec in builtins:
         return builtins[spec]
+    pkvm = pkvm_builtins()
+    if spec in pkvm:
+        return pkvm[spec]
     suffix = _FsPath(spec).suffix
     if suffix == ".toml":
         return load_toml(spec)
@@ -56,8 +62,9 @@ def load(spec: str) -> Scenario:
     if _FsPath(spec).exists():
         raise ScenarioError("a scenario file ends in .toml or .py", file=spec)
     raise ScenarioError(
-        f"unknown scenario {spec!r}: not a built-in ({', '.join(builtins)}) nor a .toml or .py "
-        f"file{did_you_mean(spec, builtins)}"
+        f"unknown scenario {spec!r}: not a built-in ({', '.join(builtins)}, or pKVM's "
+        f"pkvm-*: see ffasim check --list) nor a .toml or .py file"
+        f"{did_you_mean(spec, [*builtins, *pkvm])}"
     )
 
 
@@ -111,6 +118,7 @@ __all__ = [
     "CallRecord",
     "Instance",
     "PartitionSpec",
+    "ProgramScenario",
     "Scenario",
     "ScenarioError",
     "SharedRegion",
@@ -122,6 +130,7 @@ __all__ = [
     "load",
     "load_python",
     "load_toml",
+    "pkvm_builtins",
     "python_step",
     "step",
     "to_toml",

@@ -24,7 +24,7 @@ from .._suggest import unknown
 from ..check.digest import Opaque
 from ..check.explore import explore, finding_key, minimise, replay
 from ..check.faults import FaultPlan, FaultSpecError, parse_faults
-from ..check.monitor import Finding
+from ..check.monitor import Finding, Monitor
 from ..check.monitors import default_monitors
 from ..check.monitors.leak import LEAK_PREFIX
 from ..check.schedule import Schedule
@@ -32,10 +32,14 @@ from ..check.scheduler import NOTE_PREFIX, ExecutionResult, Program, TraceEvent
 from ..check.strategies.base import Strategy
 from ..machine import Machine, ModelError, Thread
 from ._accepted import accepted
+from ._model import DEFAULT_VARIANTS, hypervisor_variants
 
 STRATEGIES: tuple[str, ...] = ("portfolio", "dfs", "pct", "random")
 """Strategy names ``--strategy`` accepts; ``portfolio`` (the default) takes turns of the others
 (``check/strategies/portfolio.py``)."""
+
+DEFAULT_SCENARIOS = {"xen": "default", "pkvm": "pkvm-default"}
+"""The scenario a command runs when given none, per hypervisor."""
 
 DEFAULT_BUDGET = 1000
 """Executions per check when no budget is given: enough to exhaust the built-in two-vCPU
@@ -130,6 +134,8 @@ class CheckReport:
     issues: list[FoundIssue] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Accepted consequences of injected faults (``_accepted.py``): not findings."""
+    hypervisor: str = "xen"
+    """What stood in front of the SPMC: ``xen`` or ``pkvm``."""
     unmatched_faults: tuple[str, ...] = ()
     """The ``--faults`` specs that matched no fault site the executions offered (a typo, or a
     site this scenario never reaches): nothing was injected for them."""
@@ -142,6 +148,7 @@ class CheckReport:
         return {
             "scenario": self.scenario,
             "variant": self.variant,
+            "hypervisor": self.hypervisor,
             "strategy": self.strategy,
             "seed": self.seed,
             "faults": list(self.faults),
@@ -184,27 +191,42 @@ class _SitesOffered:
         return tuple(out)
 
 
-def load_scenario(spec: str) -> Any:
-    """The scenario named by ``spec`` (built-in name, .toml or .py path)."""
+def load_scenario(spec: str | None, hypervisor: str | None = None) -> Any:
+    """The scenario named by ``spec`` (built-in name, .toml or .py path; None: the default
+    one of ``hypervisor``), run under ``hypervisor`` (None: the scenario's own)."""
     from . import load
 
-    return load(spec)
-
-
-def variant_names() -> list[str]:
-    """The mediator variants (``reference``, ``seed-v1``...)."""
-    from ..xen import variants
-
-    return list(variants.names())
+    if spec is None:
+        spec = DEFAULT_SCENARIOS.get(hypervisor or "xen", "default")
+    return load(spec).under(hypervisor)
 
 
 def resolve_variant(scenario: Any, variant: str | None) -> str:
-    """``variant`` (or the scenario's own, or ``reference``), checked against the known ones."""
-    name = variant or getattr(scenario, "variant", None) or "reference"
-    names = variant_names()
+    """``variant`` (or the scenario's own, or its hypervisor's default), checked against the
+    variants of the scenario's hypervisor."""
+    hypervisor = getattr(scenario, "hypervisor", "xen")
+    name = variant or getattr(scenario, "variant", None) or DEFAULT_VARIANTS[hypervisor]
+    names = hypervisor_variants(hypervisor)
     if name not in names:
-        raise CheckError(unknown("variant", name, names))
+        what = "variant" if hypervisor == "xen" else f"{hypervisor} variant"
+        raise CheckError(unknown(what, name, names))
     return name
+
+
+def monitors_for(scenario: Any) -> Callable[[], list[Monitor]]:
+    """The monitors a scenario's executions run: every default one, and under pKVM the pKVM
+    proxy's too (but those a program leaves out, see ``_programs.py``)."""
+    if getattr(scenario, "hypervisor", "xen") != "pkvm":
+        return default_monitors
+    from ..check.monitors.pkvm import PKVM_MONITORS
+
+    skip: frozenset[str] = getattr(scenario, "skip_monitors", frozenset())
+    chosen = [cls for name, cls in PKVM_MONITORS.items() if name not in skip]
+
+    def monitors() -> list[Monitor]:
+        return default_monitors() + [cls() for cls in chosen]
+
+    return monitors
 
 
 def scenario_program(scenario: Any, variant: str, *, strict: bool = False) -> Program:
@@ -233,7 +255,8 @@ def scenario_program(scenario: Any, variant: str, *, strict: bool = False) -> Pr
             raise
         # The ownership monitor reads the SPMC's mailbox states through the machine; a
         # cross-check fingerprints the instance (see scenario_state).
-        machine.system = inst.system  # type: ignore[attr-defined]
+        if inst.system is not None:  # None: a pKVM program whose proxy failed to initialise
+            machine.system = inst.system  # type: ignore[attr-defined]
         # Opaque: its results are in execution order, which is not part of the state.
         machine.scenario_instance = Opaque(inst)  # type: ignore[attr-defined]
 
@@ -418,9 +441,10 @@ def locks_held_at(trace: Sequence[TraceEvent], index: int) -> list[tuple[str, st
 
 
 def check_scenario(
-    scenario_spec: str = "default",
+    scenario_spec: str | None = None,
     *,
     variant: str | None = None,
+    hypervisor: str | None = None,
     strategy: str | None = None,
     budget: int | None = DEFAULT_BUDGET,
     seed: int = 0,
@@ -437,6 +461,8 @@ def check_scenario(
 ) -> CheckReport:
     """Explore ``scenario_spec`` under ``variant`` and report what the monitors find.
 
+    ``scenario_spec`` None is the default scenario of ``hypervisor`` (``xen`` unless given);
+    ``hypervisor`` runs the scenario under that hypervisor instead of its own.
     ``strategy`` ``None`` is the portfolio (``check/strategies/portfolio.py``). Each finding
     is minimised (fewer preemptions, then fewer steps and faults, same kind) and its schedule
     saved under ``out_dir`` (``None``: not saved). Consequences of injected faults that the
@@ -456,16 +482,17 @@ def check_scenario(
         raise CheckError(f"--time-limit must be positive, not {time_limit}")
     plan = fault_plan(faults)
     strat = make_strategy(strategy, seed=seed, preemption_bound=preemption_bound)
-    scenario = load_scenario(scenario_spec)
+    scenario = load_scenario(scenario_spec, hypervisor)
     var = resolve_variant(scenario, variant)
     program = scenario_program(scenario, var, strict=strict)
+    monitors = monitors_for(scenario)
     specs = plan.specs if plan is not None else ()
     offered = _SitesOffered(plan) if plan is not None else None
 
     explored = explore(
         program,
         strat,
-        monitors_factory=default_monitors,
+        monitors_factory=monitors,
         budget=budget,
         time_limit=time_limit,
         stop_on_first=stop_on_first,
@@ -475,7 +502,7 @@ def check_scenario(
         catch_interrupt=catch_interrupt,
     )
     report = CheckReport(
-        scenario=getattr(scenario, "name", scenario_spec),
+        scenario=scenario.name,
         variant=var,
         strategy=strategy,
         seed=seed,
@@ -490,6 +517,7 @@ def check_scenario(
         elapsed=explored.elapsed,
         steps=explored.steps,
         notes=list(explored.notes),
+        hypervisor=scenario.hypervisor,
         unmatched_faults=offered.unmatched() if offered is not None else (),
     )
     if explored.stopped == "interrupted":
@@ -503,7 +531,7 @@ def check_scenario(
             smaller = minimise(
                 program,
                 result,
-                default_monitors,
+                monitors,
                 faults=plan,
                 max_faults=max_faults,
                 kind=finding.kind,
@@ -517,8 +545,9 @@ def check_scenario(
         reported.update(finding_key(f) for f in [shown, *also])
         schedule = Schedule(
             decisions=list(best.decisions),
-            scenario=_scenario_ref(scenario_spec),
+            scenario=_scenario_ref(scenario.name if scenario_spec is None else scenario_spec),
             variant=var,
+            hypervisor="" if hypervisor is None else scenario.hypervisor,
             strategy=strategy if part == strategy else f"{strategy}: {part}",
             seed=seed,
             faults=list(specs),
@@ -540,13 +569,13 @@ def replay_schedule(
     schedule; lenient: take the decisions that fit, then run on without preemptions."""
     if not schedule.scenario:
         raise CheckError("the schedule names no scenario")
-    scenario = load_scenario(schedule.scenario)
+    scenario = load_scenario(schedule.scenario, schedule.hypervisor or None)
     var = resolve_variant(scenario, variant or schedule.variant or None)
     plan = fault_plan(schedule.faults)
     return replay(
         scenario_program(scenario, var),
         schedule.decisions,
-        monitors_factory=default_monitors,
+        monitors_factory=monitors_for(scenario),
         faults=plan,
         max_faults=schedule.max_faults,
         strict=strict,

@@ -101,6 +101,17 @@ class ScenarioHead(Struct, forbid_unknown_fields=True, kw_only=True):
         Annotated[str, _doc("the mediator variant (ffasim check --list); --variant overrides")]
         | UnsetType
     ) = UNSET
+    hypervisor: (
+        Annotated[
+            Literal["xen", "pkvm"],
+            _doc(
+                "what stands between callers and the SPMC: Xen's mediator, or Linux pKVM's FF-A"
+                " proxy (then the one [[vm]] is the host kernel)",
+                "xen",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
     vm_to_vm: Annotated[bool, _doc("Xen's VM-to-VM messaging", False)] | UnsetType = UNSET
     spmc_version: (
         Annotated[

@@ -31,6 +31,12 @@ from ._format import BEHAVIOURS as BEHAVIOURS
 from ._format import CONTEXTS as CONTEXTS
 from ._ops import ANY, DRIVER_ERROR, GUEST, OPS, OUTCOMES, SUCCESS, Refused, Skip
 
+DEFAULT_VARIANTS = {"xen": "reference", "pkvm": "head"}
+"""The variant a scenario runs on when neither it nor the command line names one."""
+
+_XEN_ONLY_OPS = frozenset({"destroy", "run_tasklets", "run_timers", "sp_notify", "sp_check"})
+"""System operations of Xen's toolstack and deferred work, which pKVM does not have."""
+
 SPMC_VERSIONS = {"1.1": abi.FFA_VERSION_1_1, "1.2": abi.FFA_VERSION_1_2}
 """The FF-A versions the SPMC can be built to implement (``[scenario] spmc_version``)."""
 
@@ -189,6 +195,7 @@ class Scenario:
         description: str = "",
         *,
         variant: str | None = None,
+        hypervisor: str = "xen",
         vm_to_vm: bool = False,
         spmc_version: str = "1.2",
         vms: Sequence[VmSpec] = (VmSpec(),),
@@ -201,6 +208,7 @@ class Scenario:
         self.name = name
         self.description = description
         self.variant = variant
+        self.hypervisor = hypervisor
         self.vm_to_vm = vm_to_vm
         self.spmc_version = spmc_version
         self.vms = tuple(vms)
@@ -230,6 +238,7 @@ class Scenario:
             self.name,
             self.description,
             self.variant,
+            self.hypervisor,
             self.vm_to_vm,
             self.spmc_version,
             self.vms,
@@ -244,6 +253,35 @@ class Scenario:
         return isinstance(other, Scenario) and self._key() == other._key()
 
     __hash__ = None  # type: ignore[assignment]
+
+    def under(self, hypervisor: str | None) -> Scenario:
+        """This scenario with ``hypervisor`` in front of the SPMC (itself when that is already
+        so, or ``hypervisor`` is None); its variant is dropped when the other hypervisor has no
+        such variant. :class:`ScenarioError` when it cannot run there (pKVM has one caller)."""
+        if hypervisor is None or hypervisor == self.hypervisor:
+            return self
+        if hypervisor not in DEFAULT_VARIANTS:
+            raise ScenarioError(unknown("hypervisor", hypervisor, list(DEFAULT_VARIANTS)))
+        variant = self.variant if self.variant in hypervisor_variants(hypervisor) else None
+        try:
+            return Scenario(
+                self.name,
+                self.description,
+                variant=variant,
+                hypervisor=hypervisor,
+                vm_to_vm=self.vm_to_vm,
+                spmc_version=self.spmc_version,
+                vms=self.vms,
+                partitions=self.partitions,
+                setup=self.setup,
+                threads=self.threads,
+                final=self.final,
+                source=self.source,
+            )
+        except ScenarioError as e:
+            raise ScenarioError(
+                f"{self.name} cannot run under {hypervisor}: {e.rule or e}", file=self.source
+            ) from None
 
     def to_toml(self) -> str:
         """This scenario as a TOML file that loads to an equal scenario
@@ -267,9 +305,11 @@ class Scenario:
             return [found]
         out: list[tuple[Path, str]] = []
         if self.variant is not None:
-            known = _variant_names()
+            known = hypervisor_variants(self.hypervisor)
             if known and self.variant not in known:
                 out.append((("scenario", "variant"), unknown("variant", self.variant, known)))
+        if self.hypervisor == "pkvm":
+            out += self._pkvm_problems()
         if isinstance(self.partitions, Sequence):
             seen: set[int] = set()
             for i, sp in enumerate(self.partitions):
@@ -306,6 +346,42 @@ class Scenario:
                 out.append(((*here, "steps"), "a thread needs at least one step"))
             for j, st in enumerate(th.steps):
                 out += self._step_problems((*here, "steps", j), st, th, shares)
+        return out
+
+    def _pkvm_problems(self) -> list[tuple[Path, str]]:
+        """Under pKVM the one caller is the host kernel: one [[vm]] (its CPUs and RAM), no Xen
+        machinery (VM-to-VM messaging, 32-bit guests, the toolstack, tasklets, timers)."""
+        out: list[tuple[Path, str]] = []
+        if len(self.vms) != 1:
+            out.append(
+                (
+                    ("vm",),
+                    f"under pkvm the caller is the host kernel: give exactly one [[vm]] (its "
+                    f"CPUs and pages), not {len(self.vms)}",
+                )
+            )
+        elif self.vms[0].arch != "aarch64":
+            out.append((("vm", 0, "arch"), "the pKVM host is a 64-bit kernel: arch = aarch64"))
+        if self.vm_to_vm:
+            out.append((("scenario", "vm_to_vm"), "VM-to-VM messaging is Xen's; pkvm has none"))
+        placed = [("setup", j, st) for j, st in enumerate(self.setup)]
+        placed += [("final", j, st) for j, st in enumerate(self.final)]
+        for phase, j, st in placed:
+            if st.op in _XEN_ONLY_OPS:
+                out.append(((phase, j, "op"), f"{st.op} is Xen's; it has no meaning under pkvm"))
+        for i, th in enumerate(self.threads):
+            if th.context is not None and th.context != "toolstack":
+                out.append(
+                    (("thread", i, "context"), f"a {th.context} thread is Xen's; pkvm has none")
+                )
+            for j, st in enumerate(th.steps):
+                if st.op in _XEN_ONLY_OPS:
+                    out.append(
+                        (
+                            ("thread", i, "steps", j, "op"),
+                            f"{st.op} is Xen's; it has no meaning under pkvm",
+                        )
+                    )
         return out
 
     def _partition_ids(self) -> set[int] | None:
@@ -432,10 +508,13 @@ class Scenario:
         kwargs: dict[str, Any] = {}
         if machine is not None:
             kwargs["machine"] = machine
+        if self.hypervisor == "pkvm":
+            kwargs["hypervisor"] = "pkvm"
+        else:
+            kwargs["vm_to_vm"] = self.vm_to_vm
         system = System(
             partitions=partitions,
-            variant=variant or self.variant or "reference",
-            vm_to_vm=self.vm_to_vm,
+            variant=variant or self.variant or DEFAULT_VARIANTS[self.hypervisor],
             spmc_version=SPMC_VERSIONS[self.spmc_version],
             **kwargs,
         )
@@ -461,13 +540,15 @@ def describe_path(path: Path) -> str:
     return ", ".join(words)
 
 
-def _variant_names() -> list[str]:
-    try:
-        from ..xen import variants
-    except ImportError:
-        return []
-    names = getattr(variants, "names", None)
-    return list(names()) if callable(names) else []
+def hypervisor_variants(hypervisor: str = "xen") -> list[str]:
+    """The variants of ``hypervisor``'s mediator (Xen's, or pKVM's FF-A proxy)."""
+    if hypervisor == "pkvm":
+        from ..pkvm import variants as pkvm_variants
+
+        return pkvm_variants.names()
+    from ..xen import variants
+
+    return list(variants.names())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -545,15 +626,21 @@ class Instance:
         machine = system.machine
         prev = machine.current
         machine.current = "toolstack"
-        # arch is passed only for a 32-bit guest: the default is System's own.
-        self._vms = [
-            system.create_vm(vcpus=v.vcpus, pages=v.pages, **_arch(v.arch)) for v in scenario.vms
-        ]
+        if scenario.hypervisor == "pkvm":
+            # The host kernel has a VM's calling surface (smc, read, write, ipa, id).
+            (host,) = scenario.vms
+            self._vms = [system.create_host(cpus=host.vcpus, pages=host.pages)]
+        else:
+            # arch is passed only for a 32-bit guest: the default is System's own.
+            self._vms = [
+                system.create_vm(vcpus=v.vcpus, pages=v.pages, **_arch(v.arch))
+                for v in scenario.vms
+            ]
         machine.current = prev
         for j, st in enumerate(scenario.setup):
             self._run_placed(st, "setup", j)
         self.threads: list[Thread] = [
-            Thread(spec.name, self._body(spec)) for spec in scenario.threads
+            Thread(self.thread_name(spec), self._body(spec)) for spec in scenario.threads
         ]
 
     # -- lookups ----------------------------------------------------------------------------
@@ -561,6 +648,13 @@ class Instance:
     def vm(self, index: int) -> Any:
         """The VM handle of the scenario's VM ``index`` (its domid)."""
         return self._vms[index]
+
+    def thread_name(self, spec: ThreadSpec) -> str:
+        """The context a thread runs as: its vCPU's (``d0v1``), the host CPU's under pKVM
+        (``host1``), or its own (``toolstack``)."""
+        if self.scenario.hypervisor == "pkvm" and spec.context is None:
+            return f"host{spec.vcpu}"
+        return spec.name
 
     def partition(self, sp_id: int) -> SecurePartition:
         for sp in self.partitions:
@@ -575,8 +669,10 @@ class Instance:
 
     def alive(self, index: int) -> bool:
         """Whether VM ``index`` may still run: Xen marks a domain dying when the toolstack
-        starts destroying it, and a dying domain's vCPUs never run again."""
-        return not self._vms[index].domain.is_dying
+        starts destroying it, and a dying domain's vCPUs never run again. pKVM's host always
+        runs."""
+        domain = getattr(self._vms[index], "domain", None)
+        return domain is None or not domain.is_dying
 
     def destroy_vm(self, index: int) -> None:
         """The toolstack destroys VM ``index`` (each at most once).
@@ -594,16 +690,20 @@ class Instance:
 
     def _body(self, spec: ThreadSpec) -> Callable[[], None]:
         sink = self.system.machine.sink
-        key = ("domain", self._vms[spec.vm].domid) if spec.vm is not None else None
+        key = None
+        if spec.vm is not None and self.scenario.hypervisor == "xen":
+            key = ("domain", self._vms[spec.vm].domid)
+
+        name = self.thread_name(spec)
 
         def body() -> None:
             for j, st in enumerate(spec.steps):
                 if key is not None:
                     sink.point(ATOMIC, key, False)  # is the domain still running?
                 if spec.vm is not None and not self.alive(spec.vm):
-                    self._skip(spec.name, "thread", j, st, f"d{spec.vm} was destroyed")
+                    self._skip(name, "thread", j, st, f"d{spec.vm} was destroyed")
                     continue
-                self.run_step(st, spec.name, "thread", j, spec.vm, spec.vcpu)
+                self.run_step(st, name, "thread", j, spec.vm, spec.vcpu)
 
         return body
 
@@ -611,7 +711,7 @@ class Instance:
         """A setup or final step, run alone: system operations in their own context."""
         if st.scope == GUEST:
             assert st.vm is not None
-            name = f"d{st.vm}v{st.vcpu}"
+            name = self._vms[st.vm].ctx(st.vcpu)
             if not self.alive(st.vm):
                 self._skip(name, phase, j, st, f"d{st.vm} was destroyed")
                 return
@@ -716,6 +816,11 @@ class Instance:
             self._run_placed(st, "final", j)
         machine = self.system.machine
         prev = machine.current
+        if self.scenario.hypervisor == "pkvm":
+            # The host outlives everything: what it left shared or mapped is the audit's.
+            problems = [r.problem for r in self.results if r.problem is not None]
+            self._verdict = problems + [f"leak: {line}" for line in self.system.audit()]
+            return list(self._verdict)
         machine.current = "toolstack"
         for index in range(len(self._vms)):
             self.destroy_vm(index)

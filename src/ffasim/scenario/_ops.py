@@ -226,7 +226,9 @@ def _run_share(env: StepEnv, p: Mapping[str, Any]) -> Any:
             env.vm.write(env.vm.ipa(page), bytes([p["fill"]]) * abi.FFA_PAGE_SIZE)
     handle = drv.share(p["receiver"], page_list, p["perms"])
     assert isinstance(handle, int)
-    env.instance.handles[p["name"]] = SharedRegion(p["name"], handle, env.vm.domid, page_list)
+    env.instance.handles[p["name"]] = SharedRegion(
+        p["name"], handle, getattr(env.vm, "domid", 0), page_list
+    )
     return handle
 
 

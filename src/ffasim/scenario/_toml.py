@@ -217,6 +217,7 @@ class _Loader:
                 head.name,
                 _or(head.description, ""),
                 variant=_or(head.variant, None),
+                hypervisor=_or(head.hypervisor, "xen"),
                 vm_to_vm=_or(head.vm_to_vm, False),
                 spmc_version=_or(head.spmc_version, "1.2"),
                 vms=vms,

@@ -115,6 +115,8 @@ def to_document(sc: Scenario, *, strict: bool = True) -> dict[str, Any]:
         head["description"] = sc.description
     if sc.variant is not None:
         head["variant"] = sc.variant
+    if sc.hypervisor != "xen":
+        head["hypervisor"] = sc.hypervisor
     if sc.vm_to_vm:
         head["vm_to_vm"] = sc.vm_to_vm
     if sc.spmc_version != "1.2":
