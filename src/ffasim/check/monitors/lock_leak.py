@@ -4,12 +4,17 @@ Xen's locks are never held across a return to a guest: a lock that a hypercall l
 error path that forgets its ``out:`` unlock, seed defect 2's acquire helpers returning NULL with
 the lock taken) makes the next user spin forever. The monitor compares what the context held on
 entry with what it holds on return, so it names exactly the locks this call leaked.
+
+A vCPU context that takes a lock outside any hypercall (scenario code that runs toolstack work
+on a vCPU, a teardown that leaks) holds it while its guest runs: that is reported when the
+context next enters a hypercall, as taken outside any hypercall, and the call it enters is not
+blamed (it finds the lock held, whether it leaves it so or releases it).
 """
 
 from __future__ import annotations
 
 from ... import abi
-from ...machine.locks import RwLock, Spinlock
+from ...machine.locks import Lockable, RwLock, Spinlock
 from ._base import CallTracking
 
 
@@ -24,6 +29,18 @@ class LockLeakMonitor(CallTracking):
         super().__init__()
         self.entry_held: dict[str, list[list[Spinlock | RwLock]]] = {}
         self.reported: set[tuple[str, str]] = set()
+        # lock -> (context, step) for each lock held now that was taken outside any hypercall
+        self.taken_outside: dict[Lockable, tuple[str, int]] = {}
+
+    def acquired(self, lock: Lockable) -> None:
+        ctx = self.context()
+        if self.current_call(ctx) is None:
+            self.taken_outside[lock] = (ctx, self.execution.step)
+        else:
+            self.taken_outside.pop(lock, None)
+
+    def released(self, lock: Lockable) -> None:
+        self.taken_outside.pop(lock, None)
 
     def call(self, layer: str, caller: str, args: tuple[int, ...]) -> None:
         super().call(layer, caller, args)
@@ -31,6 +48,22 @@ class LockLeakMonitor(CallTracking):
             ctx = self.context(caller)
             held = self.execution.machine.held_by(ctx)
             self.entry_held.setdefault(ctx, []).append(held)
+            outside = [
+                lock
+                for lock in held
+                if self.taken_outside.get(lock, ("", 0))[0] == ctx
+                and (ctx, lock.name) not in self.reported
+            ]
+            if outside:
+                for lock in outside:
+                    self.reported.add((ctx, lock.name))
+                steps = ", ".join(str(self.taken_outside[lock][1]) for lock in outside)
+                self.report(
+                    "lock-leak",
+                    f"{ctx} enters {self.current_call(ctx) or '?'} holding "
+                    f"{lock_names(outside)}, taken outside any hypercall (step {steps})",
+                    threads=(ctx,),
+                )
 
     def _new_leaks(self, ctx: str, before: list[Spinlock | RwLock]) -> list[Spinlock | RwLock]:
         leaked = [
