@@ -142,3 +142,19 @@ def test_lock_leak_taken_outside_under_the_real_scheduler() -> None:
                 ("d0v0 FFA_VERSION",),
             )
         ], release_inside
+
+
+def test_lock_leak_readers_of_one_rwlock_are_told_apart() -> None:
+    # d0v0 reads under the lock inside its call; d1v0 took it outside and still holds it.
+    h = Harness(LockLeakMonitor())
+    lock = h.machine.rwlock("ffa_ctx_list_rwlock")
+    with h.thread("d1v0"):
+        read_lock(lock)
+    with h.thread("d0v0"), h.hvc("d0v0", abi.FFA_VERSION):
+        read_lock(lock)
+        read_unlock(lock)
+    with h.thread("d1v0"), h.hvc("d1v0", abi.FFA_VERSION):
+        pass
+    assert [f.message for f in h.findings] == [
+        "d1v0 enters FFA_VERSION holding ffa_ctx_list_rwlock, taken outside any hypercall (step 1)"
+    ]

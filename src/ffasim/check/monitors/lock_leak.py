@@ -29,18 +29,19 @@ class LockLeakMonitor(CallTracking):
         super().__init__()
         self.entry_held: dict[str, list[list[Spinlock | RwLock]]] = {}
         self.reported: set[tuple[str, str]] = set()
-        # lock -> (context, step) for each lock held now that was taken outside any hypercall
-        self.taken_outside: dict[Lockable, tuple[str, int]] = {}
+        # (context, lock) -> step, for each lock a context holds that it took outside any
+        # hypercall (per context: several readers may hold one rwlock)
+        self.taken_outside: dict[tuple[str, Lockable], int] = {}
 
     def acquired(self, lock: Lockable) -> None:
         ctx = self.context()
         if self.current_call(ctx) is None:
-            self.taken_outside[lock] = (ctx, self.execution.step)
+            self.taken_outside[(ctx, lock)] = self.execution.step
         else:
-            self.taken_outside.pop(lock, None)
+            self.taken_outside.pop((ctx, lock), None)
 
     def released(self, lock: Lockable) -> None:
-        self.taken_outside.pop(lock, None)
+        self.taken_outside.pop((self.context(), lock), None)
 
     def call(self, layer: str, caller: str, args: tuple[int, ...]) -> None:
         super().call(layer, caller, args)
@@ -51,13 +52,12 @@ class LockLeakMonitor(CallTracking):
             outside = [
                 lock
                 for lock in held
-                if self.taken_outside.get(lock, ("", 0))[0] == ctx
-                and (ctx, lock.name) not in self.reported
+                if (ctx, lock) in self.taken_outside and (ctx, lock.name) not in self.reported
             ]
             if outside:
                 for lock in outside:
                     self.reported.add((ctx, lock.name))
-                steps = ", ".join(str(self.taken_outside[lock][1]) for lock in outside)
+                steps = ", ".join(str(self.taken_outside[(ctx, lock)]) for lock in outside)
                 self.report(
                     "lock-leak",
                     f"{ctx} enters {self.current_call(ctx) or '?'} holding "
