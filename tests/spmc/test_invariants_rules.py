@@ -158,6 +158,13 @@ def test_rx_and_tx_of_different_sizes_are_reported() -> None:
     assert w.problems() == ["0x8001: RX and TX sizes differ"]
 
 
+def test_rx_and_tx_both_unmapped_are_not_reported() -> None:
+    w = world()
+    mbox = w.spmc.endpoints[0x8001].mailbox
+    mbox.rx_frames, mbox.tx_frames = [], []  # equal sizes: none
+    assert w.problems() == []
+
+
 def test_frame_that_is_the_buffer_of_two_endpoints_is_reported() -> None:
     w = world()
     a, b = w.spmc.endpoints[0x8001].mailbox, w.spmc.endpoints[0x8002].mailbox
@@ -192,6 +199,14 @@ def test_buffer_frame_freed_while_mapped_is_reported() -> None:
     w = world()
     w.hyp.m.heap.free_page(w.rx)
     assert w.problems() == [f"0x1 buffer frame {mfn(w.rx)} was freed while the SPMC maps it"]
+
+
+def test_buffer_frame_freed_after_its_unmap_is_not_reported() -> None:
+    w = world()
+    assert w.hyp.call(abi.FFA_RXTX_UNMAP, 1 << 16)[0] == abi.FFA_SUCCESS_32
+    w.hyp.m.heap.free_page(w.rx)
+    w.hyp.m.heap.free_page(w.tx)
+    assert w.problems() == []
 
 
 def test_vm_buffer_frame_left_in_the_ns_view_is_reported() -> None:
