@@ -10,7 +10,16 @@ from test_monitors import Harness
 
 from ffasim import abi
 from ffasim.check.monitors import LockLeakMonitor
-from ffasim.machine import Machine, Thread, read_lock, read_unlock, spin_lock, spin_unlock
+from ffasim.machine import (
+    Machine,
+    Thread,
+    read_lock,
+    read_unlock,
+    spin_lock,
+    spin_unlock,
+    write_lock,
+    write_unlock,
+)
 
 
 def test_lock_leak_lock_taken_outside_a_hypercall_is_reported_as_such() -> None:
@@ -157,4 +166,69 @@ def test_lock_leak_readers_of_one_rwlock_are_told_apart() -> None:
         pass
     assert [f.message for f in h.findings] == [
         "d1v0 enters FFA_VERSION holding ffa_ctx_list_rwlock, taken outside any hypercall (step 1)"
+    ]
+
+
+def test_lock_leak_lock_the_setup_leaves_held_is_reported_when_threads_start() -> None:
+    h = Harness(LockLeakMonitor())
+    lock = h.machine.spinlock("ffa_ctx_list_rwlock")
+    spare = h.machine.spinlock("d0.ffa.lock")
+    h.machine.current = "toolstack"  # a setup step, before any thread
+    spin_lock(lock)
+    spin_lock(spare)
+    spin_unlock(spare)
+    h.machine.current = "boot"
+    with h.thread("d0v0"), h.hvc("d0v0", abi.FFA_VERSION):
+        pass
+    with h.thread("d1v0"):
+        pass
+    h.end("d0v0")
+    assert [(f.message, f.threads, f.calls) for f in h.findings] == [
+        (
+            "toolstack still holds ffa_ctx_list_rwlock when the threads start: taken during "
+            "the setup, outside any hypercall",
+            ("toolstack",),
+            (),
+        )
+    ]
+
+
+def test_lock_leak_setup_that_releases_its_locks_is_clean() -> None:
+    h = Harness(LockLeakMonitor())
+    lock = h.machine.rwlock("ffa_ctx_list_rwlock")
+    h.machine.current = "toolstack"
+    write_lock(lock)
+    write_unlock(lock)
+    h.machine.current = "boot"
+    with h.thread("d0v0"), h.hvc("d0v0", abi.FFA_VERSION):
+        pass
+    h.end("d0v0")
+    assert h.findings == []
+
+
+def setup_leak_program(machine: Machine) -> tuple[list[Thread], None]:
+    """The toolstack leaves a lock held during the setup; a vCPU's call then waits for it."""
+    lock = machine.spinlock("ffa_ctx_list_rwlock")
+    machine.current = "toolstack"
+    spin_lock(lock)
+    machine.current = "boot"
+
+    def body() -> None:
+        machine.sink.call("hvc", "d0v0", abi.regs(abi.FFA_PARTITION_INFO_GET))
+        spin_lock(lock)
+        spin_unlock(lock)
+        machine.sink.ret("hvc", "d0v0", abi.success())
+
+    return [Thread("d0v0", body), Thread("d1v0", lambda: None)], None
+
+
+def test_lock_leak_setup_leak_is_found_before_the_call_that_waits_for_it() -> None:
+    r = run(setup_leak_program, Scripted())
+    assert [(f.kind, f.message, f.calls) for f in r.findings] == [
+        (
+            "lock-leak",
+            "toolstack still holds ffa_ctx_list_rwlock when the threads start: taken during "
+            "the setup, outside any hypercall",
+            (),
+        )
     ]

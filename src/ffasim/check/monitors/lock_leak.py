@@ -8,7 +8,10 @@ entry with what it holds on return, so it names exactly the locks this call leak
 A vCPU context that takes a lock outside any hypercall (scenario code that runs toolstack work
 on a vCPU, a teardown that leaks) holds it while its guest runs: that is reported when the
 context next enters a hypercall, as taken outside any hypercall, and the call it enters is not
-blamed (it finds the lock held, whether it leaves it so or releases it).
+blamed (it finds the lock held, whether it leaves it so or releases it). A lock that the setup
+leaves held (a toolstack, boot or SRI step before the threads start) is reported when the
+first thread starts, naming the context that holds it, rather than as the deadlock of the
+first call that waits for it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class LockLeakMonitor(CallTracking):
         # (context, lock) -> step, for each lock a context holds that it took outside any
         # hypercall (per context: several readers may hold one rwlock)
         self.taken_outside: dict[tuple[str, Lockable], int] = {}
+        self.threads_started = False
 
     def acquired(self, lock: Lockable) -> None:
         ctx = self.context()
@@ -92,6 +96,23 @@ class LockLeakMonitor(CallTracking):
                 )
         super().ret(layer, caller, result)
 
+    def on_thread_start(self, thread: str) -> None:
+        if self.threads_started:
+            return
+        self.threads_started = True
+        # The setup is over: what a context still holds stays held while the threads run.
+        m = self.execution.machine
+        holders = sorted({ctx for lock in m.held for ctx in _holders(lock)})
+        for ctx in holders:
+            leaked = self._new_leaks(ctx, [])
+            if leaked:
+                self.report(
+                    "lock-leak",
+                    f"{ctx} still holds {lock_names(leaked)} when the threads start: taken "
+                    f"during the setup, outside any hypercall",
+                    threads=(ctx,),
+                )
+
     def on_thread_end(self, thread: str) -> None:
         leaked = self._new_leaks(thread, [])
         if leaked:
@@ -100,3 +121,10 @@ class LockLeakMonitor(CallTracking):
                 f"{thread} ends still holding {lock_names(leaked)}",
                 threads=(thread,),
             )
+
+
+def _holders(lock: Spinlock | RwLock) -> list[str]:
+    """The contexts holding ``lock``."""
+    if isinstance(lock, Spinlock):
+        return [lock.holder] if lock.holder is not None else []
+    return [lock.writer] if lock.writer is not None else list(lock.readers)
