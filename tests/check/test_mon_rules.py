@@ -4,10 +4,18 @@ the planted breach with its exact message), at the boundary of the rule."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from test_monitors import Harness, _Mailbox, _Spmc, guest_frame, xen_frame
 
 from ffasim import abi
-from ffasim.check.monitors import IsolationMonitor, LeakMonitor, OwnershipMonitor, ViolationMonitor
+from ffasim.check.monitors import (
+    IsolationMonitor,
+    LeakMonitor,
+    OwnershipMonitor,
+    RaceMonitor,
+    ViolationMonitor,
+)
 from ffasim.machine import Frame, grant, revoke, spin_lock, spin_unlock
 
 # -- isolation: accesses ------------------------------------------------------------------------
@@ -216,3 +224,41 @@ def test_ownership_vm_rx_write_after_acquire_is_judged_only_for_that_vm() -> Non
         f"(no FFA_RX_ACQUIRE in force) (bytes 0x0..0x7 of frame 0x{rx1.mfn:x} (d0, ram), "
         "d0v0 in FFA_MSG_SEND2)"
     ]
+
+
+# -- data-race: byte ranges ------------------------------------------------------------------
+
+
+def _unordered_writes(first: tuple[int, int], second: tuple[int, int], write: bool = True) -> Any:
+    """The racing spans found when d0v0 writes bytes [a, b) of a Xen frame and d1v0 then
+    touches [c, d), with nothing ordering them."""
+    h = Harness(RaceMonitor())
+    f = xen_frame(h, "ffa_spmc_tx")
+    (a, b), (c, d) = first, second
+    with h.thread("d0v0"):
+        h.machine.mem.write(f.pa + a, bytes(b - a), "xen")
+    with h.thread("d1v0"):
+        if write:
+            h.machine.mem.write(f.pa + c, bytes(d - c), "spmc")
+        else:
+            h.machine.mem.read(f.pa + c, d - c, "spmc")
+    return [x.message.split(" of frame")[0] for x in h.findings]
+
+
+def test_race_adjacent_byte_ranges_do_not_race() -> None:
+    assert _unordered_writes((8, 16), (16, 24)) == []
+    assert _unordered_writes((8, 16), (0, 8)) == []
+
+
+def test_race_byte_ranges_sharing_one_byte_race_on_that_byte() -> None:
+    assert _unordered_writes((8, 16), (15, 24)) == ["bytes 0xf..0xf"]
+    assert _unordered_writes((8, 16), (0, 9), write=False) == ["bytes 0x8..0x8"]
+
+
+def test_race_two_unordered_reads_do_not_race() -> None:
+    h = Harness(RaceMonitor())
+    f = xen_frame(h)
+    for t in ("d0v0", "d1v0"):
+        with h.thread(t):
+            h.machine.mem.read(f.pa, 8, "xen")
+    assert h.findings == []
