@@ -37,15 +37,17 @@ class LockLeakMonitor(CallTracking):
         self.taken_outside: dict[tuple[str, Lockable], int] = {}
         self.threads_started = False
 
+    # Every lock operation comes here: kept to a dict operation or two.
     def acquired(self, lock: Lockable) -> None:
-        ctx = self.context()
-        if self.current_call(ctx) is None:
+        ctx = self.execution.machine.current
+        if not self.in_call.get(ctx):
             self.taken_outside[(ctx, lock)] = self.execution.step
-        else:
+        elif self.taken_outside:
             self.taken_outside.pop((ctx, lock), None)
 
     def released(self, lock: Lockable) -> None:
-        self.taken_outside.pop((self.context(), lock), None)
+        if self.taken_outside:
+            self.taken_outside.pop((self.execution.machine.current, lock), None)
 
     def call(self, layer: str, caller: str, args: tuple[int, ...]) -> None:
         super().call(layer, caller, args)
