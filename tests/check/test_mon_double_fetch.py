@@ -10,6 +10,8 @@ side of the write and of the read.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_monitors import Harness, guest_frame, xen_frame
 
 from ffasim import abi
@@ -134,3 +136,38 @@ def test_double_fetch_reads_outside_a_hypercall_are_not_tracked() -> None:
         h.machine.mem.read(own.pa, 8, "xen")
         h.machine.mem.read(own.pa, 8, "xen")
     assert h.findings == []
+
+
+_ops = st.lists(
+    st.tuples(st.booleans(), st.integers(0, 40), st.integers(1, 16)), min_size=1, max_size=12
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(_ops)
+def test_double_fetch_agrees_with_a_byte_by_byte_oracle(ops: list[tuple[bool, int, int]]) -> None:
+    """Any sequence of Xen reads and writes of one guest frame in one call: the monitor
+    reports at the first read of a byte read before and not rewritten since, and only there."""
+    h = Harness(DoubleFetchMonitor())
+    f = guest_frame(h)
+    seen: set[int] = set()
+    expected = None
+    for i, (write, offset, size) in enumerate(ops):
+        span = set(range(offset, offset + size))
+        if write:
+            seen -= span
+        elif span & seen:
+            expected = i
+            break
+        else:
+            seen |= span
+    fired = None
+    with h.thread("d0v0"), h.hvc("d0v0", abi.FFA_MEM_SHARE_64):
+        for i, (write, offset, size) in enumerate(ops):
+            if write:
+                h.machine.mem.write(f.pa + offset, bytes(size), "xen")
+            else:
+                h.machine.mem.read(f.pa + offset, size, "xen")
+            if h.findings and fired is None:
+                fired = i
+    assert fired == expected
