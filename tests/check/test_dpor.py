@@ -6,6 +6,7 @@ odometer scheduler of ``synthetic.py`` and each is identified by its dependence 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,7 +17,8 @@ from synthetic import brute_force, build, canonical_trace, run_all
 from ffasim.check.explore import explore
 from ffasim.check.strategies import DFSStrategy
 from ffasim.check.strategies.dfs import NondeterminismError
-from ffasim.machine import Machine
+from ffasim.machine import Atomic, Machine, Spinlock, Thread, spin_lock, spin_unlock
+from ffasim.machine.events import ATOMIC, LOCK
 
 VARS = ("x", "y")
 LOCKS = ("A", "B")
@@ -208,3 +210,140 @@ def test_dfs_reports_a_program_that_is_not_deterministic() -> None:
         NondeterminismError, match=r"^decision 0: expected a choice of \('t0', 't1'\)"
     ):
         explore(program, DFSStrategy(), monitors_factory=list, stop_on_first=False)
+
+
+# -- the conservative fallback ------------------------------------------------------------------
+#
+# When a race is to be reversed at a node where none of its initials is enabled, the node gets
+# every runnable thread (Flanagan & Godefroid's fallback, ``DFSStrategy._reverse``). With the
+# machine's primitives that cannot happen: a thread is only disabled waiting for a lock, and the
+# release that wakes it is a step its retry depends on, so any initial that was disabled at the
+# node comes after a step that is not. The test therefore adds a primitive whose opening wakes
+# its waiters *without* being a step they depend on (as a future wait on an event or an
+# interrupt might), which is exactly what the fallback exists for.
+
+
+class _Gate:
+    """Waiters are disabled until the gate opens; opening is not a step they depend on."""
+
+    def __init__(self, m: Machine, name: str) -> None:
+        self.machine = m
+        self.name = name
+        self.open = False
+
+    def describe_holder(self) -> str:
+        return "nobody (closed)"
+
+
+def _wait(g: _Gate) -> None:
+    m = g.machine
+    m.sink.point(ATOMIC, ("gate-wait", g.name, m.current), False)  # a key of its own
+    while not g.open:
+        m.sink.block(g)  # type: ignore[arg-type]
+
+
+def _open(g: _Gate) -> None:
+    ex: Any = g.machine.sink
+    ex.point(ATOMIC, ("gate-open", g.name), True)
+    g.open = True
+    waiters = list(ex._waiters.get(g, ()))
+    ex.released(g)
+    # White box: undo the dependency that the scheduler gives every wake-up.
+    ex.extra[len(ex.events) - 1].remove((LOCK, g, True))
+    for w in waiters:
+        ex.pending[w] = (ATOMIC, ("gate-pass", g.name, w), True)
+
+
+def _gated(spec: list[list[tuple[str, str]]]) -> Any:
+    """A program of threads running ``("r"|"w", var)``, ``("lock"|"unlock", lock)`` and
+    ``("wait"|"open", gate)``; its finish step returns what each thread read and the final
+    values (its observable outcome)."""
+
+    def program(m: Machine) -> Any:
+        atomics: dict[str, Atomic] = {}
+        locks: dict[str, Spinlock] = {}
+        gates: dict[str, _Gate] = {}
+        reads: dict[str, list[int]] = {}
+        for ops in spec:
+            for op, name in ops:
+                if op in ("r", "w"):
+                    atomics.setdefault(name, Atomic(m, name))
+                elif op in ("lock", "unlock") and name not in locks:
+                    locks[name] = m.spinlock(name)
+                elif op in ("wait", "open"):
+                    gates.setdefault(name, _Gate(m, name))
+
+        def body(me: str, token: int, ops: list[tuple[str, str]]) -> Callable[[], None]:
+            def run() -> None:
+                for op, name in ops:
+                    if op == "r":
+                        reads[me].append(atomics[name].read())
+                    elif op == "w":
+                        atomics[name].set(token)
+                    elif op == "lock":
+                        spin_lock(locks[name])
+                    elif op == "unlock":
+                        spin_unlock(locks[name])
+                    elif op == "wait":
+                        _wait(gates[name])
+                    else:
+                        _open(gates[name])
+
+            return run
+
+        threads = []
+        for i, ops in enumerate(spec):
+            reads[f"t{i}"] = []
+            threads.append(Thread(f"t{i}", body(f"t{i}", i + 1, ops)))
+
+        def finish() -> list[str]:
+            final = sorted((n, a.value) for n, a in atomics.items())
+            return [f"reads {sorted(reads.items())} final {final}"]
+
+        return threads, finish
+
+    return program
+
+
+class _FallbackSpy(DFSStrategy):
+    """Records each node the fallback filled: (runnable, backtrack after, racing thread)."""
+
+    def __init__(self, preemption_bound: int | None = None) -> None:
+        super().__init__(preemption_bound=preemption_bound)
+        self.filled: list[tuple[tuple[str, ...], list[str], str]] = []
+
+    def _reverse(self, i: int, j: int, fp_j: Any, tj: int, node: Any, *rest: Any) -> None:
+        before = self.fallbacks
+        super()._reverse(i, j, fp_j, tj, node, *rest)
+        if self.fallbacks > before:
+            threads = rest[-1]
+            self.filled.append((node.runnable, list(node.backtrack), threads[tj]))
+
+
+# t0 waits for the gate, then writes x; t1 reads x under M; t2 opens the gate under M. When
+# t1 reads x while t2 waits for M, the race of t0's write with that read cannot be reversed
+# there (t0 still waits for the gate): the fallback fills the node.
+GATED = [
+    [("wait", "g"), ("w", "x")],
+    [("lock", "M"), ("r", "x"), ("w", "y"), ("unlock", "M")],
+    [("lock", "M"), ("r", "y"), ("open", "g"), ("unlock", "M")],
+]
+
+
+def _outcomes(results: list[Any]) -> set[str]:
+    return {line for r in results if not r.pruned for line in r.problems}
+
+
+@pytest.mark.parametrize("bound", [None, 0, 1, 2])
+def test_dpor_fallback_runs_and_the_search_stays_complete(bound: int | None) -> None:
+    program = _gated(GATED)
+    spy = _FallbackSpy(preemption_bound=bound)
+    explored = run_all(program, spy)
+    naive = run_all(program, DFSStrategy("none", preemption_bound=bound))
+    assert spy.fallbacks == len(spy.filled) == 1
+    (runnable, backtrack, racing) = spy.filled[0]
+    assert racing == "t0" and racing not in runnable
+    # Every runnable thread the bound allows: with no preemption, only the one running.
+    assert set(backtrack) == ({"t1"} if bound == 0 else set(runnable)) and len(runnable) == 2
+    assert _outcomes(explored) == _outcomes(naive)
+    assert len(_outcomes(naive)) == 3

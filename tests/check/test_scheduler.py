@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,6 +28,8 @@ from ffasim.machine import (
     write_lock,
     write_unlock,
 )
+
+explore_module = importlib.import_module("ffasim.check.explore")  # the package re-exports explore()
 
 Body = Callable[[Machine], Sequence[tuple[str, Callable[[], None]]]]
 
@@ -522,18 +525,51 @@ def test_explore_is_deterministic() -> None:
     assert run() == run()
 
 
-def test_explore_time_limit_stops_an_unbounded_strategy() -> None:
+class _Clock:
+    """A stand-in for ``time.monotonic`` that advances ``tick`` seconds at each reading, so
+    that a time limit stops after a known number of executions, whatever the machine."""
+
+    def __init__(self, tick: float) -> None:
+        self.now = 0.0
+        self.tick = tick
+        self.readings = 0
+
+    def monotonic(self) -> float:
+        self.readings += 1
+        self.now += self.tick
+        return self.now
+
+
+def test_explore_time_limit_stops_an_unbounded_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock(tick=1.0)
+    monkeypatch.setattr(explore_module, "time", clock)
     report = explore(
         lost_updates,
         RandomStrategy(seed=0, executions=None),
         monitors_factory=list,
         stop_on_first=False,
-        time_limit=0.2,
+        time_limit=3.5,
     )
-    assert report.executions > 0
+    # The start is reading 1; readings 2 to 4 (1 to 3 s later) let executions 1 to 3 run,
+    # reading 5 (4 s) is past the limit, and reading 6 gives the elapsed time.
+    assert report.executions == 3
     assert not report.exhausted
     assert report.stopped == "time-limit"
-    assert report.elapsed >= 0.2  # the loop stops only once the limit has passed
+    assert report.elapsed == 5.0
+
+
+def test_explore_time_limit_is_checked_before_the_first_execution(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(explore_module, "time", _Clock(tick=1.0))
+    report = explore(
+        lost_updates,
+        RandomStrategy(seed=0, executions=None),
+        monitors_factory=list,
+        stop_on_first=False,
+        time_limit=0.5,
+    )
+    assert (report.executions, report.stopped) == (0, "time-limit")
 
 
 def test_explore_progress_bar_does_not_change_the_result() -> None:

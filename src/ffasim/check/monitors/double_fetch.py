@@ -44,7 +44,15 @@ class DoubleFetchMonitor(CallTracking):
         ranges = per_frame.setdefault(frame.mfn, [])
         end = offset + size
         if write:
-            ranges[:] = [r for r in ranges if r[0] + r[1] <= offset or r[0] >= end]
+            # Xen's own bytes now: forget exactly [offset, end), keeping what a read range
+            # has on either side of it.
+            kept = []
+            for off, n, first in ranges:
+                if off < offset:
+                    kept.append((off, min(n, offset - off), first))
+                if off + n > end:
+                    kept.append((max(off, end), off + n - max(off, end), first))
+            ranges[:] = kept
             return
         step = self.execution.step
         for off, n, first in ranges:
