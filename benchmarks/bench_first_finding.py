@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass
 from ffasim.check.explore import explore
 from ffasim.check.monitors import default_monitors
 from ffasim.scenario import BUILTIN_NAMES
-from ffasim.scenario._check import load_scenario, make_strategy, scenario_program, variant_names
+from ffasim.scenario._check import load_scenario, make_strategy, scenario_program
+from ffasim.xen import variants as xen_variants
 
 STRATEGIES = ("portfolio", "dfs", "pct", "random")
 
@@ -116,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.budget < 1:
         ap.error(f"--budget must be at least 1, not {args.budget}")
     scenarios = _choose(ap, args.scenario, BUILTIN_NAMES, "scenario")
-    variants = _choose(ap, args.variant, variant_names(), "variant")
+    variants = _choose(ap, args.variant, xen_variants.names(), "variant")
     strategies = _choose(ap, args.strategy, STRATEGIES, "strategy")
 
     cells = []

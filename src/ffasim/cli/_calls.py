@@ -219,12 +219,11 @@ def call_line(depth: int, node: CallNode) -> str:
 
 
 def creation_failure(e: Any) -> str:
-    """Why Xen refused a domain, by errno name, and the usual cause of -EIO."""
-    name = errno.errorcode.get(-e.errno, "")
-    why = f"Xen refused to create d{e.domid}: {'-' + name if name else 'error'} ({e.errno})"
-    if -e.errno == errno.EIO:
-        why += ", a partition answered VM created with an error (see the calls above)"
-    return why
+    """Why Xen refused a domain, by errno name, and the usual cause."""
+    from ..scenario._check import refusal
+
+    why = refusal(e)
+    return why + " (see the calls above)" if -e.errno == errno.EIO else why
 
 
 def style(node: CallNode) -> str:

@@ -13,6 +13,7 @@ schedule file) raises :class:`CheckError` (or the scenario's ``ScenarioError``, 
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -211,6 +212,35 @@ def resolve_variant(scenario: Any, variant: str | None) -> str:
         what = "variant" if hypervisor == "xen" else f"{hypervisor} variant"
         raise CheckError(unknown(what, name, names))
     return name
+
+
+def _can_create_vms(scenario: Any, variant: str) -> None:
+    """Build the scenario once, before exploring: a variant that refuses its VMs whatever the
+    schedule (Xen 4.19 with an SPMC newer than FF-A 1.1) is a usage error, not a crash found
+    in every execution. Anything else the build raises is left for the exploration to report."""
+    from ..system import DomainCreationError
+
+    try:
+        scenario.instantiate(variant)
+    except DomainCreationError as e:
+        raise CheckError(f"{scenario.name} cannot run on {variant}: {refusal(e)}") from None
+    except Exception:
+        pass
+
+
+def refusal(e: Any) -> str:
+    """Why Xen refused a domain (a ``DomainCreationError``), by errno name, with the usual
+    cause."""
+    name = errno.errorcode.get(-e.errno, "")
+    why = f"Xen refused to create d{e.domid}: {'-' + name if name else 'error'} ({e.errno})"
+    if -e.errno == errno.EIO:
+        why += ", a partition answered VM created with an error"
+    elif -e.errno == errno.ENODEV:
+        why += (
+            ", its FF-A probe at boot failed (Xen 4.19 needs an SPMC of FF-A 1.1: "
+            'spmc_version = "1.1"; head refuses 64 partitions)'
+        )
+    return why
 
 
 def monitors_for(scenario: Any) -> Callable[[], list[Monitor]]:
@@ -484,6 +514,7 @@ def check_scenario(
     strat = make_strategy(strategy, seed=seed, preemption_bound=preemption_bound)
     scenario = load_scenario(scenario_spec, hypervisor)
     var = resolve_variant(scenario, variant)
+    _can_create_vms(scenario, var)
     program = scenario_program(scenario, var, strict=strict)
     monitors = monitors_for(scenario)
     specs = plan.specs if plan is not None else ()
