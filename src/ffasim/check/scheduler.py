@@ -78,6 +78,7 @@ from .schedule import FAULT, THREAD, Decision
 
 if TYPE_CHECKING:
     from ..machine.locks import Lockable
+    from .snapshot import BootCache
     from .strategies.base import Strategy
 
 Program = Callable[[Machine], "tuple[list[Thread], Callable[[], list[str]] | None]"]
@@ -187,7 +188,9 @@ class Execution(EventSink):
     nowhere) and ``max_faults`` how many per execution; ``max_steps`` stops a livelock;
     ``record_trace=False`` skips the trace (for fast exploration: the explorer replays a
     failing schedule with the trace on). ``stop_on_finding`` stops the threads at the next
-    scheduling point after a monitor reported a finding.
+    scheduling point after a monitor reported a finding. ``boot_cache`` (one per exploration,
+    see ``snapshot.py``) restores the booted system instead of building it when it can, and
+    takes the snapshot after a real boot.
     """
 
     def __init__(
@@ -201,8 +204,10 @@ class Execution(EventSink):
         max_steps: int = 200_000,
         record_trace: bool = True,
         stop_on_finding: bool = True,
+        boot_cache: BootCache | None = None,
     ) -> None:
         self.program = program
+        self.boot_cache = boot_cache
         self.strategy = strategy
         self.monitors: list[Monitor] = list(monitors)
         self.faults_filter = faults
@@ -275,9 +280,16 @@ class Execution(EventSink):
             ]
         self._main = getcurrent()
 
-        # Boot: the program builds its system, single-threaded (only fault decisions).
-        self.machine.current = self.current_thread = "boot"
-        built = self._guarded_call(lambda: self.program(self.machine))
+        # Boot: the program builds its system, single-threaded (only fault decisions), or a
+        # snapshot of the same boot is restored.
+        cache = self.boot_cache
+        if cache is not None and cache.can_restore(self):
+            built = cache.restore(self)
+        else:
+            self.machine.current = self.current_thread = "boot"
+            built = self._guarded_call(lambda: self.program(self.machine))
+            if cache is not None:
+                cache.booted(self, built)
         if built is not None and not self._stop:
             threads, finish = built
             self._start_threads(threads)
