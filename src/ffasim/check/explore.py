@@ -10,6 +10,7 @@ then fewer faults and steps, keeping a finding of the same kind.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import re
 import signal
@@ -169,6 +170,8 @@ def explore(
     interrupt = _Interrupt() if catch_interrupt else None
     boot = BootCache(program, faults, max_faults, max_steps)
     report.stopped = "budget"
+    gc_threshold = gc.get_threshold()
+    gc.set_threshold(max(gc_threshold[0], GC_YOUNG_THRESHOLD), *gc_threshold[1:])
     try:
         while budget is None or report.executions < budget:
             if interrupt is not None and interrupt.raised:
@@ -219,6 +222,7 @@ def explore(
                 report.stopped = "finding"
                 break
     finally:
+        gc.set_threshold(*gc_threshold)
         if interrupt is not None:
             interrupt.restore()
         report.elapsed = time.monotonic() - start
@@ -230,6 +234,13 @@ def explore(
         bound = getattr(strategy, "bound", None)  # dfs under --preemption-bound: all of it
     report.covered_bound = bound
     return report
+
+
+GC_YOUNG_THRESHOLD = 20_000
+"""Allocations between two young-generation collections while exploring (Python's default is
+700). An execution allocates thousands of short-lived objects (its system, trace, decisions);
+at the default, every few executions pay a full collection that walks the whole heap, the
+strategy's search state included: about a tenth of the CPU time of a small scenario."""
 
 
 class _Interrupt:

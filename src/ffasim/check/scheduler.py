@@ -505,6 +505,11 @@ class Execution(EventSink):
             hooks = self._step_hooks[kind] = self._step_hooks_for(kind)
         for hook in hooks:
             hook(thread, kind, key, write)
+        if self.step > self.max_steps or self._stop:
+            self._step_limits()
+
+    def _step_limits(self) -> None:
+        """After a step: report a livelock past ``max_steps``; stop if something asked to."""
         if self.step > self.max_steps:
             self.add_finding(
                 "deadlock",
@@ -523,6 +528,8 @@ class Execution(EventSink):
     def point(self, kind: str, key: object, write: bool) -> None:
         phase = self._phase
         if phase == _RUNNING:
+            # The hottest path of an execution: _do_step and _count_step fused, and a point
+            # where only this thread can run costs no decision and no strategy call.
             me = self.current_thread
             if self._stop:
                 self._abandon()
@@ -533,7 +540,20 @@ class Execution(EventSink):
                     assert chosen is not None
                     self.preemptions += 1
                     self._switch_to(chosen)
-            self._do_step(me)
+                    # Preempted, not blocked: nothing rewrote this thread's pending operation.
+            events = self.events
+            woken = self._woken_by
+            if woken and me in woken:
+                self.wake_edges[len(events)] = woken.pop(me)
+            events.append((me, kind, key, write))
+            self.step += 1
+            hooks = self._step_hooks.get(kind)
+            if hooks is None:
+                hooks = self._step_hooks[kind] = self._step_hooks_for(kind)
+            for hook in hooks:
+                hook(me, kind, key, write)
+            if self.step > self.max_steps or self._stop:
+                self._step_limits()
         elif phase == _PRIMING:
             me = self.current_thread
             saved = self.machine.current
