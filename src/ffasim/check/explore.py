@@ -10,6 +10,7 @@ then fewer faults and steps, keeping a finding of the same kind.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import re
 import signal
@@ -22,6 +23,7 @@ from typing import Any
 from .monitor import Finding, Monitor
 from .schedule import FAULT, THREAD, Decision, ReplayDivergence
 from .scheduler import Execution, ExecutionResult, FaultFilter, Program
+from .snapshot import BootCache
 from .strategies.anchored import AnchoredReplay, SwitchRecorder
 from .strategies.base import Strategy
 from .strategies.dfs import DFSStrategy
@@ -87,8 +89,10 @@ def run_execution(
     max_faults: int = 1,
     max_steps: int = 200_000,
     record_trace: bool = True,
+    boot_cache: BootCache | None = None,
 ) -> ExecutionResult:
-    """One execution of ``program`` under ``strategy`` (whose ``new_execution`` was called)."""
+    """One execution of ``program`` under ``strategy`` (whose ``new_execution`` was called);
+    with ``boot_cache``, the booted system is restored from its snapshot when it has one."""
     ex = Execution(
         program,
         strategy,
@@ -97,6 +101,7 @@ def run_execution(
         max_faults=max_faults,
         max_steps=max_steps,
         record_trace=record_trace,
+        boot_cache=boot_cache,
     )
     return ex.run()
 
@@ -111,6 +116,7 @@ def replay(
     max_steps: int = 200_000,
     record_trace: bool = True,
     strict: bool = True,
+    boot_cache: BootCache | None = None,
 ) -> ExecutionResult:
     """Run ``program`` following ``decisions``. Strict (the default): raise
     :class:`~ffasim.check.schedule.ReplayDivergence` as soon as the execution leaves them or
@@ -126,6 +132,7 @@ def replay(
         max_faults=max_faults,
         max_steps=max_steps,
         record_trace=record_trace,
+        boot_cache=boot_cache,
     )
     if strict:
         strategy.check_complete()
@@ -161,7 +168,10 @@ def explore(
     start = time.monotonic()
     bar = _Progress(budget, time_limit) if progress else None
     interrupt = _Interrupt() if catch_interrupt else None
+    boot = BootCache(program, faults, max_faults, max_steps)
     report.stopped = "budget"
+    gc_threshold = gc.get_threshold()
+    gc.set_threshold(max(gc_threshold[0], GC_YOUNG_THRESHOLD), *gc_threshold[1:])
     try:
         while budget is None or report.executions < budget:
             if interrupt is not None and interrupt.raised:
@@ -183,6 +193,7 @@ def explore(
                 max_faults=max_faults,
                 max_steps=max_steps,
                 record_trace=False,
+                boot_cache=boot,
             )
             strategy.end_execution(result)
             report.executions += 1
@@ -201,7 +212,7 @@ def explore(
                     fresh.append(f)
             if fresh:
                 found = _with_trace(
-                    program, fresh, result, monitors_factory, faults, max_faults, max_steps
+                    program, fresh, result, monitors_factory, faults, max_faults, max_steps, boot
                 )
                 report.findings.extend(found)
                 report.found_by.extend(part for _ in found)
@@ -211,6 +222,7 @@ def explore(
                 report.stopped = "finding"
                 break
     finally:
+        gc.set_threshold(*gc_threshold)
         if interrupt is not None:
             interrupt.restore()
         report.elapsed = time.monotonic() - start
@@ -222,6 +234,13 @@ def explore(
         bound = getattr(strategy, "bound", None)  # dfs under --preemption-bound: all of it
     report.covered_bound = bound
     return report
+
+
+GC_YOUNG_THRESHOLD = 20_000
+"""Allocations between two young-generation collections while exploring (Python's default is
+700). An execution allocates thousands of short-lived objects (its system, trace, decisions);
+at the default, every few executions pay a full collection that walks the whole heap, the
+strategy's search state included: about a tenth of the CPU time of a small scenario."""
 
 
 class _Interrupt:
@@ -259,6 +278,7 @@ def _with_trace(
     faults: FaultFilter | None,
     max_faults: int,
     max_steps: int,
+    boot: BootCache | None = None,
 ) -> list[tuple[Finding, ExecutionResult]]:
     """Replay a failing execution once with the trace on; each new finding of it is paired
     with the replay (its replayed copy carries its trace step)."""
@@ -271,6 +291,7 @@ def _with_trace(
             max_faults=max_faults,
             max_steps=max_steps,
             record_trace=True,
+            boot_cache=boot,
         )
     except ReplayDivergence:
         again = None  # not reproducible: keep what the exploration saw
@@ -327,6 +348,7 @@ def minimise(
     want_keys = {finding_key(f) for f in result.findings if f.kind == want}
     best = result
     attempts = 0
+    boot = BootCache(program, faults, max_faults, max_steps)
 
     def run(strategy: Strategy) -> ExecutionResult:
         nonlocal attempts
@@ -339,6 +361,7 @@ def minimise(
             max_faults=max_faults,
             max_steps=max_steps,
             record_trace=False,
+            boot_cache=boot,
         )
 
     def better(r: ExecutionResult, same_message: bool) -> bool:
@@ -427,6 +450,7 @@ def minimise(
         max_faults=max_faults,
         max_steps=max_steps,
         record_trace=True,
+        boot_cache=boot,
     )
 
 

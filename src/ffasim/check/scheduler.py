@@ -78,6 +78,7 @@ from .schedule import FAULT, THREAD, Decision
 
 if TYPE_CHECKING:
     from ..machine.locks import Lockable
+    from .snapshot import BootCache
     from .strategies.base import Strategy
 
 Program = Callable[[Machine], "tuple[list[Thread], Callable[[], list[str]] | None]"]
@@ -187,7 +188,9 @@ class Execution(EventSink):
     nowhere) and ``max_faults`` how many per execution; ``max_steps`` stops a livelock;
     ``record_trace=False`` skips the trace (for fast exploration: the explorer replays a
     failing schedule with the trace on). ``stop_on_finding`` stops the threads at the next
-    scheduling point after a monitor reported a finding.
+    scheduling point after a monitor reported a finding. ``boot_cache`` (one per exploration,
+    see ``snapshot.py``) restores the booted system instead of building it when it can, and
+    takes the snapshot after a real boot.
     """
 
     def __init__(
@@ -201,8 +204,10 @@ class Execution(EventSink):
         max_steps: int = 200_000,
         record_trace: bool = True,
         stop_on_finding: bool = True,
+        boot_cache: BootCache | None = None,
     ) -> None:
         self.program = program
+        self.boot_cache = boot_cache
         self.strategy = strategy
         self.monitors: list[Monitor] = list(monitors)
         self.faults_filter = faults
@@ -275,9 +280,16 @@ class Execution(EventSink):
             ]
         self._main = getcurrent()
 
-        # Boot: the program builds its system, single-threaded (only fault decisions).
-        self.machine.current = self.current_thread = "boot"
-        built = self._guarded_call(lambda: self.program(self.machine))
+        # Boot: the program builds its system, single-threaded (only fault decisions), or a
+        # snapshot of the same boot is restored.
+        cache = self.boot_cache
+        if cache is not None and cache.can_restore(self):
+            built = cache.restore(self)
+        else:
+            self.machine.current = self.current_thread = "boot"
+            built = self._guarded_call(lambda: self.program(self.machine))
+            if cache is not None:
+                cache.booted(self, built)
         if built is not None and not self._stop:
             threads, finish = built
             self._start_threads(threads)
@@ -493,6 +505,11 @@ class Execution(EventSink):
             hooks = self._step_hooks[kind] = self._step_hooks_for(kind)
         for hook in hooks:
             hook(thread, kind, key, write)
+        if self.step > self.max_steps or self._stop:
+            self._step_limits()
+
+    def _step_limits(self) -> None:
+        """After a step: report a livelock past ``max_steps``; stop if something asked to."""
         if self.step > self.max_steps:
             self.add_finding(
                 "deadlock",
@@ -511,6 +528,8 @@ class Execution(EventSink):
     def point(self, kind: str, key: object, write: bool) -> None:
         phase = self._phase
         if phase == _RUNNING:
+            # The hottest path of an execution: _do_step and _count_step fused, and a point
+            # where only this thread can run costs no decision and no strategy call.
             me = self.current_thread
             if self._stop:
                 self._abandon()
@@ -521,7 +540,20 @@ class Execution(EventSink):
                     assert chosen is not None
                     self.preemptions += 1
                     self._switch_to(chosen)
-            self._do_step(me)
+                    # Preempted, not blocked: nothing rewrote this thread's pending operation.
+            events = self.events
+            woken = self._woken_by
+            if woken and me in woken:
+                self.wake_edges[len(events)] = woken.pop(me)
+            events.append((me, kind, key, write))
+            self.step += 1
+            hooks = self._step_hooks.get(kind)
+            if hooks is None:
+                hooks = self._step_hooks[kind] = self._step_hooks_for(kind)
+            for hook in hooks:
+                hook(me, kind, key, write)
+            if self.step > self.max_steps or self._stop:
+                self._step_limits()
         elif phase == _PRIMING:
             me = self.current_thread
             saved = self.machine.current
