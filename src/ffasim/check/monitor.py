@@ -23,6 +23,7 @@ FINDING_KINDS: tuple[str, ...] = (
     "assertion",  # ASSERT / BUG / panic of the hypervisor or the firmware
     "deadlock",  # every live context waits for a lock (or a lock is waited on forever)
     "lock-leak",  # a lock still held when a hypercall returns
+    "lock-order",  # two locks taken in both orders, in one execution or two
     "ownership",  # an RX/TX buffer used or released without owning it
     "data-race",  # guarded state or a shared buffer touched without its lock
     "double-fetch",  # guest-writable memory read twice in one hypercall

@@ -25,7 +25,7 @@ from ..check.digest import Opaque
 from ..check.explore import explore, finding_key, minimise, replay
 from ..check.faults import FaultPlan, FaultSpecError, parse_faults
 from ..check.monitor import Finding
-from ..check.monitors import default_monitors
+from ..check.monitors import default_monitors, monitor_set
 from ..check.monitors.leak import LEAK_PREFIX
 from ..check.schedule import Schedule
 from ..check.scheduler import NOTE_PREFIX, ExecutionResult, Program, TraceEvent
@@ -462,10 +462,13 @@ def check_scenario(
     specs = plan.specs if plan is not None else ()
     offered = _SitesOffered(plan) if plan is not None else None
 
+    # One factory for the exploration and the minimisation of what it found: its monitors
+    # share what outlives an execution (the lock-order graph).
+    monitors = monitor_set()
     explored = explore(
         program,
         strat,
-        monitors_factory=default_monitors,
+        monitors_factory=monitors,
         budget=budget,
         time_limit=time_limit,
         stop_on_first=stop_on_first,
@@ -503,7 +506,7 @@ def check_scenario(
             smaller = minimise(
                 program,
                 result,
-                default_monitors,
+                monitors,
                 faults=plan,
                 max_faults=max_faults,
                 kind=finding.kind,
