@@ -31,6 +31,9 @@ FINDING_KINDS: tuple[str, ...] = (
     "leak",  # pages, references, handles or share states left after teardown
     "crash",  # any other exception escaping the model
     "spec",  # a guest-visible result that the scenario's oracle rejects
+    "wire",  # a descriptor or register set Xen sends the SPMC that breaks FF-A's layout rules
+    "answer",  # a guest-visible answer the spec or the SPMC's state does not allow
+    "framework",  # a framework message reaching a partition from anyone but the hypervisor
 )
 
 

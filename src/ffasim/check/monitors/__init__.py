@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from ..monitor import Monitor
 from .double_fetch import DoubleFetchMonitor as DoubleFetchMonitor
+from .framework import FrameworkMonitor as FrameworkMonitor
 from .isolation import IsolationMonitor as IsolationMonitor
 from .leak import LeakMonitor as LeakMonitor
 from .lock_leak import LockLeakMonitor as LockLeakMonitor
@@ -34,6 +35,7 @@ MONITORS: dict[str, type[Monitor]] = {
     "isolation": IsolationMonitor,
     "leak": LeakMonitor,
     "violation": ViolationMonitor,
+    "framework": FrameworkMonitor,
 }
 """Every monitor by the finding kind it reports."""
 
