@@ -18,6 +18,8 @@ rest is upstream as in ``ffasim/xen/``:
 - ``ffa_rx_acquire`` returns with ``rx_lock`` held, and ``ffa_handle_partition_info_get`` and
   ``ffa_msg_send2_vm`` write the guest's RX under it: the guest can no longer release and unmap
   its RX while Xen writes it (a data abort in Xen upstream);
+- ``ffa_handle_msg_send_direct_req`` refuses a guest's direct request with the framework bit
+  (w2[31]): only the hypervisor may send VM_CREATED / VM_DESTROYED;
 - ``ffa_msg_send2_vm`` tries the receiver's ``rx_lock`` (BUSY when taken) instead of waiting
   for it under the sender's ``tx_lock``: RXTX_MAP/UNMAP take the two the other way round;
 - ``ffa_notif_domain_destroy`` takes the pending notifications before destroying the bitmap
@@ -449,6 +451,17 @@ class ReferenceFfa(Ffa):
         return ffa_set_regs_success(sp_count + vm_count, dst_size)
 
     # -- ffa_msg.c --------------------------------------------------------------------------------
+    def ffa_handle_msg_send_direct_req(self, d: Domain, regs: Regs, fid: int) -> Regs:
+        """Upstream, plus: a guest's FFA_MSG_SEND_DIRECT_REQ_32/64 with the framework bit
+        (w2[31]) set is INVALID_PARAMETERS. Upstream passes w2 through (``ffa_msg.c:134``), and
+        the SPMC cannot tell a guest from the hypervisor (Hafnium checks the receiver's
+        subscription only), so a guest can tell a partition that another VM was destroyed
+        (docs/findings.md, "Guests can send framework messages")."""
+        if fid != abi.FFA_MSG_SEND_DIRECT_REQ2 and regs[2] & abi.FFA_MSG_FLAG_FRAMEWORK:
+            self.printk(f"direct req with framework bit: w2 {regs[2] & abi.MASK32:#x}")
+            return ffa_set_regs_error(abi.FFA_RET_INVALID_PARAMETERS)
+        return super().ffa_handle_msg_send_direct_req(d, regs, fid)
+
     def ffa_msg_send2_vm(
         self, src_d: Domain, dst_id: int, src_buf: MappedBuf, src_msg: FfaPartMsgRxtx
     ) -> int:
