@@ -212,3 +212,36 @@ def test_send2_against_rxtx_unmap_on_reference_is_clean_exhaustively(
 ) -> None:
     r = _check(send2_unmap_file, "reference")
     assert r.exhausted and r.issues == []
+
+
+FRAMEWORK_FROM_GUEST = """
+[scenario]
+name = "framework-from-guest"
+description = "a guest sends partition 0x8001 a VM_DESTROYED framework message about VM 2"
+
+[[vm]]
+[[vm]]
+
+[[setup]]
+op = "negotiate"
+vm = [0, 1]
+
+[[thread]]
+vm = 0
+steps = [
+  {call="FFA_MSG_SEND_DIRECT_REQ_32", args=["to:0x8001", 0x80000006, 0, 0, 2], expect="any"},
+]
+"""
+
+
+@pytest.mark.parametrize(("variant", "found"), [("head", True), ("reference", False)])
+def test_a_guest_framework_message_reaches_the_partition(
+    tmp_path: Path, variant: str, found: bool
+) -> None:
+    path = tmp_path / "framework-from-guest.toml"
+    path.write_text(FRAMEWORK_FROM_GUEST, encoding="utf-8")
+    r = _check(str(path), variant)
+    kinds = [i.finding.kind for i in r.issues]
+    assert kinds == (["framework"] if found else [])
+    if found:
+        assert "VM_DESTROYED" in r.issues[0].finding.message
