@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..monitor import Monitor
+from .answers import AnswerMonitor as AnswerMonitor
 from .double_fetch import DoubleFetchMonitor as DoubleFetchMonitor
 from .framework import FrameworkMonitor as FrameworkMonitor
 from .isolation import IsolationMonitor as IsolationMonitor
@@ -36,6 +37,7 @@ MONITORS: dict[str, type[Monitor]] = {
     "leak": LeakMonitor,
     "violation": ViolationMonitor,
     "framework": FrameworkMonitor,
+    "answer": AnswerMonitor,
 }
 """Every monitor by the finding kind it reports."""
 
