@@ -26,6 +26,7 @@ from .lock_order import LockOrderMonitor as LockOrderMonitor
 from .ownership import OwnershipMonitor as OwnershipMonitor
 from .race import RaceMonitor as RaceMonitor
 from .violations import ViolationMonitor as ViolationMonitor
+from .wire import WireMonitor as WireMonitor
 
 MONITORS: dict[str, type[Monitor]] = {
     "lock-leak": LockLeakMonitor,
@@ -38,6 +39,7 @@ MONITORS: dict[str, type[Monitor]] = {
     "violation": ViolationMonitor,
     "framework": FrameworkMonitor,
     "answer": AnswerMonitor,
+    "wire": WireMonitor,
 }
 """Every monitor by the finding kind it reports."""
 
