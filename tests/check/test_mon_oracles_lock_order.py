@@ -19,6 +19,12 @@ from ffasim.machine import (
 from ffasim.machine.locks import Spinlock
 
 
+def _found(h: Harness) -> list[str]:
+    """The kinds found once the execution finishes (when lock-order reports)."""
+    h.finish()
+    return h.kinds()
+
+
 def _nest(outer: Spinlock, inner: Spinlock) -> None:
     spin_lock(outer)
     spin_lock(inner)
@@ -39,10 +45,9 @@ def test_lock_order_inversion_in_one_execution_is_reported_without_deadlock() ->
     a, b = h.machine.spinlock("d0.ffa.rx_lock"), h.machine.spinlock("d0.ffa.tx_lock")
     with h.thread("d0v0"), h.hvc("d0v0", abi.FFA_RXTX_MAP_64):
         _nest(a, b)
-    assert h.findings == []
     with h.thread("d0v1"), h.hvc("d0v1", abi.FFA_MSG_SEND2):
         _nest(b, a)
-    assert h.kinds() == ["lock-order"]
+    assert _found(h) == ["lock-order"]
     msg = h.findings[0].message
     assert "d0.ffa.tx_lock" in msg and "d0.ffa.rx_lock" in msg
     assert "in FFA_MSG_SEND2" in msg and "in FFA_RXTX_MAP_64" in msg
@@ -55,7 +60,7 @@ def test_lock_order_same_order_twice_is_clean() -> None:
     for t in ("d0v0", "d0v1"):
         with h.thread(t):
             _nest(a, b)
-    assert h.findings == []
+    assert _found(h) == []
 
 
 def test_lock_order_classes_join_different_domains() -> None:
@@ -65,7 +70,7 @@ def test_lock_order_classes_join_different_domains() -> None:
         _nest(m.spinlock("d0.ffa.tx_lock"), m.spinlock("d1.ffa.rx_lock"))
     with h.thread("d2v0"):
         _nest(m.spinlock("d2.ffa.rx_lock"), m.spinlock("d2.ffa.tx_lock"))
-    assert h.kinds() == ["lock-order"]
+    assert _found(h) == ["lock-order"]
 
 
 def test_lock_order_is_remembered_across_executions_of_one_exploration() -> None:
@@ -76,12 +81,13 @@ def test_lock_order_is_remembered_across_executions_of_one_exploration() -> None
     second = Harness(*make())
     with second.thread("d0v0"):
         _nest(second.machine.spinlock("B"), second.machine.spinlock("A"))
-    assert first.findings == []
-    assert second.kinds() == ["lock-order"]
+    assert _found(first) == []
+    assert _found(second) == ["lock-order"]
     # A replay of the second execution with the same factory sees it again (same message).
     third = Harness(*make())
     with third.thread("d0v0"):
         _nest(third.machine.spinlock("B"), third.machine.spinlock("A"))
+    third.finish()
     assert [f.message for f in third.findings] == [f.message for f in second.findings]
 
 
@@ -92,7 +98,7 @@ def test_lock_order_separate_graphs_forget_each_other() -> None:
     second = Harness(LockOrderMonitor(LockOrderGraph()))
     with second.thread("d0v0"):
         _nest(second.machine.spinlock("B"), second.machine.spinlock("A"))
-    assert second.findings == []
+    assert _found(second) == []
 
 
 def test_lock_order_trylock_adds_no_edge_to_the_lock_it_takes() -> None:
@@ -105,7 +111,7 @@ def test_lock_order_trylock_adds_no_edge_to_the_lock_it_takes() -> None:
         assert spin_trylock(a)  # cannot wait, so cannot deadlock
         spin_unlock(a)
         spin_unlock(b)
-    assert h.findings == []
+    assert _found(h) == []
 
 
 def test_lock_order_lock_held_by_trylock_still_orders_what_is_taken_under_it() -> None:
@@ -121,7 +127,7 @@ def test_lock_order_lock_held_by_trylock_still_orders_what_is_taken_under_it() -
         spin_lock(rx)
         spin_unlock(rx)
         spin_unlock(tx)
-    assert h.kinds() == ["lock-order"]
+    assert _found(h) == ["lock-order"]
 
 
 def test_lock_order_readers_on_both_sides_do_not_block() -> None:
@@ -138,7 +144,7 @@ def test_lock_order_readers_on_both_sides_do_not_block() -> None:
         read_lock(rw)
         read_unlock(rw)
         spin_unlock(s)
-    assert h.findings == []
+    assert _found(h) == []
 
 
 def test_lock_order_writer_against_reader_is_reported() -> None:
@@ -155,7 +161,7 @@ def test_lock_order_writer_against_reader_is_reported() -> None:
         write_lock(rw)
         write_unlock(rw)
         spin_unlock(s)
-    assert h.kinds() == ["lock-order"]
+    assert _found(h) == ["lock-order"]
     assert "[read]" in h.findings[0].message
 
 
@@ -165,10 +171,9 @@ def test_lock_order_longer_cycle_is_reported() -> None:
     with h.thread("d0v0"):
         _nest(a, b)
         _nest(b, c)
-    assert h.findings == []
     with h.thread("d0v1"):
         _nest(c, a)
-    assert h.kinds() == ["lock-order"]
+    assert _found(h) == ["lock-order"]
     assert "(a cycle)" in h.findings[0].message
 
 
@@ -180,15 +185,14 @@ def test_lock_order_same_class_judged_by_instance() -> None:
         _nest(d1, d2)
         _nest(d2, d3)
         _nest(d1, d3)
-    assert h.findings == []  # one class, but always lowest first
+    assert _found(h) == []  # one class, but always lowest first
     with h.thread("d0v1"):
         _nest(d2, d1)
-    assert h.kinds() == ["lock-order"]
+    assert _found(h) == ["lock-order"]
 
 
-def test_lock_order_hafnium_departure_is_a_note() -> None:
+def test_lock_order_hafnium_departure_is_accepted() -> None:
     h = Harness(LockOrderMonitor())
-    h.notes = []  # type: ignore[attr-defined]
     m = h.machine
     vm0, stage1 = m.spinlock("spmc.vm0.lock"), m.spinlock("spmc.mm_stage1_lock")
     with h.thread("d0v0"):
@@ -196,8 +200,30 @@ def test_lock_order_hafnium_departure_is_a_note() -> None:
         h.call("smc", "xen", abi.regs(abi.FFA_RXTX_MAP_64))
         _nest(stage1, vm0)
         h.ret("smc", "xen", abi.success())
-    assert h.findings == []
-    assert len(h.notes) == 1 and "Hafnium v2.14" in h.notes[0]  # type: ignore[attr-defined]
+    assert _found(h) == []
+
+
+def test_lock_order_is_reported_when_the_execution_finishes() -> None:
+    h = Harness(LockOrderMonitor())
+    a, b = h.machine.spinlock("A"), h.machine.spinlock("B")
+    with h.thread("d0v0"):
+        _nest(a, b)
+        _nest(b, a)
+    assert h.findings == []  # the execution runs on
+    assert _found(h) == ["lock-order"]
+
+
+def test_lock_order_ignores_orders_under_a_leaked_lock() -> None:
+    h = Harness(LockOrderMonitor())
+    a, b = h.machine.spinlock("A"), h.machine.spinlock("B")
+    with h.thread("d0v0"):
+        _nest(b, a)
+        with h.hvc("d0v0", abi.FFA_RXTX_MAP_64):
+            spin_lock(a)  # leaked: still held when the call returns
+        with h.hvc("d0v0", abi.FFA_RXTX_UNMAP):
+            spin_lock(b)
+            spin_unlock(b)
+    assert _found(h) == []
 
 
 def test_lock_order_same_inversion_among_spmc_locks_outside_a_known_call_is_a_finding() -> None:
@@ -209,4 +235,4 @@ def test_lock_order_same_inversion_among_spmc_locks_outside_a_known_call_is_a_fi
         h.call("smc", "xen", abi.regs(abi.FFA_MEM_SHARE_64))
         _nest(stage1, vm0)
         h.ret("smc", "xen", abi.success())
-    assert h.kinds() == ["lock-order"]
+    assert _found(h) == ["lock-order"]

@@ -22,7 +22,12 @@ Rules that keep it from crying wolf:
   model's rwlock lets readers in beside readers (Xen's fair rwlock also queues a reader behind a
   waiting writer: that three-party deadlock is not reported);
 - Hafnium v2.14's own departures from its order (``ffasim.spmc.vm.LOCK_ORDER_EXCEPTIONS``: the
-  SPMC mirrors them on purpose) are notes, not findings.
+  SPMC mirrors them on purpose) are accepted silently;
+- a lock still held when its context returns to its guest was leaked (``lock-leak``): the
+  orders taken under it afterwards are not recorded.
+
+Findings are reported when the execution finishes (not when it stopped on another finding):
+an inverted order does not cut short the execution that may show its deadlock.
 
 It cannot see orders through code paths that no execution ran, nor waits other than locks
 (an SMC blocked on a busy partition, a spin on an atomic).
@@ -147,7 +152,9 @@ def _blocks(holder_read: bool, waiter_read: bool) -> bool:
 
 
 class LockOrderMonitor(CallTracking):
-    """Reports the first acquisition that closes a cycle in the lock-order graph."""
+    """Reports each acquisition that closes a cycle in the lock-order graph, at the end of the
+    execution: an order is a fact about the code, not about this execution's state, so it
+    does not stop the execution before its own failures (a deadlock, a data abort) show."""
 
     def __init__(self, graph: LockOrderGraph | None = None) -> None:
         super().__init__()
@@ -156,6 +163,7 @@ class LockOrderMonitor(CallTracking):
         self.held: dict[str, list[tuple[object, str, str, bool]]] = {}
         self.smc_calls: dict[str, list[str]] = {}
         self.said: set[tuple[str, str]] = set()
+        self.pending: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = []
         self._sites: dict[tuple[object, int], str] = {}
 
     # -- which SMC each context is in (for Hafnium's own departures) --------------------------
@@ -171,6 +179,10 @@ class LockOrderMonitor(CallTracking):
             stack = self.smc_calls.get(self.execution.machine.current)
             if stack:
                 stack.pop()
+        elif layer == "hvc":
+            # Xen never holds a lock across a return to its guest: one still held was leaked
+            # (the lock-leak monitor's finding), and orders taken under it are its echo.
+            self.held.pop(self.context(caller), None)
         super().ret(layer, caller, result)
 
     # -- acquisitions ------------------------------------------------------------------------
@@ -265,7 +277,7 @@ class LockOrderMonitor(CallTracking):
 
     def _inversion(self, edges: list[tuple[str, str]], text: str, *sightings: Sighting) -> None:
         why = _hafnium_departure(sightings)
-        kind = "note" if why else "lock-order"
+        kind = "accepted" if why else "lock-order"
         message = f"lock order inverted: {text}"
         if why:
             message = f"{message} ({why})"
@@ -277,13 +289,14 @@ class LockOrderMonitor(CallTracking):
         if (kind, message) in self.said:
             return
         self.said.add((kind, message))
-        if kind == "note":
-            notes = getattr(self.execution, "notes", None)
-            if isinstance(notes, list):
-                notes.append(message)
-            return
+        if kind == "accepted":
+            return  # Hafnium's own departure, mirrored on purpose
         ctx = self.execution.machine.current
-        self.report("lock-order", message, threads=(ctx,), calls=self.calls_of(ctx))
+        self.pending.append((kind, message, (ctx,), self.calls_of(ctx)))
+
+    def on_finish(self) -> None:
+        for kind, message, threads, calls in self.pending:
+            self.report(kind, message, threads=threads, calls=calls)
 
 
 def _hafnium_departure(sightings: tuple[Sighting, ...]) -> str:
