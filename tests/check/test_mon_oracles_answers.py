@@ -146,3 +146,11 @@ def test_answer_share_handle_is_the_spmcs() -> None:
 def test_answer_share_handle_high_half_counts() -> None:
     spmc = abi.success(0x5, 0x1)
     assert _hvc(SHARE, abi.success(0x5, 0x0), [(SHARE, spmc)]).kinds() == ["answer"]
+
+
+def test_answer_pkvm_host_calls_are_left_to_the_pkvm_monitors() -> None:
+    h = Harness(AnswerMonitor())
+    with h.thread("host0"):
+        h.call("hvc", "host0", abi.regs(abi.FFA_MEM_RECLAIM))
+        h.ret("hvc", "host0", abi.error(abi.FFA_RET_RETRY))
+    assert h.findings == []

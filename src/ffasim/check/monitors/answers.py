@@ -127,6 +127,12 @@ _OK = frozenset(
 )
 
 
+HYPERVISOR_CALLERS = frozenset({"xen"})
+"""Whose SMCs are the mediator's (the SMCs of partitions, made from their handlers in the same
+context, are not). pKVM's proxy is judged by its own monitors (``monitors/pkvm.py``): its
+host's calls are not judged here."""
+
+
 def _ok(r: tuple[int, ...]) -> bool:
     return (r[0] & abi.MASK32) in _OK
 
@@ -148,13 +154,13 @@ class AnswerMonitor(CallTracking):
 
     def call(self, layer: str, caller: str, args: tuple[int, ...]) -> None:
         super().call(layer, caller, args)
-        if layer == "hvc":
+        if layer == "hvc" and not caller.startswith("host"):
             self.open.setdefault(self.context(caller), []).append((args[0] & abi.MASK32, []))
-        elif layer == "smc" and caller == "xen":
+        elif layer == "smc" and caller in HYPERVISOR_CALLERS:
             self.pending.setdefault(self.execution.machine.current, []).append(args[0] & abi.MASK32)
 
     def ret(self, layer: str, caller: str, result: tuple[int, ...]) -> None:
-        if layer == "smc" and caller == "xen":
+        if layer == "smc" and caller in HYPERVISOR_CALLERS:
             ctx = self.execution.machine.current
             fids = self.pending.get(ctx)
             fid = fids.pop() if fids else 0
