@@ -148,3 +148,100 @@ def test_the_partition_cap_is_off_by_one_on_head(variant: str, count: int, ok: b
     else:
         with pytest.raises(DomainCreationError, match="error -19"):
             system.create_vm(pages=4)
+
+
+SEND2_VS_UNMAP_4VCPU = """
+[scenario]
+name = "send2-vs-unmap-4vcpu"
+description = "two VMs send each other a message while each unmaps its RX/TX on another vCPU"
+vm_to_vm = true
+
+[[vm]]
+vcpus = 2
+[[vm]]
+vcpus = 2
+
+[[setup]]
+op = "negotiate"
+vm = [0, 1]
+
+[[setup]]
+op = "map"
+vm = [0, 1]
+
+[[thread]]
+vm = 0
+steps = [{ op = "send2", dst = 2, data = "ping", expect = "any" }]
+
+[[thread]]
+vm = 1
+steps = [{ op = "send2", dst = 1, data = "pong", expect = "any" }]
+
+[[thread]]
+vm = 0
+vcpu = 1
+steps = [{ op = "unmap", expect = "any" }]
+
+[[thread]]
+vm = 1
+vcpu = 1
+steps = [{ op = "unmap", expect = "any" }]
+"""
+
+
+@pytest.fixture
+def send2_unmap_file(tmp_path: Path) -> str:
+    path = tmp_path / "send2-vs-unmap-4vcpu.toml"
+    path.write_text(SEND2_VS_UNMAP_4VCPU, encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("variant", ["head", "xen-4.22"])
+def test_send2_against_rxtx_unmap_deadlocks_on_head(send2_unmap_file: str, variant: str) -> None:
+    # SEND2 holds the sender's tx_lock and waits for the receiver's rx_lock; RXTX_UNMAP holds
+    # rx_lock and waits for tx_lock: two VMs, two vCPUs each, every vCPU waits.
+    r = _check(send2_unmap_file, variant)
+    kinds = {i.finding.kind for i in r.issues}
+    assert {"deadlock", "lock-order"} <= kinds
+    order = next(i.finding for i in r.issues if i.finding.kind == "lock-order")
+    assert "ffa_tx_acquire" in order.message and "ffa_handle_rxtx_map" in order.message
+
+
+def test_send2_against_rxtx_unmap_on_reference_is_clean_exhaustively(
+    send2_unmap_file: str,
+) -> None:
+    r = _check(send2_unmap_file, "reference")
+    assert r.exhausted and r.issues == []
+
+
+FRAMEWORK_FROM_GUEST = """
+[scenario]
+name = "framework-from-guest"
+description = "a guest sends partition 0x8001 a VM_DESTROYED framework message about VM 2"
+
+[[vm]]
+[[vm]]
+
+[[setup]]
+op = "negotiate"
+vm = [0, 1]
+
+[[thread]]
+vm = 0
+steps = [
+  {call="FFA_MSG_SEND_DIRECT_REQ_32", args=["to:0x8001", 0x80000006, 0, 0, 2], expect="any"},
+]
+"""
+
+
+@pytest.mark.parametrize(("variant", "found"), [("head", True), ("reference", False)])
+def test_a_guest_framework_message_reaches_the_partition(
+    tmp_path: Path, variant: str, found: bool
+) -> None:
+    path = tmp_path / "framework-from-guest.toml"
+    path.write_text(FRAMEWORK_FROM_GUEST, encoding="utf-8")
+    r = _check(str(path), variant)
+    kinds = [i.finding.kind for i in r.issues]
+    assert kinds == (["framework"] if found else [])
+    if found:
+        assert "VM_DESTROYED" in r.issues[0].finding.message

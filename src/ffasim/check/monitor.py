@@ -23,6 +23,7 @@ FINDING_KINDS: tuple[str, ...] = (
     "assertion",  # ASSERT / BUG / panic of the hypervisor or the firmware
     "deadlock",  # every live context waits for a lock (or a lock is waited on forever)
     "lock-leak",  # a lock still held when a hypercall returns
+    "lock-order",  # two locks taken in both orders, in one execution or two
     "ownership",  # an RX/TX buffer used or released without owning it
     "data-race",  # guarded state or a shared buffer touched without its lock
     "double-fetch",  # guest-writable memory read twice in one hypercall
@@ -30,6 +31,9 @@ FINDING_KINDS: tuple[str, ...] = (
     "leak",  # pages, references, handles or share states left after teardown
     "crash",  # any other exception escaping the model
     "spec",  # a guest-visible result that the scenario's oracle rejects
+    "wire",  # a descriptor or register set Xen sends the SPMC that breaks FF-A's layout rules
+    "answer",  # a guest-visible answer the spec or the SPMC's state does not allow
+    "framework",  # a framework message reaching a partition from anyone but the hypervisor
 )
 
 

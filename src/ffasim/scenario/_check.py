@@ -26,7 +26,7 @@ from ..check.digest import Opaque
 from ..check.explore import explore, finding_key, minimise, replay
 from ..check.faults import FaultPlan, FaultSpecError, parse_faults
 from ..check.monitor import Finding, Monitor
-from ..check.monitors import default_monitors
+from ..check.monitors import monitor_set
 from ..check.monitors.leak import LEAK_PREFIX
 from ..check.schedule import Schedule
 from ..check.scheduler import NOTE_PREFIX, ExecutionResult, Program, TraceEvent
@@ -244,17 +244,19 @@ def refusal(e: Any) -> str:
 
 
 def monitors_for(scenario: Any) -> Callable[[], list[Monitor]]:
-    """The monitors a scenario's executions run: every default one, and under pKVM the pKVM
-    proxy's too (but those a program leaves out, see ``_programs.py``)."""
+    """A monitor factory for one exploration of ``scenario`` (its monitors share what outlives
+    an execution, the lock-order graph): every default monitor, and under pKVM the pKVM proxy's
+    too (but those a program leaves out, see ``_programs.py``)."""
+    defaults = monitor_set()
     if getattr(scenario, "hypervisor", "xen") != "pkvm":
-        return default_monitors
+        return defaults
     from ..check.monitors.pkvm import PKVM_MONITORS
 
     skip: frozenset[str] = getattr(scenario, "skip_monitors", frozenset())
     chosen = [cls for name, cls in PKVM_MONITORS.items() if name not in skip]
 
     def monitors() -> list[Monitor]:
-        return default_monitors() + [cls() for cls in chosen]
+        return defaults() + [cls() for cls in chosen]
 
     return monitors
 
@@ -516,6 +518,7 @@ def check_scenario(
     var = resolve_variant(scenario, variant)
     _can_create_vms(scenario, var)
     program = scenario_program(scenario, var, strict=strict)
+    # One factory for the exploration and the minimisation of what it found.
     monitors = monitors_for(scenario)
     specs = plan.specs if plan is not None else ()
     offered = _SitesOffered(plan) if plan is not None else None

@@ -18,6 +18,10 @@ rest is upstream as in ``ffasim/xen/``:
 - ``ffa_rx_acquire`` returns with ``rx_lock`` held, and ``ffa_handle_partition_info_get`` and
   ``ffa_msg_send2_vm`` write the guest's RX under it: the guest can no longer release and unmap
   its RX while Xen writes it (a data abort in Xen upstream);
+- ``ffa_handle_msg_send_direct_req`` refuses a guest's direct request with the framework bit
+  (w2[31]): only the hypervisor may send VM_CREATED / VM_DESTROYED;
+- ``ffa_msg_send2_vm`` tries the receiver's ``rx_lock`` (BUSY when taken) instead of waiting
+  for it under the sender's ``tx_lock``: RXTX_MAP/UNMAP take the two the other way round;
 - ``ffa_notif_domain_destroy`` takes the pending notifications before destroying the bitmap
   (upstream leaves the SPMC tracking the VM for good);
 - ``ffa_get_vm_partinfo`` counts the entries that fit when the buffer is full, so that
@@ -31,7 +35,15 @@ from __future__ import annotations
 import struct
 
 from ... import abi
-from ...machine import read_lock, read_unlock, spin_lock, spin_unlock, write_lock, write_unlock
+from ...machine import (
+    read_lock,
+    read_unlock,
+    spin_lock,
+    spin_trylock,
+    spin_unlock,
+    write_lock,
+    write_unlock,
+)
 from ...machine.xmalloc import alloc_site
 from ..ffa import Ffa
 from ..ffa_msg import FFA_PART_MSG_RXTX_1_2, FfaPartMsgRxtx, write_msg_1_2
@@ -373,15 +385,24 @@ class ReferenceFfa(Ffa):
         return ffa_set_regs_error(ret)
 
     # -- ffa_rxtx.c: a producer keeps rx_lock while it fills the guest's RX -----------------------
-    def ffa_rx_acquire(self, ctx: FfaCtx) -> tuple[int, MappedBuf | None, int]:
+    def ffa_rx_acquire(
+        self, ctx: FfaCtx, trylock: bool = False
+    ) -> tuple[int, MappedBuf | None, int]:
         """Upstream, but on success it returns with ``ctx->rx_lock`` still held: the caller
         fills the buffer under it and unlocks (``ffa_handle_partition_info_get``,
         ``ffa_msg_send2_vm``). Upstream drops the lock before the caller writes, so the guest's
         own FFA_RX_RELEASE from another vCPU frees the buffer for its producers, and its
         FFA_RXTX_UNMAP then unmaps Xen's global mapping while Xen still writes through it: a
-        data abort in Xen (docs/findings.md, "RX filled after the lock is dropped")."""
+        data abort in Xen (docs/findings.md, "RX filled after the lock is dropped").
+
+        With ``trylock`` (a caller that holds another domain's ``tx_lock``: SEND2), a busy
+        ``rx_lock`` is BUSY instead of a wait (docs/findings.md, "SEND2 against RXTX_MAP and
+        RXTX_UNMAP: a lock-order deadlock")."""
         ret = abi.FFA_RET_OK
-        spin_lock(ctx.rx_lock)
+        if not trylock:
+            spin_lock(ctx.rx_lock)
+        elif not spin_trylock(ctx.rx_lock):
+            return abi.FFA_RET_BUSY, None, 0
         if not ctx.page_count:
             ret = abi.FFA_RET_DENIED
             self.printk("RX acquire denied, no RX/TX mapped")
@@ -430,18 +451,32 @@ class ReferenceFfa(Ffa):
         return ffa_set_regs_success(sp_count + vm_count, dst_size)
 
     # -- ffa_msg.c --------------------------------------------------------------------------------
+    def ffa_handle_msg_send_direct_req(self, d: Domain, regs: Regs, fid: int) -> Regs:
+        """Upstream, plus: a guest's FFA_MSG_SEND_DIRECT_REQ_32/64 with the framework bit
+        (w2[31]) set is INVALID_PARAMETERS. Upstream passes w2 through (``ffa_msg.c:134``), and
+        the SPMC cannot tell a guest from the hypervisor (Hafnium checks the receiver's
+        subscription only), so a guest can tell a partition that another VM was destroyed
+        (docs/findings.md, "Guests can send framework messages")."""
+        if fid != abi.FFA_MSG_SEND_DIRECT_REQ2 and regs[2] & abi.FFA_MSG_FLAG_FRAMEWORK:
+            self.printk(f"direct req with framework bit: w2 {regs[2] & abi.MASK32:#x}")
+            return ffa_set_regs_error(abi.FFA_RET_INVALID_PARAMETERS)
+        return super().ffa_handle_msg_send_direct_req(d, regs, fid)
+
     def ffa_msg_send2_vm(
         self, src_d: Domain, dst_id: int, src_buf: MappedBuf, src_msg: FfaPartMsgRxtx
     ) -> int:
         """Upstream, with the receiver's ``rx_lock`` held from ``ffa_rx_acquire`` until the
         message is written (see ``ffa_rx_acquire`` above): the receiving VM cannot release and
-        unmap its RX under the copy."""
+        unmap its RX under the copy. The receiver's ``rx_lock`` is tried, not waited for: the
+        sender holds its own ``tx_lock`` here, and RXTX_MAP/UNMAP take ``rx_lock`` then
+        ``tx_lock``, so two VMs sending to each other while each unmaps on another vCPU would
+        deadlock (docs/findings.md, "SEND2 against RXTX_MAP and RXTX_UNMAP")."""
         ret, dst_d = self.ffa_endpoint_domain_lookup(src_d, dst_id)
         if ret or dst_d is None:
             return ret
         dst_ctx = dst_d.tee
         assert dst_ctx is not None
-        ret, rx_buf, rx_size = self.ffa_rx_acquire(dst_ctx)
+        ret, rx_buf, rx_size = self.ffa_rx_acquire(dst_ctx, trylock=True)
         if not ret:
             assert rx_buf is not None
             if rx_size - FFA_PART_MSG_RXTX_1_2.size < src_msg.msg_size:
