@@ -501,13 +501,18 @@ def test_check_json_lists_unmatched_fault_specs(tmp_path: Path) -> None:
     assert doc["unmatched_faults"] == ["smc:RX_ACQUIRE"]
 
 
-def test_check_on_a_variant_that_refuses_the_vms_is_a_usage_error() -> None:
-    """Xen 4.19 needs an FF-A 1.1 SPMC: every execution would crash the same way, so the check
-    says why once instead of reporting a crash finding."""
-    r = runner.invoke(app, ["check", "partinfo-2vcpu", "--variant", "xen-4.19"])
-    _one_error(
-        r,
-        r"error: partinfo-2vcpu cannot run on xen-4\.19: Xen refused to create d0: -ENODEV "
-        r"\(-19\), its FF-A probe at boot failed \(Xen 4\.19 needs an SPMC of FF-A 1\.1: "
-        r'spmc_version = "1\.1"; head refuses 64 partitions\)',
+
+def test_a_variant_that_refuses_the_vms_is_one_spec_finding_saying_why(tmp_path: Path) -> None:
+    """Xen 4.19 refuses an FF-A 1.2 SPMC (fixed by da07df5558): no guest gets FF-A, whatever
+    the schedule. The finding names the refusal and its cause, not a Python exception."""
+    r = runner.invoke(
+        app, ["check", "partinfo-2vcpu", "--variant", "xen-4.19", "--json", "--out", str(tmp_path)]
+    )
+    assert r.exit_code == 1, r.output
+    (f,) = json.loads(r.stdout)["findings"]
+    assert f["kind"] == "spec"
+    assert f["message"] == (
+        "the scenario's VMs cannot use FF-A: Xen refused to create d0: -ENODEV (-19), its FF-A "
+        'probe at boot failed (Xen 4.19 needs an SPMC of FF-A 1.1: spmc_version = "1.1"; head '
+        "refuses 64 partitions)"
     )
