@@ -35,6 +35,7 @@ It cannot see orders through code paths that no execution ran, nor waits other t
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import sys
@@ -56,6 +57,7 @@ _INSTANCE = (
 )
 
 
+@functools.cache
 def lock_class(name: str) -> str:
     """``d1.ffa.rx_lock`` -> ``d*.ffa.rx_lock``; ``spmc.vm8001.vcpu0.lock`` ->
     ``spmc.vm*.vcpu*.lock``: the lock's name without the instance it belongs to."""
@@ -69,6 +71,21 @@ def lock_class(name: str) -> str:
 # site).
 _ROOT = Path(__file__).resolve().parents[2]
 _PLUMBING = (str(_ROOT / "machine"), str(_ROOT / "check"), str(_ROOT / "spmc" / "vm.py"))
+
+_plumbing: dict[object, bool] = {}
+"""Per code object: whether its frames are plumbing (by file, or a method of an event sink
+fanning events out: the same code always belongs to the same kind of object)."""
+
+
+def _is_plumbing(f: FrameType) -> bool:
+    code = f.f_code
+    known = _plumbing.get(code)
+    if known is None:
+        known = code.co_filename.startswith(_PLUMBING) or isinstance(
+            f.f_locals.get("self"), EventSink
+        )
+        _plumbing[code] = known
+    return known
 
 
 @dataclass(frozen=True)
@@ -203,6 +220,8 @@ class LockOrderMonitor(CallTracking):
                 a, b = (h_node, node) if h_node != node else (h_name, name)
                 if a == b:
                     continue  # two locks of one name: nothing tells them apart
+                if self._seen(a, b, h_read, read):
+                    continue
                 smc = self.smc_calls.get(ctx)
                 s = Sighting(
                     h_name,
@@ -227,6 +246,17 @@ class LockOrderMonitor(CallTracking):
                 del held[i]
                 return
 
+    def _seen(self, a: str, b: str, held_read: bool, read: bool) -> bool:
+        """Whether edge ``(a, b)`` is known in these modes and belongs to no inversion: then
+        this acquisition adds nothing (the common case, checked before building a sighting)."""
+        g = self.graph
+        seen = g.edges.get((a, b))
+        return (
+            seen is not None
+            and (a, b) not in g.inversions
+            and any(x.held_read == held_read and x.taken_read == read for x in seen)
+        )
+
     def _call(self, ctx: str) -> str:
         name = self.current_call(ctx)
         return f"{ctx} {name}" if name else ""
@@ -236,10 +266,7 @@ class LockOrderMonitor(CallTracking):
         the acquisition is a trylock."""
         f: FrameType | None = sys._getframe(2)
         trylock = False
-        while f is not None and (
-            f.f_code.co_filename.startswith(_PLUMBING)
-            or isinstance(f.f_locals.get("self"), EventSink)  # a sink fanning events out
-        ):
+        while f is not None and _is_plumbing(f):
             if f.f_code.co_name == "spin_trylock":
                 trylock = True
             f = f.f_back
