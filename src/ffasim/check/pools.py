@@ -20,6 +20,7 @@ it): a list of zero-argument picklable callables in, their results out in the sa
 from __future__ import annotations
 
 import concurrent.futures as cf
+import logging
 import multiprocessing
 import os
 import pickle
@@ -158,6 +159,7 @@ class RayPool(Pool):
                         num_cpus=workers,
                         include_dashboard=False,
                         log_to_driver=False,
+                        logging_level=logging.ERROR,
                         runtime_env=env,
                     )
             except Exception as e:  # ConnectionError, RuntimeError...: one line for the user
