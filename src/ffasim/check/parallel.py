@@ -18,28 +18,27 @@ first in key order, not the first to arrive.
   rotation). A chunk's strategy starts its estimates (PCT's steps, the fault sampler's
   occurrences) afresh, so the executions are a function of the chunk size, never of the
   workers.
-- *DFS with DPOR* (``shards.DporTask``): the tree is explored in *generations*. A task runs
-  the DFS below a stack of decisions for at most a budget of executions, then splits what is
-  left (:meth:`~.strategies.dfs.DFSStrategy.split`: each of the shallowest nodes with branches
-  left on its own, the deeper ones together) into tasks of the next generation. The runs of a
-  generation are numbered in task order when all of its tasks are done (key ``k``, in the
-  portfolio ``2k``: half of the rotation). Because the tasks and budgets of a generation depend
-  only on the previous ones, merged in task order, the tree explored is the same whatever the
-  number of workers.
+- *DFS with DPOR* (``shards.DporTask``): a task runs the DFS below a stack of decisions for
+  at most a budget of executions, then splits what is left
+  (:meth:`~.strategies.dfs.DFSStrategy.split`: each of the shallowest nodes with branches left
+  on its own, the deeper ones together) into child tasks, dealt at once. A task's result
+  depends on its stack alone, so the tree of tasks grown from a root is the same whatever
+  the workers. When none is left (an *epoch*), the runs are numbered in task order (a task,
+  then its children; key ``k``, in the portfolio ``2k``: half of the rotation) and the
+  requests, merged in that order, root the next epoch.
 
   Exactness: a task never backtracks above its floor; when its race analysis adds a branch to
   a node above the floor (another task's), the branch comes back as a *request*, and the
-  coordinator makes it a task of the next generation unless it is already explored or being
-  explored there (``claimed``: every branch a task was given or reported). Sleep sets stay
-  sound: a branch only ever sleeps on siblings that were given out *before* it (the order of
-  a node's backtrack list), and whose subtrees their tasks will finish; a sibling whose
-  footprint is not known yet (a request's siblings, a step whose fault options are still being
-  explored) lends the sleep set nothing, which only costs executions. So the parallel search
-  reaches every outcome the sequential one does (``tests/check/test_parallel_dpor.py`` checks
-  this against the naive enumeration of ``crosscheck.py``), possibly through more executions
-  (a request's branch does not sleep on its siblings).
-- *The portfolio* runs the bounded levels one after the other as DFS generations, and PCT
-  and random as chunks, all in one pool.
+  coordinator makes it a task of the next epoch unless it was explored or given out already
+  (``claimed``: every branch a task was given or reported). Sleep sets stay sound: a branch
+  only ever sleeps on siblings given out *before* it (the order of a node's backtrack
+  list), whose subtrees their tasks finish; a sibling whose footprint is not known yet (a
+  request's siblings still being explored, a step whose fault options are) lends the sleep
+  set nothing, which only costs executions. So the parallel search reaches every outcome the
+  sequential one does (``tests/check/test_parallel_dpor.py`` checks it against the naive
+  enumeration of ``crosscheck.py``), sometimes through more executions.
+- *The portfolio* runs the bounded levels one after the other as DFS epochs, and PCT and
+  random as chunks, all in one pool.
 
 ``workers`` only sets how many tasks run at once; the backend (``pools.py``) where.
 """
@@ -55,7 +54,6 @@ from .explore import ExploreReport, _Interrupt, _masked, _Progress, _with_trace,
 from .pools import Pool, open_pool
 from .schedule import FAULT
 from .shards import (
-    ChunkResult,
     ChunkTask,
     DporResult,
     DporTask,
@@ -76,10 +74,10 @@ DPOR_PARTS = 6
 INF = float("inf")
 
 
-def dpor_budget(generation: int) -> int:
-    """Executions per DPOR task in ``generation``: few at first, so that the tree is split
-    early, more later, so that a task's start (replaying its prefix) is paid rarely."""
-    return min(48, 4 << generation)
+def dpor_budget(depth: int) -> int:
+    """Executions per DPOR task at ``depth`` in the tree of tasks: few at first, so that the
+    tree is split early, more later, so that a task's start is paid rarely."""
+    return min(48, 4 << depth)
 
 
 @dataclass(frozen=True)
@@ -120,7 +118,9 @@ class _Chunks:
     def want(self, v: float) -> bool:
         return self.next_key() < v
 
-    def task(self, setup: Setup, deadline: float | None) -> tuple[Callable[..., Any], Any, int]:
+    def task(
+        self, setup: Setup, deadline: float | None, v: float
+    ) -> tuple[Callable[..., Any], Any, Any]:
         first = self._start()
         if self.todo:
             self.todo.remove(first)
@@ -129,18 +129,24 @@ class _Chunks:
         t = ChunkTask(setup, self.kind, self.seed, first, self.size, deadline, self.depth)
         return run_chunk, t, first
 
-    def useless(self, first: int, v: float) -> bool:
-        return self.key(first) >= v
+    def useless(self, first: Any, v: float) -> bool:
+        return bool(self.key(first) >= v)
 
-    def dropped(self, first: int) -> None:
+    def dropped(self, first: Any) -> None:
         self.todo.append(first)
 
-    def accept(self, first: int, res: ChunkResult) -> None:
+    def accept(self, first: Any, res: Any) -> None:
         self.runs += [_Keyed(self.key(first + i), r, self.part) for i, r in enumerate(res.runs)]
+
+    def settle(self, v: float) -> None:
+        return None
+
+
+TaskId = tuple[int, ...]
 
 
 class _Dpor:
-    """DFS with DPOR, level after level of preemption bounds, in generations of tasks."""
+    """DFS with DPOR, level after level of preemption bounds, in epochs of tasks."""
 
     def __init__(
         self,
@@ -150,8 +156,10 @@ class _Dpor:
         parts: int = DPOR_PARTS,
         budget: Callable[[int], int] = dpor_budget,
         reduction: str = "dpor",
+        stop_on_first: bool = False,
     ) -> None:
         self.levels = levels
+        self.stop_on_first = stop_on_first
         self.scale = scale
         self.name = name
         self.parts = parts
@@ -163,20 +171,26 @@ class _Dpor:
         self.cut = False
         self.level_ends: list[tuple[int | None, int]] = []
         """``(bound, runs so far)`` when each bounded level ended with its bound met."""
-        self.fallbacks = 0
         self.level = 0
+        self.epoch = 0
         self._new_level()
 
     def _new_level(self) -> None:
         self.bound = self.levels[self.level]
         self.part = self.name if self.bound is None else f"{self.name} (bound {self.bound})"
-        self.generation = 0
-        self.tasks: list[tuple[list[_Node] | None, int]] = [(None, 0)]
-        self.results: dict[int, DporResult] = {}
-        self.dealt = 0
-        self.numbered = 0
         self.claimed: dict[tuple[str | int, ...], set[str]] = {}
         self.bound_hit = False
+        self._new_epoch([(None, 0)])
+
+    def _new_epoch(self, roots: list[tuple[list[_Node] | None, int]]) -> None:
+        self.epoch += 1
+        self.tasks: dict[TaskId, tuple[list[_Node] | None, int]] = {
+            (self.epoch, k): root for k, root in enumerate(roots)
+        }
+        self.ready: list[TaskId] = sorted(self.tasks)
+        self.results: dict[TaskId, DporResult] = {}
+        self.found: list[TaskId] = []  # tasks with a finding
+        self.out = 0  # tasks dealt and not back
 
     def key(self, k: int) -> int:
         return self.scale * k
@@ -188,57 +202,92 @@ class _Dpor:
     def next_key(self) -> int:
         return self.key(len(self.runs))
 
-    def want(self, v: float) -> bool:
-        return not self.finished and self.dealt < len(self.tasks) and self.next_key() < v
+    def _before(self, tid: TaskId) -> int:
+        """How many runs come before task ``tid`` for sure (those of the tasks done that
+        precede it): its first key is at least the key of that many runs."""
+        return len(self.runs) + sum(len(r.runs) for t, r in self.results.items() if t < tid)
 
-    def task(self, setup: Setup, deadline: float | None) -> tuple[Callable[..., Any], Any, int]:
-        i = self.dealt
-        self.dealt += 1
-        nodes, floor = self.tasks[i]
+    def _dealable(self, tid: TaskId, v: float) -> bool:
+        """Whether task ``tid`` may have runs below ``v``: not after a task that found
+        something (under stop-at-first), and not when enough runs precede it."""
+        if self.stop_on_first and any(t < tid for t in self.found):
+            return False
+        return self.key(self._before(tid)) < v
+
+    def want(self, v: float) -> bool:
+        return not self.finished and any(self._dealable(t, v) for t in self.ready)
+
+    def task(
+        self, setup: Setup, deadline: float | None, v: float
+    ) -> tuple[Callable[..., Any], Any, Any]:
+        tid = min(t for t in self.ready if self._dealable(t, v))  # leftmost first
+        self.ready.remove(tid)
+        self.out += 1
+        nodes, floor = self.tasks[tid]
         t = DporTask(
             setup,
             nodes,
             floor,
             self.bound,
-            self.budget(self.generation),
+            self.budget(len(tid) - 2),
             self.parts,
             deadline,
             self.reduction,
         )
-        return run_dpor, t, i
+        return run_dpor, t, tid
 
-    def useless(self, i: int, v: float) -> bool:
-        return i >= self.numbered and self.next_key() >= v
+    def useless(self, tid: Any, v: float) -> bool:
+        return not self._dealable(tid, v)
 
-    def dropped(self, i: int) -> None:
-        self.cut = self.finished = True
+    def dropped(self, tid: Any) -> None:
+        self.out -= 1
+        self.ready.append(tid)
 
-    def accept(self, i: int, res: DporResult) -> None:
-        self.results[i] = res
-        while self.numbered in self.results and not self.cut:
-            for run in self.results[self.numbered].runs:
-                self.runs.append(_Keyed(self.key(len(self.runs)), run, self.part))
-            self.numbered += 1
-        if self.numbered == len(self.tasks) and not self.cut:
-            self._next_generation()
+    def accept(self, tid: Any, res: Any) -> None:
+        self.out -= 1
+        self.results[tid] = res
+        if any(run.findings for run in res.runs):
+            self.found.append(tid)
+        for k, part in enumerate(res.parts):  # the children depend on this task alone
+            self.tasks[(*tid, k)] = part
+            self.ready.append((*tid, k))
 
-    def _next_generation(self) -> None:
-        done = [self.results[i] for i in range(len(self.tasks))]
+    def settle(self, v: float) -> None:
+        """End the epoch once every task that may count ran."""
+        if self.finished or self.out or any(self._dealable(t, v) for t in self.ready):
+            return
+        self._end_epoch()
+
+    def _end_epoch(self) -> None:
+        """Number the epoch's runs in task order (a task before its children), then turn the
+        requests into the next epoch's tasks (all merged in task order)."""
+        order = sorted(self.results)
+        if self.ready:  # the rest cannot count: the level ends here, cut short
+            first_left = min(self.ready)
+            order = [t for t in order if t < first_left]
+            self.cut = self.finished = True
+        done = [self.results[t] for t in order]
+        for res in done:
+            self.runs += [
+                _Keyed(self.key(len(self.runs) + i), run, self.part)
+                for i, run in enumerate(res.runs)
+            ]
+        if self.cut:
+            return
         claimed = self.claimed
         for res in done:
             self.bound_hit |= res.bound_hit
             for path, branches in res.claims:
                 claimed.setdefault(path, set()).update(branches)
-        new: list[tuple[list[_Node] | None, int]] = []
         roots: dict[tuple[str | int, ...], _Node] = {}
-        for res in done:
-            for nodes, floor in res.parts:
+        for t in order:
+            nodes, floor = self.tasks[t]
+            if nodes is not None:
                 path = tuple(n.chosen for n in nodes[:floor])
-                root = nodes[floor]
-                claimed.setdefault(path, set()).update(root.backtrack)
-                roots[path] = root
-                new.append((nodes, floor))
-        for (given, _), res in zip(self.tasks, done, strict=True):
+                claimed.setdefault(path, set()).update(nodes[floor].backtrack)
+        new: list[tuple[list[_Node] | None, int]] = []
+        for t, res in zip(order, done, strict=True):
+            given = self.tasks[t][0]
             for depth, q in res.requests:
                 assert given is not None  # the root task has no floor to request below
                 node = given[depth]
@@ -255,11 +304,8 @@ class _Dpor:
                 root = _request_root(node, given, depth, have, q)
                 roots[path] = root
                 new.append(([_frozen(n) for n in given[:depth]] + [root], depth))
-        self.results = {}
-        self.dealt = self.numbered = 0
-        self.tasks = new
-        self.generation += 1
         if new:
+            self._new_epoch(new)
             return
         if not self.bound_hit:
             self.exhaustive = self.finished = True
@@ -389,7 +435,7 @@ def explore_parallel(
         preemption_bound=preemption_bound,
         pct_depth=pct_depth,
         chunk=chunk,
-        dpor=dpor or {},
+        dpor={"stop_on_first": stop_on_first, **(dpor or {})},
     )
     start = time.monotonic()
     deadline = None if time_limit is None else time.time() + time_limit
@@ -433,9 +479,13 @@ def explore_parallel(
                 if not ready:
                     break
                 s = min(ready, key=lambda s: s.next_key())
-                fn, arg, info = s.task(setup, deadline)
+                fn, arg, info = s.task(setup, deadline, v)
                 flight[p.submit(fn, arg)] = (s, info)
             if not flight:
+                for s in streams:
+                    s.settle(v)
+                if any(s.want(min(limits())) for s in streams):
+                    continue
                 break
             for h in p.wait(list(flight), 0.1):
                 s, info = flight.pop(h)
@@ -446,6 +496,9 @@ def explore_parallel(
                 assert seen.findings is not None
                 for run in res.runs:
                     seen.findings += [finding_key(f) for f in run.findings]
+            v = min(limits())
+            for s in streams:
+                s.settle(v)
             if bar is not None:
                 bar.update(_BarView(seen), time.monotonic() - start)  # type: ignore[arg-type]
         if ended:
