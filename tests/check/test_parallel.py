@@ -173,3 +173,26 @@ def test_run_shards_returns_results_in_task_order(pools: dict[int, Pool]) -> Non
     tasks = [partial(_square, i) for i in range(7)]
     assert run_shards(tasks, pool=pools[3]) == [i * i for i in range(7)]
     assert run_shards(tasks, workers=1, backend="inline") == [i * i for i in range(7)]
+
+
+def test_ctrl_c_stops_the_workers_and_keeps_the_findings(pools: dict[int, Pool]) -> None:
+    import os
+    import signal
+    import threading
+
+    source = ScenarioSource("partinfo-2vcpu", "seed-v1")
+    explore_parallel(source, "random", pool=pools[2], budget=8, stop_on_first=False, chunk=1)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        report, _ = explore_parallel(
+            source, "random", pool=pools[2], budget=None, stop_on_first=False, catch_interrupt=True
+        )
+    finally:
+        timer.cancel()
+    assert report.stopped == "interrupted"
+    assert report.executions > 0
+    assert [f.kind for f, _ in report.findings] == ["assertion"]
+    # the pool is still usable: nothing was left running in it
+    again, _ = explore_parallel(source, "random", pool=pools[2], budget=4, stop_on_first=False)
+    assert again.executions == 4
