@@ -23,9 +23,9 @@ first in key order, not the first to arrive.
   (:meth:`~.strategies.dfs.DFSStrategy.split`: each of the shallowest nodes with branches left
   on its own, the deeper ones together) into child tasks, dealt at once. A task's result
   depends on its stack alone, so the tree of tasks grown from a root is the same whatever
-  the workers. When none is left (an *epoch*), the runs are numbered in task order (a task,
-  then its children; key ``k``, in the portfolio ``2k``: half of the rotation) and the
-  requests, merged in that order, root the next epoch.
+  the workers. When none is left (an *epoch*), the runs are numbered in task order (breadth
+  first: the budget is shared by subtrees side by side; key ``k``, in the portfolio ``2k``:
+  half of the rotation) and the requests, merged in that order, root the next epoch.
 
   Exactness: a task never backtracks above its floor; when its race analysis adds a branch to
   a node above the floor (another task's), the branch comes back as a *request*, and the
@@ -143,6 +143,14 @@ class _Chunks:
 
 
 TaskId = tuple[int, ...]
+"""``(epoch, k, child, grandchild...)``: where a task sits in its epoch's tree of tasks."""
+
+
+def _order(tid: TaskId) -> tuple[int, TaskId]:
+    """Tasks in breadth-first order: by depth, then left to right. Runs are numbered in this
+    order, so a budget that a deep (or endless) subtree would use up on its own is shared
+    by the subtrees side by side, which run in parallel."""
+    return len(tid), tid
 
 
 class _Dpor:
@@ -191,6 +199,7 @@ class _Dpor:
         self.results: dict[TaskId, DporResult] = {}
         self.found: list[TaskId] = []  # tasks with a finding
         self.out = 0  # tasks dealt and not back
+        self.flying: dict[TaskId, int] = {}  # those tasks, with their budgets
 
     def key(self, k: int) -> int:
         return self.scale * k
@@ -205,14 +214,21 @@ class _Dpor:
     def _before(self, tid: TaskId) -> int:
         """How many runs come before task ``tid`` for sure (those of the tasks done that
         precede it): its first key is at least the key of that many runs."""
-        return len(self.runs) + sum(len(r.runs) for t, r in self.results.items() if t < tid)
+        me = _order(tid)
+        return len(self.runs) + sum(len(r.runs) for t, r in self.results.items() if _order(t) < me)
 
-    def _dealable(self, tid: TaskId, v: float) -> bool:
+    def _dealable(self, tid: TaskId, v: float, guess: bool = True) -> bool:
         """Whether task ``tid`` may have runs below ``v``: not after a task that found
-        something (under stop-at-first), and not when enough runs precede it."""
-        if self.stop_on_first and any(t < tid for t in self.found):
+        something (under stop-at-first), and not when enough runs precede it. With
+        ``guess``, the tasks before it still running count as using their whole budget:
+        a guess that only delays it (it is dealt when they are back, if still needed)."""
+        me = _order(tid)
+        if self.stop_on_first and any(_order(t) < me for t in self.found):
             return False
-        return self.key(self._before(tid)) < v
+        before = self._before(tid)
+        if guess:
+            before += sum(n for t, n in self.flying.items() if _order(t) < me)
+        return self.key(before) < v
 
     def want(self, v: float) -> bool:
         return not self.finished and any(self._dealable(t, v) for t in self.ready)
@@ -220,9 +236,10 @@ class _Dpor:
     def task(
         self, setup: Setup, deadline: float | None, v: float
     ) -> tuple[Callable[..., Any], Any, Any]:
-        tid = min(t for t in self.ready if self._dealable(t, v))  # leftmost first
+        tid = min((t for t in self.ready if self._dealable(t, v)), key=_order)
         self.ready.remove(tid)
         self.out += 1
+        self.flying[tid] = self.budget(len(tid) - 2)
         nodes, floor = self.tasks[tid]
         t = DporTask(
             setup,
@@ -237,14 +254,16 @@ class _Dpor:
         return run_dpor, t, tid
 
     def useless(self, tid: Any, v: float) -> bool:
-        return not self._dealable(tid, v)
+        return not self._dealable(tid, v, guess=False)
 
     def dropped(self, tid: Any) -> None:
         self.out -= 1
+        self.flying.pop(tid, None)
         self.ready.append(tid)
 
     def accept(self, tid: Any, res: Any) -> None:
         self.out -= 1
+        self.flying.pop(tid, None)
         self.results[tid] = res
         if any(run.findings for run in res.runs):
             self.found.append(tid)
@@ -254,17 +273,17 @@ class _Dpor:
 
     def settle(self, v: float) -> None:
         """End the epoch once every task that may count ran."""
-        if self.finished or self.out or any(self._dealable(t, v) for t in self.ready):
+        if self.finished or self.out or any(self._dealable(t, v, False) for t in self.ready):
             return
         self._end_epoch()
 
     def _end_epoch(self) -> None:
-        """Number the epoch's runs in task order (a task before its children), then turn the
-        requests into the next epoch's tasks (all merged in task order)."""
-        order = sorted(self.results)
+        """Number the epoch's runs in task order (:func:`_order`), then turn the requests
+        into the next epoch's tasks (all merged in that order)."""
+        order = sorted(self.results, key=_order)
         if self.ready:  # the rest cannot count: the level ends here, cut short
-            first_left = min(self.ready)
-            order = [t for t in order if t < first_left]
+            first_left = _order(min(self.ready, key=_order))
+            order = [t for t in order if _order(t) < first_left]
             self.cut = self.finished = True
         done = [self.results[t] for t in order]
         for res in done:
