@@ -196,3 +196,15 @@ def test_ctrl_c_stops_the_workers_and_keeps_the_findings(pools: dict[int, Pool])
     # the pool is still usable: nothing was left running in it
     again, _ = explore_parallel(source, "random", pool=pools[2], budget=4, stop_on_first=False)
     assert again.executions == 4
+
+
+def test_fault_sites_the_workers_met_count_for_unmatched_specs(tmp_path: Path) -> None:
+    report = check_scenario(
+        "partinfo-2vcpu",
+        faults=["smc:PARTITION_INFO_GET", "smc:MEM_SHARE"],
+        budget=12,
+        workers=2,
+        out_dir=tmp_path,
+    )
+    # Only the workers ran executions: the sites they met come back to the coordinator.
+    assert report.unmatched_faults == ("smc:MEM_SHARE",)
