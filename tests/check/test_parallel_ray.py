@@ -7,6 +7,7 @@ starting Ray costs seconds.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,14 @@ def test_ray_explores_as_local_workers_do(
     assert (got.stopped, got.exhaustive) == (want.stopped, want.exhaustive)
     assert [finding_key(f) for f, _ in got.findings] == [finding_key(f) for f, _ in want.findings]
     assert got.notes == want.notes
+
+
+def test_an_unreachable_cluster_is_one_line_not_minutes_of_retries(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ffasim.cli import app
+
+    args = ["check", "partinfo-2vcpu", "--backend", "ray", "--ray-address", "127.0.0.1:1"]
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path)])
+    assert r.exit_code == 2
+    assert r.stderr.startswith("error: cannot reach Ray at 127.0.0.1:1: ")

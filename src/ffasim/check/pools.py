@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,8 @@ class RayPool(Pool):
         self.workers = workers
         address = address or os.environ.get("RAY_ADDRESS") or None
         self._started = False
+        if address:
+            _reachable(address)
         if not ray.is_initialized():
             # Workers import the ffasim this process runs (a checkout, not only an install).
             src = str(Path(__file__).resolve().parents[2])
@@ -184,6 +187,19 @@ class RayPool(Pool):
     def close(self) -> None:
         if self._started:
             self._ray.shutdown()
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, with one line, when a Ray cluster's ``host:port`` does not answer
+    (Ray itself retries for minutes). ``auto`` and addresses without a port are Ray's."""
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise BackendError(f"cannot reach Ray at {address}: {e.strerror or e}") from None
 
 
 def open_pool(workers: int, backend: str = "local", ray_address: str | None = None) -> Pool:
