@@ -208,3 +208,11 @@ def test_fault_sites_the_workers_met_count_for_unmatched_specs(tmp_path: Path) -
     )
     # Only the workers ran executions: the sites they met come back to the coordinator.
     assert report.unmatched_faults == ("smc:MEM_SHARE",)
+
+
+def test_the_python_api_takes_workers(tmp_path: Path) -> None:
+    import ffasim
+
+    report = ffasim.check_scenario("partinfo-2vcpu", variant="seed-v1", workers=2, out=tmp_path)
+    assert [f.kind for f in report.findings] == ["assertion"]
+    assert report.findings[0].schedule is not None
