@@ -443,7 +443,7 @@ def explore_parallel(
     (``portfolio``, ``dfs``, ``pct`` or ``random``) on ``workers`` of ``backend`` (or on
     ``pool``), as :func:`~.explore.explore` would with the same arguments, and return the
     report and the fault sites the executions offered. ``chunk`` and ``dpor`` (``parts``,
-    ``budget``: a function of the generation, ``reduction``) shape the tasks; the report
+    ``budget``: a function of a task's depth, ``reduction``) shape the tasks; the report
     depends on them and on the seed, never on the workers. ``keep_runs`` (a list) receives
     each execution the report counts, in key order (for tests and tools)."""
     setup = Setup(source, max_faults, max_steps)
