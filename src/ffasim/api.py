@@ -115,12 +115,16 @@ def check_scenario(
     preemption_bound: int | None = None,
     out: str | os.PathLike[str] | None = None,
     hypervisor: str | None = None,
+    workers: int = 1,
+    backend: str = "local",
 ) -> Report:
     """Check ``target`` (a ``Scenario`` object, a built-in scenario's name, or the path of a
     TOML or Python scenario file) as ``ffasim check`` does, with its defaults: the portfolio
     strategy, a budget of 1000 executions, stop at the first finding, minimise it, and write its
-    schedule under ``out`` (default ``./ffasim-findings``). Raises ``ScenarioError`` for a bad
-    scenario and ``CheckError`` for bad options; a finding is a result, not an exception.
+    schedule under ``out`` (default ``./ffasim-findings``). ``workers`` above 1 explores in
+    that many processes (``backend`` ``"ray"``: on Ray), with the same findings for the same
+    seed whatever their number. Raises ``ScenarioError`` for a bad scenario and
+    ``CheckError`` for bad options; a finding is a result, not an exception.
 
     ``hypervisor`` puts ``xen`` or ``pkvm`` in front of the SPMC instead of the scenario's own.
     A scenario under pKVM runs on pKVM's ``head`` when ``variant`` is left at ``reference``,
@@ -143,6 +147,8 @@ def check_scenario(
         faults=list(faults) or None,
         preemption_bound=preemption_bound,
         out_dir=out_dir,
+        workers=workers,
+        backend=backend,
     )
     return Report(
         findings=[Finding(i.finding.kind, i.finding.message, i.path) for i in report.issues],

@@ -3,8 +3,10 @@ what its monitors find, each finding with a schedule that replays it exactly.
 
 Layout: ``scheduler.py`` (one execution: greenlets, decisions, findings from exceptions),
 ``strategies/`` (dfs with DPOR, pct, random, replay), ``explore.py`` (many executions,
-minimisation), ``schedule.py`` (decisions and schedule files), ``monitor.py`` and
-``monitors/`` (what is judged), ``faults.py`` (which failures may be injected).
+minimisation), ``parallel.py`` (one exploration split over worker processes or Ray:
+``shards.py`` is what a worker runs, ``pools.py`` where), ``schedule.py`` (decisions and
+schedule files), ``monitor.py`` and ``monitors/`` (what is judged), ``faults.py`` (which
+failures may be injected).
 
 The checker knows nothing of scenarios: it explores a ``Program`` (a function that builds a
 system on a given machine and returns the threads to interleave). Checking a scenario end to

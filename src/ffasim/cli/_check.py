@@ -339,6 +339,32 @@ def check(
             metavar="",
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Explore in N worker processes (same findings for the same seed whatever N; "
+            "1: in this process).",
+            metavar="N",
+        ),
+    ] = 1,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="Where workers run: local processes, or ray (a Ray cluster, or a local Ray "
+            "started for the check).",
+            metavar="NAME",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="--backend ray: the cluster to join (default: RAY_ADDRESS, else a local Ray).",
+            metavar="ADDR",
+        ),
+    ] = None,
 ) -> None:
     """Explore a scenario under every interleaving of its vCPUs (and injected faults).
 
@@ -360,6 +386,12 @@ def check(
         _fail("--faults with --max-faults 0 injects nothing; leave out one or the other", as_json)
     if time_limit is not None and math.isnan(time_limit):
         _fail("--time-limit must be a number of seconds, not nan", as_json)
+    if workers < 1:
+        _fail(f"--workers must be at least 1, not {workers}", as_json)
+    if backend not in ("local", "ray"):
+        _fail(f"unknown --backend '{backend}' (expected one of: local, ray)", as_json)
+    if ray_address is not None and backend != "ray":
+        _fail("--ray-address applies to --backend ray only", as_json)
     if out.exists() and not out.is_dir():  # found now, not after the whole exploration
         _fail(f"--out {out} is a file; it must be a directory (created if missing)", as_json)
     progress = not as_json and sys.stderr.isatty()  # the bar is drawn on stderr
@@ -380,6 +412,9 @@ def check(
             stop_on_first=not all_findings,
             strict=strict,
             catch_interrupt=True,
+            workers=workers,
+            backend=backend,
+            ray_address=ray_address,
         )
     except _user_errors() as e:
         _fail(_one_line(e), as_json)

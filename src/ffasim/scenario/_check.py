@@ -23,7 +23,7 @@ from typing import Any
 from .. import abi
 from .._suggest import unknown
 from ..check.digest import Opaque
-from ..check.explore import explore, finding_key, minimise, replay
+from ..check.explore import ExploreReport, explore, finding_key, minimise, replay
 from ..check.faults import FaultPlan, FaultSpecError, parse_faults
 from ..check.monitor import Finding, Monitor
 from ..check.monitors import monitor_set
@@ -349,6 +349,27 @@ def _tolerant(machine: Machine, t: Thread) -> Callable[[], None]:
     return body
 
 
+@dataclass(frozen=True)
+class ScenarioSource:
+    """A scenario's program as a worker process rebuilds it (``check/shards.py``): the
+    scenario by name or path, the variant, ``strict``, the fault specs and the hypervisor it
+    was moved under (empty: its own). A worker's lock-order memory is its own: an inversion
+    whose two orders fall to different workers is not reported."""
+
+    scenario: str
+    variant: str
+    strict: bool = False
+    faults: tuple[str, ...] = ()
+    hypervisor: str = ""
+
+    def build(self) -> tuple[Program, Callable[[], list[Any]], _SitesOffered | None]:
+        scenario = load_scenario(self.scenario, self.hypervisor or None)
+        plan = fault_plan(self.faults)
+        offered = _SitesOffered(plan) if plan is not None else None
+        program = scenario_program(scenario, self.variant, strict=self.strict)
+        return program, monitors_for(scenario), offered
+
+
 def make_strategy(
     name: str, *, seed: int = 0, preemption_bound: int | None = None, depth: int = PCT_DEPTH
 ) -> Strategy:
@@ -479,6 +500,9 @@ def check_scenario(
     minimise_findings: bool = True,
     strict: bool = False,
     catch_interrupt: bool = False,
+    workers: int = 1,
+    backend: str = "local",
+    ray_address: str | None = None,
 ) -> CheckReport:
     """Explore ``scenario_spec`` under ``variant`` and report what the monitors find.
 
@@ -489,8 +513,11 @@ def check_scenario(
     saved under ``out_dir`` (``None``: not saved). Consequences of injected faults that the
     mediator accepts by design are notes, not findings, unless ``strict``. With
     ``catch_interrupt``, Ctrl-C ends the search early and the findings so far are reported
-    and saved (not minimised). Raises :class:`CheckError`, ``ScenarioError`` for bad input; a
-    finding is a result, not an exception.
+    and saved (not minimised). ``workers`` above 1 or ``backend`` ``"ray"`` explores in
+    worker processes (``check/parallel.py``): the same findings and verdict for the same seed
+    whatever the number of workers, though not always the executions of ``workers=1``, which
+    runs in this process as it always did. Raises :class:`CheckError`, ``ScenarioError`` for
+    bad input; a finding is a result, not an exception.
     """
     strategy = strategy or "portfolio"
     if budget is not None and budget < 1:
@@ -511,18 +538,43 @@ def check_scenario(
     specs = plan.specs if plan is not None else ()
     offered = _SitesOffered(plan) if plan is not None else None
 
-    explored = explore(
-        program,
-        strat,
-        monitors_factory=monitors,
-        budget=budget,
-        time_limit=time_limit,
-        stop_on_first=stop_on_first,
-        faults=offered,
-        max_faults=max_faults,
-        progress=progress,
-        catch_interrupt=catch_interrupt,
-    )
+    if workers != 1 or backend != "local":
+        source = ScenarioSource(
+            _scenario_ref(scenario.name if scenario_spec is None else scenario_spec),
+            var,
+            strict,
+            tuple(specs),
+            "" if hypervisor is None else scenario.hypervisor,
+        )
+        explored = _explore_in_workers(
+            source,
+            strategy,
+            offered,
+            workers=workers,
+            backend=backend,
+            ray_address=ray_address,
+            seed=seed,
+            preemption_bound=preemption_bound,
+            budget=budget,
+            time_limit=time_limit,
+            stop_on_first=stop_on_first,
+            max_faults=max_faults,
+            progress=progress,
+            catch_interrupt=catch_interrupt,
+        )
+    else:
+        explored = explore(
+            program,
+            strat,
+            monitors_factory=monitors,
+            budget=budget,
+            time_limit=time_limit,
+            stop_on_first=stop_on_first,
+            faults=offered,
+            max_faults=max_faults,
+            progress=progress,
+            catch_interrupt=catch_interrupt,
+        )
     report = CheckReport(
         scenario=scenario.name,
         variant=var,
@@ -581,6 +633,47 @@ def check_scenario(
             path = schedule.save_new(out_dir, _stem(report.scenario, var, shown.kind))
         report.issues.append(FoundIssue(shown, best, schedule, path, also, part))
     return report
+
+
+def _explore_in_workers(
+    source: ScenarioSource,
+    strategy: str,
+    offered: _SitesOffered | None,
+    *,
+    workers: int,
+    backend: str,
+    **kw: Any,
+) -> ExploreReport:
+    """``explore`` of ``source`` in worker processes (``check/parallel.py``); the fault sites
+    the workers met join ``offered``, for the report of specs that matched none."""
+    from ..check.parallel import explore_parallel
+    from ..check.pools import BackendError
+
+    if workers < 1:
+        raise CheckError(f"--workers must be at least 1, not {workers}")
+    if source.scenario.endswith(".py"):
+        _check_loadable(source.scenario)
+    try:
+        explored, sites = explore_parallel(source, strategy, workers=workers, backend=backend, **kw)
+    except BackendError as e:
+        raise CheckError(str(e)) from None
+    if offered is not None:
+        offered.seen.update(sites)
+    return explored
+
+
+def _check_loadable(path: str) -> None:
+    """A Python scenario file that stands for an object of this process (``ffasim.api``)
+    cannot be loaded by a worker: say so instead of failing in every worker."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return
+    if "scenario_for(__file__)" in text:
+        raise CheckError(
+            "this scenario is a Python object of this process, which worker processes cannot "
+            "load; check it with one worker, or from a TOML or Python scenario file"
+        )
 
 
 def replay_schedule(

@@ -110,6 +110,7 @@ class _Node:
         "backtrack",
         "chosen",
         "current",
+        "depth",
         "done",
         "fp",
         "kind",
@@ -134,6 +135,18 @@ class _Node:
         self.step = -1  # index of the step this thread decision lets run
         self.n = 0  # fault node: number of options
         self.site = ""
+        self.depth = 0  # index in the stack
+
+    def clone(self) -> _Node:
+        """A copy whose lists and dicts are its own (a shard's prefix is edited apart)."""
+        c = _Node(self.kind)
+        for name in _Node.__slots__:
+            setattr(c, name, getattr(self, name))
+        c.backtrack = list(self.backtrack)
+        c.done = list(self.done)
+        c.sleep = dict(self.sleep)
+        c.fp = dict(self.fp)
+        return c
 
     def allows(self, t: str, bound: int | None) -> bool:
         """Whether choosing ``t`` here stays within the preemption bound."""
@@ -181,6 +194,14 @@ class DFSStrategy(BaseStrategy):
         self._first_new_step = 0  # steps from here on are new in this execution
         self._sleep: dict[str, tuple[Op, ...] | None] = {}
         self._seen = 0  # steps already folded into the sleep set
+        # Sharding (check/parallel.py): the nodes below ``floor`` are another shard's; this
+        # one never backtracks into them, and what its races add to them is a request.
+        self.floor = 0
+        self.requests: list[tuple[int, str]] = []
+        """``(depth, thread)``: branches the race analysis added below ``floor``."""
+        self.claims: list[tuple[tuple[str | int, ...], tuple[str, ...]]] | None = None
+        """When a list: ``(path, backtrack)`` of each finished node with more than one branch
+        (``path``: the choices above it), so that a coordinator knows what was explored."""
 
     # -- the protocol ----------------------------------------------------------------------------
     def new_execution(self) -> bool:
@@ -239,6 +260,7 @@ class DFSStrategy(BaseStrategy):
             node.backtrack = [choice]
         else:
             node.backtrack = [t for t in runnable if self._allows(node, t)]
+        node.depth = len(self.stack)
         self.stack.append(node)
         self._replay_until = len(self.stack)  # nothing below to replay any more
         return choice
@@ -270,6 +292,7 @@ class DFSStrategy(BaseStrategy):
         if self.sleep_sets and ex is not None:
             self._fold_sleep(ex, open_step)
             node.sleep = dict(self._sleep)
+        node.depth = len(self.stack)
         self.stack.append(node)
         self._replay_until = len(self.stack)
         return 0
@@ -297,6 +320,59 @@ class DFSStrategy(BaseStrategy):
         never mattered)."""
         return self.started and not self.stack and not self.bound_hit
 
+    # -- sharding (check/parallel.py) -------------------------------------------------------------
+    @classmethod
+    def resume(
+        cls,
+        prefix: list[_Node],
+        floor: int,
+        reduction: str = "dpor",
+        preemption_bound: int | None = None,
+    ) -> DFSStrategy:
+        """A search that goes on from ``prefix`` (a stack :meth:`split` returned): it
+        backtracks from the last node up to node ``floor``, never above; its races' additions
+        above ``floor`` are :attr:`requests`."""
+        s = cls(reduction, preemption_bound)
+        s.stack = prefix
+        s.floor = floor
+        s.started = True
+        s.claims = []
+        return s
+
+    def pending(self, node: _Node) -> bool:
+        """Whether ``node`` has a branch left besides the one it is on."""
+        if node.kind == FAULT:
+            return int(node.chosen) + 1 < node.n
+        return any(
+            t not in node.done and t != node.chosen and t not in node.sleep for t in node.backtrack
+        )
+
+    def split(self, parts: int) -> list[tuple[list[_Node], int]]:
+        """What is left below the floor, as at most ``parts`` stacks ``(nodes, floor)`` for
+        :meth:`resume`, shallowest first: each of the shallowest nodes with a branch left on
+        its own (they root the largest subtrees), the deeper ones together, each copied. A
+        node whose step holds fault decisions still being explored lends its
+        sleeping sibling no footprint (``None``: it wakes at once), since the footprint is
+        not complete yet."""
+        stack = self.stack
+        todo = [y for y in range(self.floor, len(stack)) if self.pending(stack[y])]
+        if not todo:
+            return []
+        groups = [[y] for y in todo[: parts - 1]]
+        if todo[parts - 1 :]:
+            groups.append(todo[parts - 1 :])
+        out = []
+        for group in groups:
+            lo, hi = group[0], group[-1]
+            nodes = [_frozen(n) for n in stack[:lo]]
+            for y in range(lo, hi + 1):
+                n = stack[y].clone()
+                if n.kind == THREAD and y + 1 < len(stack) and stack[y + 1].kind == FAULT:
+                    n.fp[str(n.chosen)] = None
+                nodes.append(n)
+            out.append((nodes, lo))
+        return out
+
     # -- search ----------------------------------------------------------------------------------
     def _allows(self, node: _Node, t: str) -> bool:
         if node.allows(t, self.bound):
@@ -316,7 +392,7 @@ class DFSStrategy(BaseStrategy):
     def _backtrack(self) -> bool:
         """Move to the deepest node with an unexplored branch; ``False`` when none is left."""
         stack = self.stack
-        while stack:
+        while len(stack) > self.floor:
             node = stack[-1]
             if node.kind == FAULT:
                 if int(node.chosen) + 1 < node.n:
@@ -328,6 +404,9 @@ class DFSStrategy(BaseStrategy):
                     if t not in node.done and t not in node.sleep:
                         node.chosen = t
                         return True
+                if self.claims is not None and len(node.backtrack) > 1:
+                    path = tuple(n.chosen for n in stack[:-1])
+                    self.claims.append((path, tuple(node.backtrack)))
             stack.pop()
         return False
 
@@ -504,16 +583,16 @@ class DFSStrategy(BaseStrategy):
             self.fallbacks += 1
             for q in node.runnable:
                 if q not in node.backtrack and self._allows(node, q):
-                    node.backtrack.append(q)
+                    self._add(node, q)
             return
         racing = threads[tj]
         enabled.sort(key=lambda q: q != racing)  # prefer the racing thread itself
         if bound is None:
-            node.backtrack.append(enabled[0])
+            self._add(node, enabled[0])
             return
         allowed = [q for q in enabled if self._allows(node, q)]
         if allowed:
-            node.backtrack.append(allowed[0])
+            self._add(node, allowed[0])
         self._add_conservatively(node, allowed[0] if allowed else enabled[0])
 
     def _add_conservatively(self, node: _Node, q: str) -> None:
@@ -526,5 +605,17 @@ class DFSStrategy(BaseStrategy):
             if n.kind != THREAD or not n.switches or q not in n.runnable:
                 continue
             if q not in n.backtrack and self._allows(n, q):
-                n.backtrack.append(q)
+                self._add(n, q)
             return
+
+    def _add(self, node: _Node, q: str) -> None:
+        """Add ``q`` to ``node``'s backtrack set; below the floor, also as a request."""
+        node.backtrack.append(q)
+        if node.depth < self.floor:
+            self.requests.append((node.depth, q))
+
+
+def _frozen(node: _Node) -> _Node:
+    """A copy of ``node`` for a shard that will not backtrack to it (the race analysis reads
+    it, and a request for a new branch there starts from it)."""
+    return node.clone()

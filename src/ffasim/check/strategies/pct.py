@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 
 class PCTStrategy(BaseStrategy):
-    """PCT of depth ``depth`` for ``executions`` executions (``None``: unbounded)."""
+    """PCT of depth ``depth`` for ``executions`` executions (``None``: unbounded), numbered
+    from ``first`` (a shard's first execution: ``check/shards.py``)."""
 
     name = "pct"
 
@@ -37,6 +38,7 @@ class PCTStrategy(BaseStrategy):
         depth: int = 3,
         executions: int | None = 1000,
         steps_estimate: int = 50,
+        first: int = 0,
     ) -> None:
         if depth < 1:
             raise ValueError("PCT depth must be at least 1")
@@ -47,7 +49,7 @@ class PCTStrategy(BaseStrategy):
         self.k = self.steps_estimate
         """Steps per execution: the guess until an execution ran, then the most seen."""
         self._observed = 0
-        self.index = -1
+        self.index = first - 1
         self._rng = derive_rng(seed, 0, "pct")
         self._faults = FaultSampler()
         self._prio: dict[str, float] = {}

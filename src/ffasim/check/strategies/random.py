@@ -14,14 +14,15 @@ from .base import BaseStrategy, FaultSampler, derive_rng
 
 
 class RandomStrategy(BaseStrategy):
-    """``executions`` random schedules (``None``: unbounded; the explorer's budget stops it)."""
+    """``executions`` random schedules (``None``: unbounded; the explorer's budget stops it),
+    numbered from ``first`` (a shard's first execution: ``check/shards.py``)."""
 
     name = "random"
 
-    def __init__(self, seed: int = 0, executions: int | None = 1000) -> None:
+    def __init__(self, seed: int = 0, executions: int | None = 1000, first: int = 0) -> None:
         self.seed = seed
         self.executions = executions
-        self.index = -1
+        self.index = first - 1
         self._rng = derive_rng(seed, 0, "random")
         self._faults = FaultSampler()
 
