@@ -278,6 +278,11 @@ class Scenario:
                 seen.add(sp.id)
         names: set[str] = set()
         shares = {s.params["name"] for s in self._all_steps() if s.op == "share"}
+        shares |= {
+            s.params["name"]
+            for s in self._all_steps()
+            if s.op == "call" and s.params.get("name") is not None
+        }
         for phase, steps in (("setup", self.setup), ("final", self.final)):
             for j, st in enumerate(steps):
                 out += self._step_problems((phase, j), st, None, shares)
@@ -364,7 +369,9 @@ class Scenario:
                     )
                 )
         vm_param = st.params.get("vm")
-        if st.op in ("destroy", "sp_notify") and not 0 <= int(vm_param or 0) < len(self.vms):
+        if st.op in ("destroy", "sp_notify", "sp_send2") and not 0 <= int(vm_param or 0) < len(
+            self.vms
+        ):
             out.append(
                 (
                     (*here, "vm"),
@@ -389,7 +396,7 @@ class Scenario:
                 out.append(((*here, key), f"no share step names a handle {st.params[key]!r}"))
         owner = th.vm if th is not None else st.vm
         if (
-            st.op in ("map", "write", "read", "share")
+            st.op in ("map", "write", "read", "share", "write_bytes")
             and owner is not None
             and 0 <= owner < len(self.vms)
         ):
@@ -620,7 +627,7 @@ class Instance:
         machine = self.system.machine
         prev = machine.current
         ctx = {"run_tasklets": "sri", "run_timers": "timer"}.get(st.op, "toolstack")
-        if st.op in ("sp_notify", "sp_check"):
+        if st.op in ("sp_notify", "sp_send2", "sp_check"):
             ctx = f"sp{st.params['sp']:04x}"
         machine.current = ctx
         self.run_step(st, ctx, phase, j, None, 0)

@@ -350,11 +350,39 @@ def _resolve_arg(env: StepEnv, a: int | str) -> int:
 def _run_call(env: StepEnv, p: Mapping[str, Any]) -> Any:
     args = [_resolve_arg(env, a) for a in p["args"]]
     r = env.drv.call(p["fid"], *args)
+    if p.get("name") is not None:
+        _named_handle(env, p["name"], r)
     if abi.is_error(r):
         raise Refused(abi.error_name(abi.error_code(r)), p["fid"], r)
     if (r[0] & abi.MASK32) == abi.MASK32:
         raise Refused("NOT_SUPPORTED", p["fid"], r)
     return r
+
+
+def _run_write_bytes(env: StepEnv, p: Mapping[str, Any]) -> Any:
+    data = bytes(p["data"])
+    start = p["page"] * abi.FFA_PAGE_SIZE + p["offset"]
+    if start + len(data) > env.vm.pages * abi.FFA_PAGE_SIZE:
+        raise DriverError(
+            f"{len(data)} bytes at page {p['page']} + {p['offset']} end beyond the VM's "
+            f"{env.vm.pages} pages of RAM"
+        )
+    env.vm.write(env.vm.ipa(p["page"]) + p["offset"], data)
+
+
+def _named_handle(env: StepEnv, name: str, r: abi.Regs) -> None:
+    """Keep the handle a raw memory call answered (FFA_SUCCESS: w2/w3; FFA_MEM_FRAG_RX, the
+    answer to a first fragment: w1/w2) under ``name``, for later steps' symbols."""
+    from ._model import SharedRegion
+
+    x0 = r[0] & abi.MASK32
+    if x0 in (abi.FFA_SUCCESS_32, abi.FFA_SUCCESS_64):
+        handle = abi.make_handle(r[2], r[3])
+    elif x0 == abi.FFA_MEM_FRAG_RX:
+        handle = abi.make_handle(r[1], r[2])
+    else:
+        return
+    env.instance.handles[name] = SharedRegion(name, handle, env.vm.domid, ())
 
 
 def _verify_regs(env: StepEnv, p: Mapping[str, Any], c: Mapping[str, Any], v: Any) -> str | None:
@@ -401,6 +429,25 @@ def _run_sp_notify(env: StepEnv, p: Mapping[str, Any]) -> Any:
     if not abi.is_success(r):
         name = abi.error_name(abi.error_code(r)) if abi.is_error(r) else abi.describe(r)
         raise Refused(name, abi.FFA_NOTIFICATION_SET, r)
+    return None
+
+
+def _run_sp_send2(env: StepEnv, p: Mapping[str, Any]) -> Any:
+    from .. import desc
+
+    sp = env.instance.partition(p["sp"])
+    receiver = env.instance.vm(p["vm"]).id
+    payload = p["data"].encode()
+    head = desc.INDIRECT_MSG_V1_2.size
+    sender = sp.id if p.get("sender") is None else p["sender"]
+    hdr = desc.IndirectMessage(
+        flags=0, offset=head, sender=sender, receiver=receiver, size=len(payload)
+    ).encode(abi.FFA_VERSION_1_2)
+    sp.write(sp.tx, hdr + payload)
+    r = sp.smc(abi.FFA_MSG_SEND2, 0, p["flags"])
+    if not abi.is_success(r):
+        name = abi.error_name(abi.error_code(r)) if abi.is_error(r) else abi.describe(r)
+        raise Refused(name, abi.FFA_MSG_SEND2, r)
     return None
 
 
@@ -695,6 +742,18 @@ OPS: dict[str, OpDef] = {
             _verify_message,
         ),
         _op(
+            "write_bytes",
+            GUEST,
+            "the guest writes bytes into its RAM (a descriptor into its TX; no FF-A call)",
+            _run_write_bytes,
+            {
+                "page": _P("page", doc="RAM page"),
+                "offset": _P("offset", 0, "byte offset from the start of the page"),
+                "data": _P("hex", doc="the bytes, in hex"),
+            },
+            label=lambda p: f"write_bytes(page {p['page']} + {p['offset']})",
+        ),
+        _op(
             "call",
             GUEST,
             "any FF-A call with raw registers",
@@ -702,6 +761,7 @@ OPS: dict[str, OpDef] = {
             {
                 "fid": _P("fid", doc="the function (name or ID)"),
                 "args": _P("args", (), "x1.. as integers or symbols"),
+                "name": _P("name", None, "keep the memory handle it answers under this name"),
             },
             {f"{r}{i}": _REG_CHECK for r, n in (("x", 18), ("w", 8)) for i in range(n)},
             _verify_regs,
@@ -746,6 +806,20 @@ OPS: dict[str, OpDef] = {
                 "flags": _P("u32", 0, "w2"),
             },
             label=lambda p: f"sp_notify(0x{p['sp']:x} -> d{p['vm']})",
+        ),
+        _op(
+            "sp_send2",
+            SYSTEM,
+            "a partition sends an indirect message to a VM (FFA_MSG_SEND2 from its TX)",
+            _run_sp_send2,
+            {
+                "sp": _P("sp", doc="the sending partition"),
+                "vm": _P("vm", doc="the receiving VM's index"),
+                "data": _P("str", "hi", "the payload (UTF-8)"),
+                "sender": _P("endpoint", None, "the header's sender (default: the partition)"),
+                "flags": _P("u32", 0, "w2 (bit 1: delay the schedule receiver interrupt)"),
+            },
+            label=lambda p: f"sp_send2(0x{p['sp']:x} -> d{p['vm']})",
         ),
         _op(
             "sp_check",
