@@ -69,3 +69,27 @@ def test_hunt_stops_at_the_first_finding(tmp_path: Path) -> None:
     report = hunt("seed-v1", seed=0, max_programs=20, time_limit=300, out_dir=tmp_path)
     assert report.stopped == "finding" and len(report.findings) == 1
     assert report.programs == report.findings[0].program + 1
+
+
+def test_known_artefacts_are_notes_not_findings() -> None:
+    from ffasim.check.monitor import Finding
+    from ffasim.hunt.run import artefact
+
+    aliased = Finding(
+        "double-fetch",
+        "xen reads bytes 0x4..0x7 of guest-writable frame 0x80043 (d1, d1 RAM) twice in "
+        "d1v1's FFA_MEM_SHARE_64 (steps 445 and 456)",
+    )
+    hafnium = Finding(
+        "deadlock",
+        "d0v0 waits for spmc.vm8001.lock held by toolstack; toolstack waits for spmc.vm1.lock "
+        "held by d0v0",
+    )
+    send2 = Finding(
+        "double-fetch",
+        "xen reads bytes 0x14..0x1b of guest-writable frame 0x80043 (d1, d1 RAM) twice in "
+        "d1v1's FFA_MSG_SEND2 (steps 1 and 2)",
+    )
+    xen_lock = Finding("deadlock", "d0v0 waits for d0.ffa.rx_lock held by d0v1; ...")
+    assert artefact(aliased) is not None and artefact(hafnium) is not None
+    assert artefact(send2) is None and artefact(xen_lock) is None

@@ -97,6 +97,10 @@ def _candidates(program: Program) -> list[Callable[[], Program | None]]:
     out: list[Callable[[], Program | None]] = []
     for i in reversed(range(len(sc.vms))):
         out.append(lambda i=i: _without_vm(program, i))  # type: ignore[misc]
+    if isinstance(sc.partitions, (list, tuple)) and len(sc.partitions) > 3:
+        parts = list(sc.partitions)
+        out.append(lambda: _rebuild(program, partitions=None))  # the three defaults
+        out.append(lambda parts=parts: _rebuild(program, partitions=parts[:3]))  # type: ignore[misc]
     for i in reversed(range(len(sc.threads))):
         threads = [t for k, t in enumerate(sc.threads) if k != i]
         out.append(lambda threads=threads: _rebuild(program, threads=threads))  # type: ignore[misc]
@@ -116,10 +120,17 @@ def _candidates(program: Program) -> list[Callable[[], Program | None]]:
     return out
 
 
-def _size(p: Program) -> tuple[int, int, int, int]:
+def _size(p: Program) -> tuple[int, int, int, int, int]:
     sc = p.scenario
     steps = sum(len(t.steps) for t in sc.threads) + len(sc.setup)
-    return (len(sc.vms), len(sc.threads), steps, len(p.faults))
+    parts = (
+        3
+        if sc.partitions is None
+        else len(sc.partitions)
+        if isinstance(sc.partitions, (list, tuple))
+        else 3
+    )
+    return (len(sc.vms), parts, len(sc.threads), steps, len(p.faults))
 
 
 def reduce_program(
@@ -127,7 +138,7 @@ def reduce_program(
     found: tuple[Finding, ExecutionResult],
     explore_one: Explorer,
     *,
-    max_candidates: int = 80,
+    max_candidates: int = 60,
     shrink_schedule: Callable[[Program, ExecutionResult, str], ExecutionResult] | None = None,
 ) -> Reduced:
     """Shrink ``program`` while ``explore_one`` still finds ``found``'s finding."""
