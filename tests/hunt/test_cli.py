@@ -61,7 +61,7 @@ def test_hunt_seed_v1_json_finds_and_writes_files(tmp_path: Path) -> None:
 def test_hunt_text_output_names_the_commands(tmp_path: Path) -> None:
     r = runner.invoke(app, ["hunt", "--variant", "seed-v1", "--out", str(tmp_path)])
     assert r.exit_code == 1
-    assert re.match(r"^ffasim hunt: seed-v1 \(seed 0\): 1 finding in 1 programs, ", r.stdout)
+    assert re.match(r"^ffasim hunt: seed-v1 \(seed 0\): 1 finding in \d+ programs?, ", r.stdout)
     assert "  replay:    ffasim replay " in r.stdout
     assert "  check:     ffasim check " in r.stdout
 

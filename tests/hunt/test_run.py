@@ -54,7 +54,7 @@ def test_hunt_finds_seed_v1_assertion_and_saves_replayable_files(tmp_path: Path)
         reduce=False,
     )
     kinds = {f.kind for f in report.findings}
-    assert "assertion" in kinds and "deadlock" in kinds
+    assert "assertion" in kinds and "isolation" in kinds
     for f in report.findings:
         assert Path(f.scenario).is_file() and Path(f.schedule).is_file()
         assert f.reproduced

@@ -74,7 +74,8 @@ def _print(report: HuntReport) -> None:
     )
     typer.echo(
         f"ffasim hunt: {report.variant} (seed {report.seed}): {verdict} in {report.programs} "
-        f"programs, {report.executions} executions ({report.elapsed:.1f} s); coverage "
+        f"program{'s' if report.programs != 1 else ''}, {report.executions} executions "
+        f"({report.elapsed:.1f} s); coverage "
         f"{cov.get('combinations', 0)} combinations of {cov.get('functions', 0)} functions"
     )
     for f in report.findings:

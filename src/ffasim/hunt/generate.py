@@ -399,10 +399,16 @@ class _Maker:
             steps.append(_s("reclaim", handle=name))
         return steps
 
-    def descriptor(self, vm: int, *, pages: Sequence[int] | None = None) -> bytes:
-        """A well-formed transaction descriptor of ``vm``'s version over ``pages``."""
+    def descriptor(
+        self, vm: int, *, pages: Sequence[int] | None = None, big: int | None = None
+    ) -> bytes:
+        """A well-formed transaction descriptor of ``vm``'s version over ``pages``; with
+        ``big``, one range of ``big`` pages from the first share page instead (at and past
+        Xen's 256-page limit, past the VM's RAM)."""
         lay = self.layouts[vm]
         pages = list(pages) if pages is not None else self.share_pages(vm)
+        if big is not None:
+            pages = [_SHARE_BASE + k for k in range(big)]
         base = 0x40000000
         ranges: list[desc.Constituent] = []
         for page in pages:
@@ -456,7 +462,10 @@ class _Maker:
 
     def _malformed(self, vm: int) -> list[Step]:
         lay = self.layouts[vm]
-        buf = self.mutate_bytes(self.descriptor(vm), vm)
+        if self.rng.random() < 0.2:  # Xen's page limit: 256 pages per share
+            buf = self.descriptor(vm, big=self.rng.choice((256, 257, 1024)))
+        else:
+            buf = self.mutate_bytes(self.descriptor(vm), vm)
         length = len(buf)
         total = self.rng.choice(
             (length, length, length + 1, 0, _PAGE * lay.buf_pages + 8, max(0, length - 8))
