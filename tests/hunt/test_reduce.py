@@ -28,3 +28,16 @@ def test_reduce_keeps_the_finding_and_shrinks() -> None:
     assert _size(reduced.program) < _size(program)
     assert len(reduced.program.scenario.vms) == 1
     assert reduced.result.preemptions <= found[1].preemptions
+
+
+def test_reduce_narrows_the_faults_to_the_site_injected() -> None:
+    runner = _Runner("head", 24)
+    program = generate(0, 1)  # faults "smc": a failed probe call, then seed defect 4
+    assert program.faults == ("smc",)
+    found = runner.first_finding(program)
+    assert found is not None and found[0].kind == "isolation"
+    reduced = reduce_program(program, found, runner.first_finding)
+    assert finding_key(reduced.finding) == finding_key(found[0])
+    (site,) = reduced.program.faults
+    assert site.startswith("smc:FFA_")
+    assert reduced.program.scenario.threads == ()

@@ -162,6 +162,14 @@ def reduce_program(
                 improved = True
                 break
     f, r = best_found
+    sites = tuple(sorted({site for _, site, _ in r.faults}))
+    if sites and sites != best.faults and tried < max_candidates:
+        # Narrow "--faults all" to the sites the execution injected: a command to read.
+        narrow = replace(best, faults=sites)
+        got = explore_one(narrow)
+        tried += 1
+        if got is not None and finding_key(got[0]) == key:
+            best, (f, r) = narrow, got
     if shrink_schedule is not None:
         smaller = shrink_schedule(best, r, f.kind)
         same = next((g for g in smaller.findings if finding_key(g) == key), None)
