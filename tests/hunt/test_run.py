@@ -85,11 +85,17 @@ def test_known_artefacts_are_notes_not_findings() -> None:
         "d0v0 waits for spmc.vm8001.lock held by toolstack; toolstack waits for spmc.vm1.lock "
         "held by d0v0",
     )
-    send2 = Finding(
+    payload = Finding(
         "double-fetch",
-        "xen reads bytes 0x14..0x1b of guest-writable frame 0x80043 (d1, d1 RAM) twice in "
-        "d1v1's FFA_MSG_SEND2 (steps 1 and 2)",
+        "xen reads bytes 0x14..0x18 of guest-writable frame 0x80003 (d0, d0 RAM) twice in "
+        "d0v0's FFA_MSG_SEND2 (steps 171 and 191)",
+    )
+    header = Finding(
+        "double-fetch",
+        "xen reads bytes 0xc..0xf of guest-writable frame 0x80003 (d0, d0 RAM) twice in "
+        "d0v0's FFA_MSG_SEND2 (steps 171 and 191)",
     )
     xen_lock = Finding("deadlock", "d0v0 waits for d0.ffa.rx_lock held by d0v1; ...")
     assert artefact(aliased) is not None and artefact(hafnium) is not None
-    assert artefact(send2) is None and artefact(xen_lock) is None
+    assert artefact(payload) is not None
+    assert artefact(header) is None and artefact(xen_lock) is None

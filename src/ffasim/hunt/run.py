@@ -203,6 +203,18 @@ ARTEFACTS: tuple[Artefact, ...] = (
         "monitor cannot tell two fields at one address apart (docs/hunt.md)",
     ),
     Artefact(
+        "double-fetch",
+        re.compile(
+            r"^xen reads bytes 0x(1[4-9a-f]|2[0-7])\.\.0x[0-9a-f]+ of guest-writable .* twice "
+            r"in \S+'s FFA_MSG_SEND2 "
+        ),
+        "a v1.0/v1.1 sender's payload: Xen snapshots a v1.2-sized header (40 bytes) whatever "
+        "the guest's version, so the first payload bytes of a v1.1 message land in the "
+        "snapshot's uuid, which Xen then zeroes and ignores, before the payload is copied "
+        "(ffa_handle_msg_send2(), ffa_msg.c at c447b7308b: 'for v1.1 guests, uuid[] is "
+        "ignored and may contain payload bytes')",
+    ),
+    Artefact(
         "deadlock",
         re.compile(
             r"^\S+ waits for spmc\.vm[0-9a-f]+\.lock held by \S+; "
