@@ -138,3 +138,33 @@ def test_new_ops_round_trip_through_toml(tmp_path: Path) -> None:
     path = tmp_path / "rt.toml"
     path.write_text(s.to_toml())
     assert load_toml(str(path)) == s
+
+
+def test_vm_destroyed_times_lets_the_vm_go_after_retries(tmp_path: Path) -> None:
+    from ffasim.scenario import PartitionSpec
+
+    busy = PartitionSpec(
+        id=0x8001,
+        uuid="b4b5671e-4a90-4fe1-b81f-fb13dae1dacb",
+        properties=abi.FFA_PART_PROP_DIRECT_REQ_RECV
+        | abi.FFA_PART_PROP_AARCH64_STATE
+        | abi.FFA_PART_PROP_NOTIF_CREATED
+        | abi.FFA_PART_PROP_NOTIF_DESTROYED,
+        vm_destroyed=abi.FFA_RET_RETRY,
+        vm_destroyed_times=2,
+    )
+    s = Scenario("busy", vms=[VmSpec()], partitions=[busy], setup=[step("negotiate", vm=0)])
+    path = tmp_path / "busy.toml"
+    path.write_text(s.to_toml())
+    assert "vm_destroyed_times = 2" in path.read_text()
+    assert load_toml(str(path)) == s
+    inst = s.instantiate()
+    assert inst.finish() == []  # retried by Xen's timer, then accepted: no zombie
+    assert inst.partition(0x8001).vms_destroyed.count(1) >= 3  # type: ignore[attr-defined]
+    always = Scenario(
+        "always",
+        vms=[VmSpec()],
+        partitions=[PartitionSpec(**{**busy.__dict__, "vm_destroyed_times": 0})],
+        setup=[step("negotiate", vm=0)],
+    )
+    assert any("zombie" in line for line in always.instantiate().finish())

@@ -108,12 +108,14 @@ class Program:
 
 _PROPS = abi.FFA_PART_PROP_DIRECT_REQ_RECV | abi.FFA_PART_PROP_AARCH64_STATE
 _SUBSCRIBED = abi.FFA_PART_PROP_NOTIF_CREATED | abi.FFA_PART_PROP_NOTIF_DESTROYED
-_DESTROYED_ANSWERS = ("OK", "OK", "DENIED", "BUSY", "ABORTED", "INVALID_PARAMETERS")
-"""What a partition answers VM_DESTROYED with. Not RETRY or INTERRUPTED: Xen resends those
-for ever (ffa_partinfo_domain_destroy()), so a partition that always answers them keeps every
-domain a zombie by design. Nor does a generated partition refuse VM_CREATED: Xen then fails
-the domain's creation (ffa_partinfo_domain_init(), -EIO) and there is no program left to run;
-the injected SPMC faults exercise that path instead."""
+_DESTROYED_ANSWERS = ("OK", "OK", "DENIED", "BUSY", "ABORTED", "RETRY", "INTERRUPTED")
+"""What a partition answers VM_DESTROYED with. RETRY and INTERRUPTED only a few times per VM
+(``vm_destroyed_times``): Xen resends those for ever (ffa_partinfo_domain_destroy()), so a
+partition that always answers them keeps every domain a zombie by design. A generated
+partition never refuses VM_CREATED: Xen then fails the domain's creation
+(ffa_partinfo_domain_init(), -EIO) and there is no program left to run; the injected SPMC
+faults exercise that path instead."""
+_TRANSIENT = ("RETRY", "INTERRUPTED")
 
 
 def _uuid_of(rng: random.Random) -> str:
@@ -142,6 +144,7 @@ def _partitions(rng: random.Random, which: str) -> tuple[list[PartitionSpec] | N
     specs = []
     n = rng.randint(1, 4)
     for i in range(n):
+        destroyed = rng.choice(_DESTROYED_ANSWERS)
         props = _PROPS if which == "framework" else abi.FFA_PART_PROP_AARCH64_STATE
         props |= rng.choice((0, _SUBSCRIBED, _SUBSCRIBED, abi.FFA_PART_PROP_NOTIF_DESTROYED))
         props |= rng.choice((0, abi.FFA_PART_PROP_INDIRECT_MSGS, abi.FFA_PART_PROP_RECV_NOTIF))
@@ -153,7 +156,8 @@ def _partitions(rng: random.Random, which: str) -> tuple[list[PartitionSpec] | N
                 exec_ctx=rng.choice((1, 1, 2)),
                 properties=props,
                 behaviour="memory" if i == 1 else rng.choice(("echo", "none")),
-                vm_destroyed=_ERRORS.get(rng.choice(_DESTROYED_ANSWERS), 0),
+                vm_destroyed=_ERRORS.get(destroyed, 0),
+                vm_destroyed_times=rng.randint(1, 3) if destroyed in _TRANSIENT else 0,
             )
         )
     return specs, [p.id for p in specs]

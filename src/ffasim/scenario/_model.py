@@ -127,6 +127,9 @@ class PartitionSpec:
     behaviour: str = "echo"
     vm_created: int = 0
     vm_destroyed: int = 0
+    vm_destroyed_times: int = 0
+    """How many VM destroyed messages per VM get ``vm_destroyed`` before the partition answers
+    OK (0: every one): a partition that is busy for a while, then lets the VM go."""
 
     def build(self) -> SecurePartition:
         """A fresh partition (partitions keep state, so each instance gets its own)."""
@@ -141,6 +144,8 @@ class PartitionSpec:
 
         def on_destroyed(vm_id: int) -> int:
             destroyed.append(vm_id)
+            if self.vm_destroyed_times and destroyed.count(vm_id) > self.vm_destroyed_times:
+                return 0
             return self.vm_destroyed
 
         if self.behaviour == "memory":
