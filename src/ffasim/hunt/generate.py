@@ -422,6 +422,10 @@ class _Maker:
                 ranges[-1] = desc.Constituent(prev.address, prev.page_count + 1)
             else:
                 ranges.append(desc.Constituent(ipa, 1))
+        total = len(pages)
+        if big is None and self.rng.random() < 0.1:  # overlapping ranges: a page twice
+            ranges.append(ranges[0])
+            total += ranges[0].page_count
         receivers = [
             desc.MemAccess(self.rng.choice((_MEMSVC, *self.sp_ids[:2])), abi.FFA_MEM_ACC_RW)
         ]
@@ -434,7 +438,7 @@ class _Maker:
             handle=0,
             tag=0,
             receivers=tuple(receivers),
-            composite=desc.Composite(len(pages), tuple(ranges)),
+            composite=desc.Composite(total, tuple(ranges)),
         )
         return tx.encode(lay.version)
 
