@@ -168,3 +168,30 @@ def test_vm_destroyed_times_lets_the_vm_go_after_retries(tmp_path: Path) -> None
         setup=[step("negotiate", vm=0)],
     )
     assert any("zombie" in line for line in always.instantiate().finish())
+
+
+def test_sp_send2_runs_on_the_partition_so_it_never_races_its_handler(tmp_path: Path) -> None:
+    from ffasim.scenario._check import check_scenario
+
+    s = Scenario(
+        "send2-vs-memsvc",
+        vms=[VmSpec()],
+        setup=[step("negotiate", vm=0), step("map", vm=0)],
+        threads=[
+            ThreadSpec(
+                (
+                    step("share", pages=[8], name="h"),
+                    step("mem_op", handle="h", request="fill", arg=7, expect="any"),
+                ),
+                vm=0,
+            ),
+            ThreadSpec(
+                (step("sp_send2", sp=0x8002, vm=0, expect=["success", "BUSY", "DENIED"]),),
+                context="toolstack",
+            ),
+        ],
+    )
+    path = tmp_path / "s.toml"
+    path.write_text(s.to_toml())
+    report = check_scenario(str(path), budget=2000, out_dir=None)
+    assert report.issues == [] and report.exhaustive

@@ -432,10 +432,48 @@ def _run_sp_notify(env: StepEnv, p: Mapping[str, Any]) -> Any:
     return None
 
 
+def _claim_partition(sp: Any) -> list[Any]:
+    """Run as the partition: take every execution context that is waiting (Hafnium's vCPU
+    state, under its lock), so that a direct request meanwhile gets BUSY as on a partition
+    that is running. Refused (BUSY) when one is already running a request: the partition
+    cannot act now, and its handler and this step would otherwise share its TX buffer."""
+    from ..spmc.vm import RUNNING, WAITING, vcpu_lock, vcpu_unlock
+
+    claimed: list[Any] = []
+    for vcpu in sp.spmc.endpoints[sp.id].vcpus:
+        vcpu_lock(vcpu)
+        free = vcpu.state == WAITING
+        if free:
+            vcpu.state = RUNNING
+        vcpu_unlock(vcpu)
+        if not free:
+            _release_partition(claimed)
+            raise Refused("BUSY", None, None, f"partition 0x{sp.id:x} is running")
+        claimed.append(vcpu)
+    return claimed
+
+
+def _release_partition(claimed: list[Any]) -> None:
+    from ..spmc.vm import WAITING, vcpu_lock, vcpu_unlock
+
+    for vcpu in claimed:
+        vcpu_lock(vcpu)
+        vcpu.state = WAITING
+        vcpu_unlock(vcpu)
+
+
 def _run_sp_send2(env: StepEnv, p: Mapping[str, Any]) -> Any:
+    sp = env.instance.partition(p["sp"])
+    claimed = _claim_partition(sp)
+    try:
+        return _sp_send2(env, sp, p)
+    finally:
+        _release_partition(claimed)
+
+
+def _sp_send2(env: StepEnv, sp: Any, p: Mapping[str, Any]) -> Any:
     from .. import desc
 
-    sp = env.instance.partition(p["sp"])
     receiver = env.instance.vm(p["vm"]).id
     payload = p["data"].encode()
     head = desc.INDIRECT_MSG_V1_2.size
@@ -810,7 +848,8 @@ OPS: dict[str, OpDef] = {
         _op(
             "sp_send2",
             SYSTEM,
-            "a partition sends an indirect message to a VM (FFA_MSG_SEND2 from its TX)",
+            "a partition sends an indirect message to a VM (FFA_MSG_SEND2 from its TX); BUSY "
+            "while it runs a request",
             _run_sp_send2,
             {
                 "sp": _P("sp", doc="the sending partition"),
