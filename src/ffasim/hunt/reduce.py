@@ -1,7 +1,8 @@
 """Shrink a finding's program to a readable counterexample.
 
-Passes, each greedy and deterministic, in this order: drop a VM (renumbering the others), drop
-a thread, drop a thread's step, drop a setup step, drop the fault injection; then shrink the
+Passes, each greedy and deterministic, in this order: drop the fault injection, drop a VM
+(renumbering the others), replace 64 partitions by the defaults, drop a thread, a thread's
+step, a setup step; narrow the faults to the sites the execution injected; then shrink the
 schedule (fewer preemptions, faults and steps) with the checker's own minimiser
 (:func:`ffasim.check.explore.minimise`). A candidate is kept only when exploring it as the hunt
 explored the original finds the *same* finding (kind and message, numbers masked:
@@ -95,6 +96,8 @@ def _candidates(program: Program) -> list[Callable[[], Program | None]]:
     """Smaller programs, biggest cuts first (each built lazily: the list is long)."""
     sc = program.scenario
     out: list[Callable[[], Program | None]] = []
+    if program.faults:  # early: a finding without faults is the easiest to read
+        out.append(lambda: replace(program, faults=()))
     for i in reversed(range(len(sc.vms))):
         out.append(lambda i=i: _without_vm(program, i))  # type: ignore[misc]
     if isinstance(sc.partitions, (list, tuple)) and len(sc.partitions) > 3:
@@ -115,8 +118,6 @@ def _candidates(program: Program) -> list[Callable[[], Program | None]]:
     for j in reversed(range(len(sc.setup))):
         setup = sc.setup[:j] + sc.setup[j + 1 :]
         out.append(lambda setup=setup: _rebuild(program, setup=setup))  # type: ignore[misc]
-    if program.faults:
-        out.append(lambda: replace(program, faults=()))
     return out
 
 
@@ -163,8 +164,8 @@ def reduce_program(
                 break
     f, r = best_found
     sites = tuple(sorted({site for _, site, _ in r.faults}))
-    if sites and sites != best.faults and tried < max_candidates:
-        # Narrow "--faults all" to the sites the execution injected: a command to read.
+    if best.faults and sites != best.faults and tried < max_candidates:
+        # Narrow "--faults all" to the sites the execution injected (none: no --faults).
         narrow = replace(best, faults=sites)
         got = explore_one(narrow)
         tried += 1
