@@ -99,3 +99,13 @@ def test_known_artefacts_are_notes_not_findings() -> None:
     assert artefact(aliased) is not None and artefact(hafnium) is not None
     assert artefact(payload) is not None
     assert artefact(header) is None and artefact(xen_lock) is None
+
+
+def test_hunt_finds_a_head_defect_that_reference_fixes(tmp_path: Path) -> None:
+    from ffasim.api import replay_file
+
+    report = hunt("head", seed=0, max_programs=6, time_limit=300, out_dir=tmp_path)
+    (f,) = report.findings
+    assert f.reproduced
+    again = replay_file(f.schedule, variant="reference")
+    assert not again.reproduced
