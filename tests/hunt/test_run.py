@@ -109,3 +109,15 @@ def test_hunt_finds_a_head_defect_that_reference_fixes(tmp_path: Path) -> None:
     assert f.reproduced
     again = replay_file(f.schedule, variant="reference")
     assert not again.reproduced
+
+
+def test_ctrl_c_reports_what_was_found_so_far(tmp_path: Path) -> None:
+    seen = []
+
+    def progress(report: object, program: object) -> None:
+        seen.append(program)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    report = hunt("reference", seed=0, time_limit=300, out_dir=tmp_path, progress=progress)
+    assert report.stopped == "interrupted" and report.programs == 2

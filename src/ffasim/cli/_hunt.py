@@ -1,8 +1,9 @@
 """``ffasim hunt``: generated adversarial programs under exploration, faults and every monitor,
 with no scenario and no hint (``ffasim.hunt``).
 
-Exit status: 0 nothing found, 1 something found, 2 bad usage. ``--json`` prints exactly one
-JSON object on stdout; the progress line goes to stderr, and only to a terminal.
+Exit status: 0 nothing found, 1 something found, 2 bad usage, 130 interrupted (Ctrl-C) with
+nothing found; Ctrl-C reports what was found so far. ``--json`` prints exactly one JSON object
+on stdout; the progress line goes to stderr, and only to a terminal.
 """
 
 from __future__ import annotations
@@ -150,4 +151,6 @@ def hunt(
         typer.echo(json.dumps(report.to_json()))
     else:
         _print(report)
-    raise typer.Exit(1 if report.found else 0)
+    if report.found:
+        raise typer.Exit(1)
+    raise typer.Exit(130 if report.stopped == "interrupted" else 0)

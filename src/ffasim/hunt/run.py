@@ -105,7 +105,8 @@ class HuntReport:
     coverage: dict[str, Any] = field(default_factory=lambda: {"combinations": 0})
     findings: list[HuntFinding] = field(default_factory=list)
     stopped: str = ""
-    """``finding``, ``time-limit`` or ``programs`` (the program cap of the Python API)."""
+    """``finding``, ``time-limit``, ``programs`` (the program cap of the Python API) or
+    ``interrupted`` (Ctrl-C)."""
     harness: list[str] = field(default_factory=list)
     """Crashes of the generated programs themselves (not findings)."""
     notes: list[str] = field(default_factory=list)
@@ -324,50 +325,53 @@ def hunt(
     start = time.monotonic()
     report.stopped = "time-limit"
     index = 0
-    while True:
-        left = time_limit - (time.monotonic() - start)
-        if left <= 0:
-            break
-        if max_programs is not None and index >= max_programs:
-            report.stopped = "programs"
-            break
-        parent = corpus.pick(chooser) if chooser.random() < 0.5 else None
-        program = mutate(parent, seed, index) if parent is not None else generate(seed, index)
-        index += 1
-        reached: set[Combination] = set()
-        explored = runner.explore(program, reached, time_limit=left)
-        report.programs = index
-        corpus.add(program, reached)
-        for note in explored.notes:
-            if note not in report.notes and len(report.notes) < 50:
-                report.notes.append(note)
-        stop = False
-        for f, r in explored.findings:
-            if is_harness(f):
-                report.harness.append(f"program {program.index}: {f.summary()}")
-                continue
-            known = artefact(f)
-            if known is not None:
-                note = f"program {program.index}: {f.summary()} ({known.why})"
-                if len(report.notes) < 50:
+    try:
+        while True:
+            left = time_limit - (time.monotonic() - start)
+            if left <= 0:
+                break
+            if max_programs is not None and index >= max_programs:
+                report.stopped = "programs"
+                break
+            parent = corpus.pick(chooser) if chooser.random() < 0.5 else None
+            program = mutate(parent, seed, index) if parent is not None else generate(seed, index)
+            index += 1
+            reached: set[Combination] = set()
+            explored = runner.explore(program, reached, time_limit=left)
+            report.programs = index
+            corpus.add(program, reached)
+            for note in explored.notes:
+                if note not in report.notes and len(report.notes) < 50:
                     report.notes.append(note)
-                continue
-            if finding_key(f) in reported:
-                continue
-            found = _report_finding(runner, program, (f, r), var, seed, out, reduce, start)
-            reported.add(finding_key(f))
-            reported.add((found.kind, _mask(found.message)))
-            report.findings.append(found)
-            stop = stop_at_first
-            break
-        report.executions = runner.executions
-        report.coverage = corpus.summary()
-        report.elapsed = time.monotonic() - start
-        if progress is not None:
-            progress(report, program)
-        if stop:
-            report.stopped = "finding"
-            break
+            stop = False
+            for f, r in explored.findings:
+                if is_harness(f):
+                    report.harness.append(f"program {program.index}: {f.summary()}")
+                    continue
+                known = artefact(f)
+                if known is not None:
+                    note = f"program {program.index}: {f.summary()} ({known.why})"
+                    if len(report.notes) < 50:
+                        report.notes.append(note)
+                    continue
+                if finding_key(f) in reported:
+                    continue
+                found = _report_finding(runner, program, (f, r), var, seed, out, reduce, start)
+                reported.add(finding_key(f))
+                reported.add((found.kind, _mask(found.message)))
+                report.findings.append(found)
+                stop = stop_at_first
+                break
+            report.executions = runner.executions
+            report.coverage = corpus.summary()
+            report.elapsed = time.monotonic() - start
+            if progress is not None:
+                progress(report, program)
+            if stop:
+                report.stopped = "finding"
+                break
+    except KeyboardInterrupt:
+        report.stopped = "interrupted"  # Ctrl-C: report what was found so far
     report.executions = runner.executions
     report.coverage = corpus.summary()
     report.elapsed = time.monotonic() - start
