@@ -21,7 +21,9 @@ LAYERS: list[set[str]] = [
     {"system"},
     {"check"},
     {"trace"},
-    {"scenario", "scenarios", "cli", "strategies", "pytest_plugin", "api"},
+    {"scenario", "scenarios"},
+    {"hunt"},
+    {"cli", "strategies", "pytest_plugin", "api"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 

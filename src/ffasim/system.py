@@ -127,6 +127,7 @@ class VM:
         if not d.is_64bit:
             r = (*map(_MASK32.__and__, r[:8]), *r[8:])  # what r0..r7 hold
         d.in_hypercall -= 1
+        xen.rcu_quiescent(ctx)  # this CPU leaves Xen: RCU callbacks it held back may run
         sink.access(DOM, ctx, True)
         if not d.in_hypercall:
             # What this vCPU did is visible to a later domain_pause (vcpu_sleep_sync).

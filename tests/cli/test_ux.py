@@ -453,7 +453,7 @@ def test_root_help_lists_commands_in_the_order_of_use() -> None:
     r = runner.invoke(app, ["--help"], env=WIDE)
     assert r.exit_code == 0
     commands = re.findall(r"^  (\w+) {2,}\S", r.stdout.split("Commands:")[1], re.MULTILINE)
-    assert commands == ["run", "check", "replay", "decode", "schema"], r.stdout
+    assert commands == ["run", "check", "hunt", "replay", "decode", "schema"], r.stdout
 
 
 def test_replay_divergence_says_how_to_get_a_fresh_schedule(tmp_path: Path) -> None:

@@ -61,6 +61,8 @@ MODEL_ONLY: dict[str, str] = {
     "printk": "Xen core: the log line goes to the event sink",
     "smc": "arm_smccc_1_2_smc: a world switch through the SMC conduit",
     "rcu_lock_live_remote_domain_by_id": "Xen core (common/domain.c)",
+    "rcu_hold": "model of an RCU read section (common/rcupdate.c): the domain outlives it",
+    "rcu_quiescent": "model of a CPU leaving Xen: the RCU callbacks it held back run",
     "vgic_inject_irq": "Xen core (arch/arm/vgic.c): the vIRQ is recorded on the vCPU",
     "get_knownalive_domain": "Xen core (xen/sched.h): domain reference counting",
     "put_domain": "Xen core (xen/sched.h): domain reference counting",

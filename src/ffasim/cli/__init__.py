@@ -56,7 +56,7 @@ def _root(
     """
 
 
-from . import _check, _decode, _run, _schema  # noqa: E402,F401  (each registers its commands)
+from . import _check, _decode, _hunt, _run, _schema  # noqa: E402,F401  (each registers its commands)
 
 
 def _reflow(doc: str) -> str:
@@ -69,7 +69,7 @@ def _reflow(doc: str) -> str:
 
 # Help lists the commands in the order one uses them (and README.md describes them), not in
 # the order their modules happen to be imported.
-_ORDER = ("run", "check", "replay", "decode", "schema")
+_ORDER = ("run", "check", "hunt", "replay", "decode", "schema")
 
 
 def _position(info: typer.models.CommandInfo) -> int:

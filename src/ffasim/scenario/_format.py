@@ -151,6 +151,14 @@ class PartitionTable(Struct, forbid_unknown_fields=True, kw_only=True):
     vm_destroyed: Annotated[Status, _doc("what it answers VM destroyed with", "OK")] | UnsetType = (
         UNSET
     )
+    vm_destroyed_times: (
+        Annotated[
+            int,
+            Meta(ge=0, le=1000),
+            _doc("answer vm_destroyed to this many messages per VM, then OK (0: to all)", 0),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class VmTable(Struct, forbid_unknown_fields=True, kw_only=True):

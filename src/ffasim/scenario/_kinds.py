@@ -383,6 +383,19 @@ KINDS: dict[str, Kind] = {
         ],
         encode=_hex_encode,
     ),
+    "hex": Kind(
+        Annotated[
+            str,
+            Meta(
+                pattern=r"^([0-9a-fA-F]{2})*$",
+                max_length=2 * 4 * 4096,
+                extra={"what": "bytes as an even number of hex digits (at most 4 pages)"},
+            ),
+        ],
+        bytes.fromhex,
+        lambda v: bytes(v).hex(),
+    ),
+    "offset": Kind(_int(0, 4 * 4096 - 1, "a byte offset (0..16383)")),
     "advance": Kind(
         Annotated[float, Meta(ge=0, le=3600, extra={"what": "a number of seconds (0..3600)"})],
         _advance_in,

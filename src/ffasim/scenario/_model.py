@@ -133,6 +133,9 @@ class PartitionSpec:
     behaviour: str = "echo"
     vm_created: int = 0
     vm_destroyed: int = 0
+    vm_destroyed_times: int = 0
+    """How many VM destroyed messages per VM get ``vm_destroyed`` before the partition answers
+    OK (0: every one): a partition that is busy for a while, then lets the VM go."""
 
     def build(self) -> SecurePartition:
         """A fresh partition (partitions keep state, so each instance gets its own)."""
@@ -147,6 +150,8 @@ class PartitionSpec:
 
         def on_destroyed(vm_id: int) -> int:
             destroyed.append(vm_id)
+            if self.vm_destroyed_times and destroyed.count(vm_id) > self.vm_destroyed_times:
+                return 0
             return self.vm_destroyed
 
         if self.behaviour == "memory":
@@ -318,6 +323,11 @@ class Scenario:
                 seen.add(sp.id)
         names: set[str] = set()
         shares = {s.params["name"] for s in self._all_steps() if s.op == "share"}
+        shares |= {
+            s.params["name"]
+            for s in self._all_steps()
+            if s.op == "call" and s.params.get("name") is not None
+        }
         for phase, steps in (("setup", self.setup), ("final", self.final)):
             for j, st in enumerate(steps):
                 out += self._step_problems((phase, j), st, None, shares)
@@ -440,7 +450,9 @@ class Scenario:
                     )
                 )
         vm_param = st.params.get("vm")
-        if st.op in ("destroy", "sp_notify") and not 0 <= int(vm_param or 0) < len(self.vms):
+        if st.op in ("destroy", "sp_notify", "sp_send2") and not 0 <= int(vm_param or 0) < len(
+            self.vms
+        ):
             out.append(
                 (
                     (*here, "vm"),
@@ -465,7 +477,7 @@ class Scenario:
                 out.append(((*here, key), f"no share step names a handle {st.params[key]!r}"))
         owner = th.vm if th is not None else st.vm
         if (
-            st.op in ("map", "write", "read", "share")
+            st.op in ("map", "write", "read", "share", "write_bytes")
             and owner is not None
             and 0 <= owner < len(self.vms)
         ):
@@ -720,7 +732,7 @@ class Instance:
         machine = self.system.machine
         prev = machine.current
         ctx = {"run_tasklets": "sri", "run_timers": "timer"}.get(st.op, "toolstack")
-        if st.op in ("sp_notify", "sp_check"):
+        if st.op in ("sp_notify", "sp_send2", "sp_check"):
             ctx = f"sp{st.params['sp']:04x}"
         machine.current = ctx
         self.run_step(st, ctx, phase, j, None, 0)

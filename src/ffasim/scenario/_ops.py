@@ -356,11 +356,39 @@ def _resolve_arg(env: StepEnv, a: int | str) -> int:
 def _run_call(env: StepEnv, p: Mapping[str, Any]) -> Any:
     args = [_resolve_arg(env, a) for a in p["args"]]
     r = env.drv.call(p["fid"], *args)
+    if p.get("name") is not None:
+        _named_handle(env, p["name"], r)
     if abi.is_error(r):
         raise Refused(abi.error_name(abi.error_code(r)), p["fid"], r)
     if (r[0] & abi.MASK32) == abi.MASK32:
         raise Refused("NOT_SUPPORTED", p["fid"], r)
     return r
+
+
+def _run_write_bytes(env: StepEnv, p: Mapping[str, Any]) -> Any:
+    data = bytes(p["data"])
+    start = p["page"] * abi.FFA_PAGE_SIZE + p["offset"]
+    if start + len(data) > env.vm.pages * abi.FFA_PAGE_SIZE:
+        raise DriverError(
+            f"{len(data)} bytes at page {p['page']} + {p['offset']} end beyond the VM's "
+            f"{env.vm.pages} pages of RAM"
+        )
+    env.vm.write(env.vm.ipa(p["page"]) + p["offset"], data)
+
+
+def _named_handle(env: StepEnv, name: str, r: abi.Regs) -> None:
+    """Keep the handle a raw memory call answered (FFA_SUCCESS: w2/w3; FFA_MEM_FRAG_RX, the
+    answer to a first fragment: w1/w2) under ``name``, for later steps' symbols."""
+    from ._model import SharedRegion
+
+    x0 = r[0] & abi.MASK32
+    if x0 in (abi.FFA_SUCCESS_32, abi.FFA_SUCCESS_64):
+        handle = abi.make_handle(r[2], r[3])
+    elif x0 == abi.FFA_MEM_FRAG_RX:
+        handle = abi.make_handle(r[1], r[2])
+    else:
+        return
+    env.instance.handles[name] = SharedRegion(name, handle, env.vm.domid, ())
 
 
 def _verify_regs(env: StepEnv, p: Mapping[str, Any], c: Mapping[str, Any], v: Any) -> str | None:
@@ -407,6 +435,63 @@ def _run_sp_notify(env: StepEnv, p: Mapping[str, Any]) -> Any:
     if not abi.is_success(r):
         name = abi.error_name(abi.error_code(r)) if abi.is_error(r) else abi.describe(r)
         raise Refused(name, abi.FFA_NOTIFICATION_SET, r)
+    return None
+
+
+def _claim_partition(sp: Any) -> list[Any]:
+    """Run as the partition: take every execution context that is waiting (Hafnium's vCPU
+    state, under its lock), so that a direct request meanwhile gets BUSY as on a partition
+    that is running. Refused (BUSY) when one is already running a request: the partition
+    cannot act now, and its handler and this step would otherwise share its TX buffer."""
+    from ..spmc.vm import RUNNING, WAITING, vcpu_lock, vcpu_unlock
+
+    claimed: list[Any] = []
+    for vcpu in sp.spmc.endpoints[sp.id].vcpus:
+        vcpu_lock(vcpu)
+        free = vcpu.state == WAITING
+        if free:
+            vcpu.state = RUNNING
+        vcpu_unlock(vcpu)
+        if not free:
+            _release_partition(claimed)
+            raise Refused("BUSY", None, None, f"partition 0x{sp.id:x} is running")
+        claimed.append(vcpu)
+    return claimed
+
+
+def _release_partition(claimed: list[Any]) -> None:
+    from ..spmc.vm import WAITING, vcpu_lock, vcpu_unlock
+
+    for vcpu in claimed:
+        vcpu_lock(vcpu)
+        vcpu.state = WAITING
+        vcpu_unlock(vcpu)
+
+
+def _run_sp_send2(env: StepEnv, p: Mapping[str, Any]) -> Any:
+    sp = env.instance.partition(p["sp"])
+    claimed = _claim_partition(sp)
+    try:
+        return _sp_send2(env, sp, p)
+    finally:
+        _release_partition(claimed)
+
+
+def _sp_send2(env: StepEnv, sp: Any, p: Mapping[str, Any]) -> Any:
+    from .. import desc
+
+    receiver = env.instance.vm(p["vm"]).id
+    payload = p["data"].encode()
+    head = desc.INDIRECT_MSG_V1_2.size
+    sender = sp.id if p.get("sender") is None else p["sender"]
+    hdr = desc.IndirectMessage(
+        flags=0, offset=head, sender=sender, receiver=receiver, size=len(payload)
+    ).encode(abi.FFA_VERSION_1_2)
+    sp.write(sp.tx, hdr + payload)
+    r = sp.smc(abi.FFA_MSG_SEND2, 0, p["flags"])
+    if not abi.is_success(r):
+        name = abi.error_name(abi.error_code(r)) if abi.is_error(r) else abi.describe(r)
+        raise Refused(name, abi.FFA_MSG_SEND2, r)
     return None
 
 
@@ -701,6 +786,18 @@ OPS: dict[str, OpDef] = {
             _verify_message,
         ),
         _op(
+            "write_bytes",
+            GUEST,
+            "the guest writes bytes into its RAM (a descriptor into its TX; no FF-A call)",
+            _run_write_bytes,
+            {
+                "page": _P("page", doc="RAM page"),
+                "offset": _P("offset", 0, "byte offset from the start of the page"),
+                "data": _P("hex", doc="the bytes, in hex"),
+            },
+            label=lambda p: f"write_bytes(page {p['page']} + {p['offset']})",
+        ),
+        _op(
             "call",
             GUEST,
             "any FF-A call with raw registers",
@@ -708,6 +805,7 @@ OPS: dict[str, OpDef] = {
             {
                 "fid": _P("fid", doc="the function (name or ID)"),
                 "args": _P("args", (), "x1.. as integers or symbols"),
+                "name": _P("name", None, "keep the memory handle it answers under this name"),
             },
             {f"{r}{i}": _REG_CHECK for r, n in (("x", 18), ("w", 8)) for i in range(n)},
             _verify_regs,
@@ -752,6 +850,21 @@ OPS: dict[str, OpDef] = {
                 "flags": _P("u32", 0, "w2"),
             },
             label=lambda p: f"sp_notify(0x{p['sp']:x} -> d{p['vm']})",
+        ),
+        _op(
+            "sp_send2",
+            SYSTEM,
+            "a partition sends an indirect message to a VM (FFA_MSG_SEND2 from its TX); BUSY "
+            "while it runs a request",
+            _run_sp_send2,
+            {
+                "sp": _P("sp", doc="the sending partition"),
+                "vm": _P("vm", doc="the receiving VM's index"),
+                "data": _P("str", "hi", "the payload (UTF-8)"),
+                "sender": _P("endpoint", None, "the header's sender (default: the partition)"),
+                "flags": _P("u32", 0, "w2 (bit 1: delay the schedule receiver interrupt)"),
+            },
+            label=lambda p: f"sp_send2(0x{p['sp']:x} -> d{p['vm']})",
         ),
         _op(
             "sp_check",

@@ -258,6 +258,7 @@ class _Loader:
             _or(t.behaviour, "echo"),
             status(_or(t.vm_created, "OK")),
             status(_or(t.vm_destroyed, "OK")),
+            _or(t.vm_destroyed_times, 0),
         )
 
     def step(self, s: Any, path: Path, *, vm: int | None = None, vcpu: int = 0) -> Step:

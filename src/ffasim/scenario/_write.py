@@ -79,6 +79,8 @@ def _partition(sp: PartitionSpec) -> dict[str, Any]:
     for key, code in (("vm_created", sp.vm_created), ("vm_destroyed", sp.vm_destroyed)):
         if code != 0:
             table[key] = _encode("status", code)
+    if sp.vm_destroyed_times:
+        table["vm_destroyed_times"] = sp.vm_destroyed_times
     return table
 
 

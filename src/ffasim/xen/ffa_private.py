@@ -214,6 +214,10 @@ class Domain:
         self.pause_waiters = 0
         self.pause_lock = Spinlock(machine, f"d{domain_id}.pause")
         """Never taken: what a toolstack waiting in domain_pause blocks on (see system.py)."""
+        # Hypercalls holding this domain by rcu_lock_*: complete_domain_destroy is an RCU
+        # callback, so it waits until they have left Xen (see rcu_quiescent).
+        self.rcu_readers = 0
+        self.complete_pending = False
 
     @property
     def party(self) -> str:
@@ -426,7 +430,28 @@ class FfaBase:
         d = self.ffa_rcu_lock_domain_by_vm_id(vm_id)
         if d is None or d.is_dying or d is cur:
             return None
+        self.rcu_hold(d)
         return d
+
+    def rcu_hold(self, d: Domain) -> None:
+        """The current context reads ``d`` under RCU until it leaves the hypervisor: Xen
+        frees the domain (``complete_domain_destroy``, an RCU callback: ``arch_domain_destroy``
+        -> ``tee_free_domain_ctx``) only after every CPU has passed a quiescent state, which a
+        CPU inside a hypercall has not. ``rcu_unlock_domain`` ends the read section in the C;
+        the model keeps the domain until the hypercall returns, when the grace period can
+        end at the earliest."""
+        held: dict[str, list[Domain]] = self.__dict__.setdefault("_rcu_held", {})
+        held.setdefault(self.machine.current, []).append(d)
+        d.rcu_readers += 1
+
+    def rcu_quiescent(self, ctx: str) -> None:
+        """``ctx`` left the hypervisor: complete what its RCU reads held back."""
+        held: dict[str, list[Domain]] = self.__dict__.get("_rcu_held", {})
+        for d in held.pop(ctx, ()):
+            d.rcu_readers -= 1
+            if not d.rcu_readers and d.complete_pending and self.complete_domain_destroy:
+                d.complete_pending = False
+                self.complete_domain_destroy(d)
 
     def ffa_endpoint_domain_lookup(
         self, cur: Domain, endpoint_id: int
@@ -456,7 +481,9 @@ class FfaBase:
     def put_domain(self, d: Domain) -> None:
         """Drop a reference; the last one completes the destruction of a dying domain."""
         d.refcnt -= 1
-        if d.refcnt == 0 and self.complete_domain_destroy is not None:
+        if d.refcnt == 0 and d.rcu_readers:
+            d.complete_pending = True  # an RCU callback: after the readers' grace period
+        elif d.refcnt == 0 and self.complete_domain_destroy is not None:
             self.complete_domain_destroy(d)
 
     complete_domain_destroy: Callable[[Domain], None] | None = None
