@@ -18,7 +18,7 @@ from typing import Any
 
 from ..check.explore import finding_key, minimise
 from ..check.monitor import Finding
-from ..check.monitors import default_monitors
+from ..check.monitors import monitor_set
 from ..check.scheduler import ExecutionResult
 from ..scenario import Scenario, ScenarioError, Step, ThreadSpec
 from .generate import Program
@@ -189,7 +189,7 @@ def shrink_schedule_with(
         return minimise(
             program_of(p),
             r,
-            default_monitors,
+            monitor_set(),
             faults=plan_of(p),
             max_faults=1,
             kind=kind,

@@ -30,7 +30,7 @@ from typing import Any
 from ..check.explore import explore, finding_key
 from ..check.faults import FaultPlan
 from ..check.monitor import Finding
-from ..check.monitors import default_monitors
+from ..check.monitors import monitor_set
 from ..check.schedule import ReplayDivergence, Schedule
 from ..check.scheduler import ExecutionResult
 from ..check.scheduler import Program as CheckProgram
@@ -155,9 +155,11 @@ class _Runner:
         reached: set[Combination] | None,
         time_limit: float | None = None,
     ) -> Any:
+        defaults = monitor_set()  # one lock-order memory for this program's exploration
+
         def monitors() -> list[Any]:
             extra = [CoverageMonitor(reached)] if reached is not None else []
-            return [*default_monitors(), *extra]
+            return [*defaults(), *extra]
 
         report = explore(
             self.program_of(p),
