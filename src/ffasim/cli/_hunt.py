@@ -68,13 +68,14 @@ class _Bar:
 
 def _print(report: HuntReport) -> None:
     cov = report.coverage
+    on = report.variant if report.hypervisor == "xen" else f"pkvm {report.variant}"
     verdict = (
         f"{len(report.findings)} finding{'s' if len(report.findings) != 1 else ''}"
         if report.found
         else "nothing found"
     )
     typer.echo(
-        f"ffasim hunt: {report.variant} (seed {report.seed}): {verdict} in {report.programs} "
+        f"ffasim hunt: {on} (seed {report.seed}): {verdict} in {report.programs} "
         f"program{'s' if report.programs != 1 else ''}, {report.executions} executions "
         f"({report.elapsed:.1f} s); coverage "
         f"{cov.get('combinations', 0)} combinations of {cov.get('functions', 0)} functions"
@@ -99,9 +100,22 @@ def _print(report: HuntReport) -> None:
 @app.command()
 def hunt(
     variant: Annotated[
+        str | None,
+        typer.Option(
+            "--variant",
+            help="Mediator variant to hunt in (default: reference; head under pkvm).",
+            metavar="NAME",
+            show_default=False,
+        ),
+    ] = None,
+    hypervisor: Annotated[
         str,
-        typer.Option("--variant", help="Mediator variant to hunt in.", metavar="NAME"),
-    ] = "reference",
+        typer.Option(
+            "--hypervisor",
+            help="xen (Xen's mediator) or pkvm (pKVM's FF-A proxy, the host kernel calling).",
+            metavar="NAME",
+        ),
+    ] = "xen",
     time_limit: Annotated[
         float, typer.Option("--time-limit", help="Seconds to hunt for.", metavar="S")
     ] = 60.0,
@@ -133,7 +147,8 @@ def hunt(
     bar = _Bar(time_limit) if not as_json and sys.stderr.isatty() and time_limit > 0 else None
     try:
         report = run_hunt(
-            variant,
+            variant or "reference",
+            hypervisor=hypervisor,
             time_limit=time_limit,
             seed=seed,
             stop_at_first=not all_findings,

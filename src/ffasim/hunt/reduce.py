@@ -18,9 +18,9 @@ from typing import Any
 
 from ..check.explore import finding_key, minimise
 from ..check.monitor import Finding
-from ..check.monitors import monitor_set
 from ..check.scheduler import ExecutionResult
 from ..scenario import Scenario, ScenarioError, Step, ThreadSpec
+from ..scenario._check import monitors_for
 from .generate import Program
 
 Explorer = Callable[[Program], "tuple[Finding, ExecutionResult] | None"]
@@ -52,6 +52,7 @@ def _rebuild(program: Program, **changes: Any) -> Program | None:
             sc.name,
             sc.description,
             variant=sc.variant,
+            hypervisor=sc.hypervisor,
             vm_to_vm=sc.vm_to_vm,
             spmc_version=sc.spmc_version,
             **fields,
@@ -189,7 +190,7 @@ def shrink_schedule_with(
         return minimise(
             program_of(p),
             r,
-            monitor_set(),
+            monitors_for(p.scenario),
             faults=plan_of(p),
             max_faults=1,
             kind=kind,

@@ -30,13 +30,13 @@ from typing import Any
 from ..check.explore import explore, finding_key
 from ..check.faults import FaultPlan
 from ..check.monitor import Finding
-from ..check.monitors import monitor_set
 from ..check.schedule import ReplayDivergence, Schedule
 from ..check.scheduler import ExecutionResult
 from ..check.scheduler import Program as CheckProgram
 from ..scenario._check import (
     fault_plan,
     make_strategy,
+    monitors_for,
     replay_schedule,
     resolve_variant,
     scenario_program,
@@ -99,6 +99,7 @@ class HuntReport:
 
     variant: str
     seed: int
+    hypervisor: str = "xen"
     programs: int = 0
     executions: int = 0
     elapsed: float = 0.0
@@ -119,6 +120,7 @@ class HuntReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "variant": self.variant,
+            "hypervisor": self.hypervisor,
             "seed": self.seed,
             "programs": self.programs,
             "executions": self.executions,
@@ -155,7 +157,8 @@ class _Runner:
         reached: set[Combination] | None,
         time_limit: float | None = None,
     ) -> Any:
-        defaults = monitor_set()  # one lock-order memory for this program's exploration
+        # One lock-order memory for this program's exploration; pKVM's monitors under pKVM.
+        defaults = monitors_for(p.scenario)
 
         def monitors() -> list[Any]:
             extra = [CoverageMonitor(reached)] if reached is not None else []
@@ -220,12 +223,14 @@ ARTEFACTS: tuple[Artefact, ...] = (
     Artefact(
         "deadlock",
         re.compile(
-            r"^\S+ waits for spmc\.vm[0-9a-f]+\.lock held by \S+; "
-            r"\S+ waits for spmc\.vm[0-9a-f]+\.lock held by \S+$"
+            r"^\S+ waits for spmc\.(vm[0-9a-f]+|nwd_vms)\.?\w*lock held by \S+"
+            r"(; \S+ waits for spmc\.(vm[0-9a-f]+|nwd_vms)\.?\w*lock held by \S+)+$"
         ),
-        "Hafnium's, not Xen's: FFA_MSG_SEND2 in opposite directions between a VM and a "
-        "partition, each sender holding its own VM lock while taking the receiver's "
-        "(api_ffa_msg_send2; docs/findings.md, 'Also found')",
+        "Hafnium's, not Xen's: every lock of the cycle is the SPMC's. api_ffa_msg_send2 holds "
+        "the sender's VM lock while ffa_vm_find_locked takes the receiver's (and "
+        "nwd_vms_lock first for a VM receiver), against the documented order: two sends in "
+        "opposite directions, or a send whose header a guest rewrote to name a VM after Xen "
+        "checked it, against any lookup of the sender (docs/findings.md, 'Also found')",
     ),
 )
 """Reports the hunt records as notes, not findings; each is explained in docs/hunt.md."""
@@ -289,6 +294,7 @@ def _renamed(sc: Any, name: str) -> Any:
     return Scenario(
         safe,
         f"found by ffasim hunt ({sc.name})",
+        hypervisor=sc.hypervisor,
         vm_to_vm=sc.vm_to_vm,
         spmc_version=sc.spmc_version,
         vms=sc.vms,
@@ -310,16 +316,27 @@ def hunt(
     max_programs: int | None = None,
     budget: int = PROGRAM_BUDGET,
     reduce: bool = True,
+    hypervisor: str = "xen",
 ) -> HuntReport:
     """Hunt for defects of ``variant`` for ``time_limit`` seconds (or ``max_programs``
-    programs); see the module note. ``CheckError`` for an unknown variant or a bad limit."""
+    programs); see the module note. ``hypervisor="pkvm"`` hunts in pKVM's FF-A proxy (the
+    programs' one caller is then the host; ``reference``, a Xen variant, means pKVM's
+    ``head``). ``CheckError`` for an unknown variant or hypervisor, or a bad limit."""
+    from types import SimpleNamespace
+
+    from .._suggest import unknown
     from ..scenario._check import CheckError
+    from ..system import HYPERVISORS
 
     if time_limit <= 0:
         raise CheckError(f"--time-limit must be positive, not {time_limit}")
-    var = resolve_variant(None, variant)
+    if hypervisor not in HYPERVISORS:
+        raise CheckError(unknown("hypervisor", hypervisor, HYPERVISORS, listed="expected one of"))
+    if hypervisor == "pkvm" and variant == "reference":
+        variant = "head"
+    var = resolve_variant(SimpleNamespace(hypervisor=hypervisor, variant=None), variant)
     out = Path(DEFAULT_OUT_DIR if out_dir is None else out_dir)
-    report = HuntReport(var, seed)
+    report = HuntReport(var, seed, hypervisor)
     corpus = Corpus()
     runner = _Runner(var, budget)
     chooser = random.Random(f"ffasim-hunt-choose:{seed}")
@@ -336,7 +353,11 @@ def hunt(
                 report.stopped = "programs"
                 break
             parent = corpus.pick(chooser) if chooser.random() < 0.5 else None
-            program = mutate(parent, seed, index) if parent is not None else generate(seed, index)
+            program = (
+                mutate(parent, seed, index)
+                if parent is not None
+                else generate(seed, index, hypervisor)
+            )
             index += 1
             reached: set[Combination] = set()
             explored = runner.explore(program, reached, time_limit=left)

@@ -261,18 +261,23 @@ def scenario_program(scenario: Any, variant: str, *, strict: bool = False) -> Pr
     """
 
     def program(machine: Machine) -> tuple[list[Thread], Callable[[], list[str]] | None]:
+        from ..pkvm import PkvmInitError
         from ..system import DomainCreationError
 
         try:
             inst = scenario.instantiate(variant, machine=machine)
-        except DomainCreationError as e:
+        except (DomainCreationError, PkvmInitError) as e:
             if getattr(machine.sink, "injected", None):
-                # Xen refused the domain cleanly because of the injected fault (as it must):
-                # there is no system left to interleave.
+                # Xen refused the domain (or pKVM its FF-A proxy) cleanly because of the
+                # injected fault, as it must: there is no system left to interleave.
                 return [], None
             # Without a fault, a refusal is what the guest sees: no FF-A (Xen 4.19 with an
             # FF-A 1.2 SPMC, head with 64 partitions). One finding that says why.
-            why = f"the scenario's VMs cannot use FF-A: {refusal(e)}"
+            why = (
+                f"the scenario's VMs cannot use FF-A: {refusal(e)}"
+                if isinstance(e, DomainCreationError)
+                else f"pKVM's FF-A proxy failed to initialise: {e}"
+            )
             return [], lambda: [why]
         # The ownership monitor reads the SPMC's mailbox states through the machine; a
         # cross-check fingerprints the instance (see scenario_state).
