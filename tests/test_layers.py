@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"trace"},
     {"scenario", "scenarios"},
     {"hunt"},
-    {"cli", "strategies", "pytest_plugin", "api"},
+    {"cli", "strategies", "pytest_plugin", "api", "__main__"},
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 

@@ -516,3 +516,13 @@ def test_a_variant_that_refuses_the_vms_is_one_spec_finding_saying_why(tmp_path:
         'probe at boot failed (Xen 4.19 needs an SPMC of FF-A 1.1: spmc_version = "1.1"; head '
         "refuses 64 partitions)"
     )
+
+
+def test_python_dash_m_ffasim_is_the_command_line() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "ffasim", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0 and r.stdout.startswith("ffasim "), r.stderr
