@@ -17,8 +17,10 @@ anything is executed (exit 2): the catalogue has rotted and must be fixed, not s
 
 Run: ``python benchmarks/bench_mutants.py [--finder hunt|check] [--time-limit 10] [--seed 0]
 [--jobs 1] [--only NAME]... [--scenario NAME]... [--control] [--json]``; ``--markdown`` prints
-the catalogue as a Markdown table (docs/mutants.md) and runs nothing. Each run is a subprocess
-with ``PYTHONPATH`` at the copy; keep ``--jobs`` low on a shared machine.
+the catalogue as a Markdown table (docs/mutants.md) and runs nothing, and ``--markdown --results
+FILE...`` sets saved ``--json`` reports side by side (the results table of docs/mutants.md).
+Each run is a subprocess with ``PYTHONPATH`` at the copy; keep ``--jobs`` low on a shared
+machine.
 """
 
 from __future__ import annotations
@@ -216,6 +218,61 @@ def markdown(mutants: Sequence[Mutant]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _result_cell(r: dict[str, object] | None) -> str:
+    if r is None:
+        return ""
+    if r.get("found") is None:
+        return "error"
+    if not r.get("found"):
+        return "no"
+    seconds = r.get("seconds")
+    when = f", {seconds:.1f} s" if isinstance(seconds, int | float) else ""
+    return f"{r.get('kind', '')}{when}"
+
+
+def markdown_results(docs: Sequence[tuple[str, dict]]) -> str:
+    """A Markdown table of saved ``--json`` reports side by side: one row per mutant, one
+    column per report (its kind and seconds when found, ``no``, or ``error``), then the
+    scores."""
+    columns = []
+    for label, doc in docs:
+        columns.append((label, {r["name"]: r for r in doc.get("results", [])}))
+    names = [m.name for m in MUTANTS if any(m.name in by for _, by in columns)]
+    head = "| name | " + " | ".join(label for label, _ in columns) + " |"
+    rows = [head, "|---|" + "---|" * len(columns)]
+    for name in names:
+        cells = " | ".join(_result_cell(by.get(name)) for _, by in columns)
+        rows.append(f"| `{name}` | {cells} |")
+    scores = []
+    for label, doc in docs:
+        s = doc.get("score", {})
+        scores.append(f"{label}: {s.get('found', 0)}/{s.get('total', 0)}")
+    return "\n".join(rows) + "\n\nScore: " + "; ".join(scores) + ".\n"
+
+
+def _load_results(paths: Sequence[str]) -> list[tuple[str, dict]]:
+    """(label, report) of each saved ``--json`` report; ValueError with a one-line reason."""
+    out = []
+    for path in paths:
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ValueError(f"cannot read {path}: {e.strerror}") from None
+        except ValueError:
+            raise ValueError(f"{path} is not JSON") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+            raise ValueError(f"{path} is not a bench_mutants.py --json report")
+        label = str(doc.get("finder", "?"))
+        if doc.get("finder") == "hunt":
+            label = f"hunt {doc.get('time_limit')} s, seed {doc.get('seed')}"
+        elif doc.get("scenarios"):
+            label = f"check ({', '.join(doc['scenarios'])})"
+        else:
+            label = "check (every built-in)"
+        out.append((label, doc))
+    return out
+
+
 def _found_cell(r: Result) -> str:
     return "error" if r.found is None else ("yes" if r.found else "no")
 
@@ -266,6 +323,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--control", action="store_true", help="also run the unmutated tree")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--markdown", action="store_true", help="print the catalogue table, run none")
+    p.add_argument(
+        "--results",
+        action="append",
+        metavar="FILE",
+        help="with --markdown: a results table of these saved --json reports instead",
+    )
     p.add_argument("--keep", action="store_true", help="keep the scratch copies")
     return p.parse_args(argv)
 
@@ -277,8 +340,16 @@ def _usage_error(message: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.results and not args.markdown:
+        return _usage_error("--results applies to --markdown only")
     if args.markdown:
-        sys.stdout.write(markdown(MUTANTS))
+        if args.results:
+            try:
+                sys.stdout.write(markdown_results(_load_results(args.results)))
+            except ValueError as e:
+                return _usage_error(str(e))
+        else:
+            sys.stdout.write(markdown(MUTANTS))
         return 0
     if args.jobs < 1:
         return _usage_error("--jobs must be at least 1")
@@ -317,8 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for r in pool.map(lambda m: run_one(m, args), runs):
             results.append(r)
-            if not args.json:
-                print(f"{r.name}: {_found_cell(r)} {r.kind or r.detail}".rstrip(), file=sys.stderr)
+            print(f"{r.name}: {_found_cell(r)} {r.kind or r.detail}".rstrip(), file=sys.stderr)
     if args.json:
         found, total = score(results)
         doc = {

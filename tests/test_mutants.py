@@ -136,3 +136,47 @@ def test_bench_check_reports_a_mutant_a_builtin_catches(
     control, result = doc["results"]
     assert (control["name"], control["found"]) == ("(none)", False)
     assert (result["name"], result["found"], result["kind"]) == (name, True, kind)
+
+
+def test_bench_markdown_results_sets_reports_side_by_side(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = IDS[0], IDS[1]
+    check = {
+        "finder": "check",
+        "scenarios": None,
+        "score": {"found": 1, "total": 2},
+        "results": [
+            {"name": first, "found": True, "kind": "crash", "seconds": 3.25},
+            {"name": second, "found": False, "kind": "", "seconds": None},
+        ],
+    }
+    hunt = {
+        "finder": "hunt",
+        "time_limit": 10.0,
+        "seed": 0,
+        "score": {"found": 0, "total": 1},
+        "results": [{"name": second, "found": None, "kind": "", "seconds": None}],
+    }
+    paths = []
+    for n, doc in enumerate((check, hunt)):
+        paths += ["--results", str(tmp_path / f"{n}.json")]
+        (tmp_path / f"{n}.json").write_text(json.dumps(doc))
+    assert bench.main(["--markdown", *paths]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "| name | check (every built-in) | hunt 10.0 s, seed 0 |",
+        "|---|---|---|",
+        f"| `{first}` | crash, 3.2 s |  |",
+        f"| `{second}` | no | error |",
+        "",
+        "Score: check (every built-in): 1/2; hunt 10.0 s, seed 0: 0/1.",
+    ]
+
+
+def test_bench_markdown_results_refuses_a_file_that_is_no_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1]")
+    assert bench.main(["--markdown", "--results", str(bad)]) == 2
+    assert capsys.readouterr().err == f"error: {bad} is not a bench_mutants.py --json report\n"
