@@ -227,7 +227,8 @@ def _result_cell(r: dict[str, object] | None) -> str:
         return "no"
     seconds = r.get("seconds")
     when = f", {seconds:.1f} s" if isinstance(seconds, int | float) else ""
-    return f"{r.get('kind', '')}{when}"
+    where = f" ({r['detail']})" if r.get("detail") else ""  # check: the scenario
+    return f"{r.get('kind', '')}{where}{when}"
 
 
 def markdown_results(docs: Sequence[tuple[str, dict]]) -> str:
@@ -388,7 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for r in pool.map(lambda m: run_one(m, args), runs):
             results.append(r)
-            print(f"{r.name}: {_found_cell(r)} {r.kind or r.detail}".rstrip(), file=sys.stderr)
+            when = "" if r.seconds is None else f" {r.seconds:.1f} s"
+            print(f"{r.name}: {_found_cell(r)} {r.kind} {r.detail}{when}".rstrip(), file=sys.stderr)
     if args.json:
         found, total = score(results)
         doc = {

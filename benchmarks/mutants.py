@@ -272,8 +272,8 @@ MUTANTS: tuple[Mutant, ...] = (
         ),
         "FFA_RXTX_MAP with an RX address outside the guest's RAM goes on with a NULL rx_pg "
         "and reaches put_page(NULL): a hypervisor panic (crash)",
-        "xen-history: RELEASE-4.19.0 (b490f470f5): ffa_handle_rxtx_map tested tx_pg after "
-        "fetching rx_pg, fixed by a later rework",
+        "xen-history: 6dceb1378d: ffa_handle_rxtx_map tested tx_pg after fetching rx_pg "
+        "(Xen 4.19), so a NULL rx_pg reached put_page",
     ),
     Mutant(
         "spmc-partinfo-release-always",

@@ -147,7 +147,7 @@ def test_bench_markdown_results_sets_reports_side_by_side(
         "scenarios": None,
         "score": {"found": 1, "total": 2},
         "results": [
-            {"name": first, "found": True, "kind": "crash", "seconds": 3.25},
+            {"name": first, "found": True, "kind": "crash", "seconds": 3.25, "detail": "s"},
             {"name": second, "found": False, "kind": "", "seconds": None},
         ],
     }
@@ -166,7 +166,7 @@ def test_bench_markdown_results_sets_reports_side_by_side(
     assert capsys.readouterr().out.splitlines() == [
         "| name | check (every built-in) | hunt 10.0 s, seed 0 |",
         "|---|---|---|",
-        f"| `{first}` | crash, 3.2 s |  |",
+        f"| `{first}` | crash (s), 3.2 s |  |",
         f"| `{second}` | no | error |",
         "",
         "Score: check (every built-in): 1/2; hunt 10.0 s, seed 0: 0/1.",
