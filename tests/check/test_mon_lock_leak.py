@@ -132,7 +132,7 @@ def outside_program(release_inside: bool) -> object:
             machine.sink.call("hvc", "d0v0", abi.regs(abi.FFA_VERSION))
             if release_inside:
                 spin_unlock(lock)
-            machine.sink.ret("hvc", "d0v0", abi.success())
+            machine.sink.ret("hvc", "d0v0", abi.regs(abi.FFA_VERSION_1_2))
 
         return [Thread("d0v0", body)], None
 
