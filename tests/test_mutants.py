@@ -34,7 +34,7 @@ MUTANTS = catalogue.MUTANTS
 IDS = [m.name for m in MUTANTS]
 
 # share-too-long expects DENIED or BUSY from an over-long MEM_SHARE: the mutant answers SUCCESS.
-KNOWN_CAUGHT = ("share-frag-longer-than-tx", "share-too-long", "spec")
+KNOWN_CAUGHT = ("share-frag-longer-than-tx", "share-too-long", "answer")
 
 
 def test_catalogue_has_at_least_45_mutants() -> None:
