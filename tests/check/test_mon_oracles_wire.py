@@ -162,3 +162,49 @@ def test_wire_only_xens_smcs_are_judged() -> None:
     with h.thread("d0v0"):
         h.call("smc", "sp8001", abi.regs(abi.FFA_RX_RELEASE, 1 << 16))
     assert h.findings == []
+
+
+# -- on whose behalf ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fid", "receiver"),
+    [
+        (abi.FFA_MSG_SEND_DIRECT_REQ_32, 0x8001),
+        (abi.FFA_MSG_SEND_DIRECT_REQ2, 0x8001),
+        (abi.FFA_MSG_SEND2, 0),  # the receiver is in the message header
+    ],
+)
+def test_wire_forwarded_message_names_the_calling_vm(fid: int, receiver: int) -> None:
+    assert _smc(_harness(b""), fid, (1 << 16) | receiver) == []  # d0 is FF-A ID 1
+    (msg,) = _smc(_harness(b""), fid, (2 << 16) | receiver)
+    assert "sender 0x2 in w1, during VM 0x1's call" in msg
+    (msg,) = _smc(_harness(b""), fid, receiver)  # the hypervisor's ID
+    assert "sender 0x0 in w1" in msg
+
+
+def test_wire_sender_is_judged_only_during_a_vms_call() -> None:
+    h = _harness(b"")
+    with h.thread("toolstack"):  # Xen's own framework message: sender 0 is right
+        h.call("smc", "xen", abi.regs(abi.FFA_MSG_SEND_DIRECT_REQ_32, 0x8001))
+    assert h.findings == []
+
+
+def test_wire_forwarded_share_names_the_calling_vm_and_a_secure_receiver() -> None:
+    def share(sender: int, receiver: int) -> bytes:
+        t = MemTransaction(
+            sender,
+            abi.FFA_NORMAL_MEM_REG_ATTR,
+            0,
+            0,
+            0,
+            [MemAccess(receiver, abi.FFA_MEM_ACC_RW)],
+            Composite(1, (Constituent(0x80040000, 1),)),
+        )
+        return t.encode(abi.FFA_VERSION_1_2)
+
+    n = len(share(1, 0x8002))
+    (msg,) = _smc(_harness(share(2, 0x8002)), abi.FFA_MEM_SHARE_64, n, n)
+    assert "descriptor sender 0x2, during VM 0x1's call" in msg
+    (msg,) = _smc(_harness(share(1, 3)), abi.FFA_MEM_SHARE_64, n, n)
+    assert "a share with no secure receiver (0x3)" in msg

@@ -91,3 +91,39 @@ def test_mutate_is_deterministic_and_valid(tmp_path: Path) -> None:
     assert a.scenario == b.scenario and a.parent == parent.index
     assert a.scenario != parent.scenario or a.faults != parent.faults
     _round_trip(a, tmp_path)
+
+
+def test_overreaching_descriptors_point_past_the_fragment_or_the_page() -> None:
+    import random
+
+    from ffasim import abi
+    from ffasim.hunt._steps import Layout, _Maker
+
+    for version in (abi.FFA_VERSION_1_0, abi.FFA_VERSION_1_1, abi.FFA_VERSION_1_2):
+        lay = Layout(vcpus=1, pages=32, version=version, rx=0, tx=1, buf_pages=1, mapped=True)
+        maker = _Maker(random.Random(1), [lay], [0x8001, 0x8002], frozenset({"malformed"}))
+        for _ in range(30):
+            buf = maker.overreach(0)
+            emad = (
+                0x20 if version == abi.FFA_VERSION_1_0 else int.from_bytes(buf[0x20:0x24], "little")
+            )
+            comp = int.from_bytes(buf[emad + 4 : emad + 8], "little")
+            count = (
+                int.from_bytes(buf[comp + 4 : comp + 8], "little") if comp + 8 <= len(buf) else 0
+            )
+            # the composite header or its ranges run past the fragment (or the 4 KiB page)
+            assert len(buf) > 4096 or comp + 16 > len(buf) or comp + 16 + 16 * count > len(buf)
+
+
+def test_state_family_makes_calls_in_the_state_others_left() -> None:
+    seqs = []
+    for i in range(300):
+        p = generate(0, i)
+        if "state" not in p.families:
+            continue
+        for t in p.scenario.threads:
+            ops = [s.op if s.op != "call" else str(s.params.get("fid")) for s in t.steps]
+            seqs.append(ops)
+    flat = [" ".join(o) for o in seqs]
+    assert any("unmap unmap" in f for f in flat)
+    assert any("rx_release rx_release" in f for f in flat)

@@ -26,6 +26,7 @@ GUEST_FAMILIES: tuple[str, ...] = (
     "frag",  # a descriptor in two fragments, FFA_MEM_FRAG_TX
     "reclaim",  # FFA_MEM_RECLAIM of own, other VMs' and bogus handles
     "notif",  # FFA_NOTIFICATION_BIND/UNBIND/SET/GET/INFO_GET
+    "state",  # a call made twice, or in the state another call left: RX owned, unmapped...
     "tx_rewrite",  # the guest rewrites its TX while another vCPU's call reads it
     "raw",  # any function ID with random registers
 )
@@ -58,6 +59,10 @@ class Layout:
 
 
 # -- steps -------------------------------------------------------------------------------------
+
+
+def _u32(buf: bytes | bytearray, at: int) -> int:
+    return int.from_bytes(buf[at : at + 4], "little")
 
 
 def _s(op: str, **keys: Any) -> Step:
@@ -192,7 +197,10 @@ class _Maker:
             return [_call("FFA_RXTX_UNMAP", self.rng.choice((vm + 1, (vm + 1) << 16, 0x8001)))]
         if self.rng.random() < 0.3 and isinstance(rx, str):
             return [_call("FFA_RXTX_MAP_64", rx, tx, count), _s("unmap")]
-        return [_call(self.rng.choice(("FFA_RXTX_MAP_64", "FFA_RXTX_MAP_32")), rx, tx, count)]
+        fid = self.rng.choice(("FFA_RXTX_MAP_64", "FFA_RXTX_MAP_32"))
+        if self.rng.random() < 0.5:  # unmapped first, so that the lookups run
+            return [_s("unmap"), _call(fid, rx, tx, count)]
+        return [_call(fid, rx, tx, count)]
 
     def _rx(self, vm: int) -> list[Step]:
         r = self.rng.random()
@@ -211,7 +219,16 @@ class _Maker:
         if r < 0.8:  # a raw call leaves RX owned by the guest until it releases it
             flags = self.rng.choice((0, 1, 2, 0xFFFFFFFF))
             words = [self.rng.getrandbits(32) if self.rng.random() < 0.3 else 0 for _ in range(4)]
-            return [_call("FFA_PARTITION_INFO_GET", *words, flags)]
+            steps = [_call("FFA_PARTITION_INFO_GET", *words, flags)]
+            if self.rng.random() < 0.5:  # then a call in the state that left (RX owned or not)
+                then = self.rng.choice(("unmap", "rx_release", "twice", "again"))
+                if then == "again":
+                    steps.append(_call("FFA_PARTITION_INFO_GET", 0, 0, 0, 0, 0))
+                elif then == "twice":
+                    steps += [_s("rx_release"), _s("rx_release")]
+                else:
+                    steps.append(_s(then))
+            return steps
         start = self.rng.choice((0, 1, 2, 0xFFFF))
         tag = self.rng.choice((0, 0, 1))
         return [_call("FFA_PARTITION_INFO_GET_REGS", 0, 0, (tag << 16) | start)]
@@ -239,8 +256,9 @@ class _Maker:
                 )
             ]
         # a spoofed sender in w1, or a framework message flag in w2
-        spoof = self.rng.choice((0, self.rng.randrange(len(self.layouts)) + 1, 0x8001, 0))
-        target = (spoof << 16) | dst if spoof else f"to:{dst}"
+        # (a sender of 0 is the hypervisor's ID: a VM forging Xen's framework messages)
+        spoof = self.rng.choice((None, 0, self.rng.randrange(len(self.layouts)) + 1, 0x8001))
+        target = f"to:{dst}" if spoof is None else (spoof << 16) | dst
         flags = self.rng.choice((0, 0, 1 << 31, (1 << 31) | 4, (1 << 31) | 6))
         fid = self.rng.choice(
             ("FFA_MSG_SEND_DIRECT_REQ_32", "FFA_MSG_SEND_DIRECT_REQ_64", "FFA_MSG_SEND_DIRECT_REQ2")
@@ -256,6 +274,9 @@ class _Maker:
         head = desc.INDIRECT_MSG_V1_2.size if v12 else desc.INDIRECT_MSG_V1_1.size
         size = self.rng.choice((0, 1, 16, _PAGE - head, _PAGE, 0xFFFFFFFF))
         offset = self.rng.choice((head, head, 0, 8, head - 4, _PAGE - 4, 0x10000))
+        if self.rng.random() < 0.3:  # a payload that starts inside the TX and runs past it
+            tail = self.rng.choice((4, 8, 16, 64))
+            offset, size = _PAGE - tail, tail * self.rng.choice((2, 3))
         sender = self.rng.choice((vm + 1, vm + 1, 0x8001, (vm + 1) % len(self.layouts) + 1, 0))
         hdr = desc.IndirectMessage(
             flags=self.rng.choice((0, 0, 1)),
@@ -362,10 +383,36 @@ class _Maker:
             out[at : at + width] = (value & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
         return bytes(out)
 
+    def overreach(self, vm: int) -> bytes:
+        """A descriptor whose structure points past its fragment or past the TX page: the
+        composite moved to (or past) the end of the page, or a range count far above the
+        ranges present. Only a mediator that bounds every offset and count by the fragment
+        and by its TX mapping reads nothing past them."""
+        buf = bytearray(self.descriptor(vm))
+        lay = self.layouts[vm]
+        emad = 0x20 if lay.version == abi.FFA_VERSION_1_0 else _u32(buf, 0x20)
+        comp = _u32(buf, emad + 4)
+        r = self.rng.random()
+        if r < 0.4:  # the composite (and its ranges) moved to the end of the page, or past it
+            at = _PAGE - self.rng.choice((0, 8, 16, 24))
+            body = bytes(buf[comp:])
+            buf[emad + 4 : emad + 8] = at.to_bytes(4, "little")
+            buf = buf[:comp] + bytes(at - comp) + body
+        elif r < 0.7:  # a composite offset past the fragment
+            at = self.rng.choice((len(buf), len(buf) + 0x100, _PAGE - 8, _PAGE, 0x10000))
+            buf[emad + 4 : emad + 8] = at.to_bytes(4, "little")
+        else:  # more ranges than the fragment holds
+            count = _u32(buf, comp + 4) + self.rng.choice((1, 0x100, 0x1000))
+            buf[comp + 4 : comp + 8] = count.to_bytes(4, "little")
+        return bytes(buf)
+
     def _malformed(self, vm: int) -> list[Step]:
         lay = self.layouts[vm]
-        if self.rng.random() < 0.2:  # Xen's page limit: 256 pages per share
+        r = self.rng.random()
+        if r < 0.2:  # Xen's page limit: 256 pages per share
             buf = self.descriptor(vm, big=self.rng.choice((256, 257, 1024)))
+        elif r < 0.5:
+            buf = self.overreach(vm)
         else:
             buf = self.mutate_bytes(self.descriptor(vm), vm)
         length = len(buf)
@@ -373,6 +420,8 @@ class _Maker:
             (length, length, length + 1, 0, _PAGE * lay.buf_pages + 8, max(0, length - 8))
         )
         frag = self.rng.choice((total, total, length))
+        if 0.2 <= r < 0.5:  # lengths that agree: only the structure reaches too far
+            total = frag = length
         fid = self.rng.choice(
             ("FFA_MEM_SHARE_64", "FFA_MEM_SHARE_32", "FFA_MEM_LEND_64", "FFA_MEM_DONATE_64")
         )
@@ -455,6 +504,34 @@ class _Maker:
         # a spoofed source in NOTIFICATION_SET
         src = self.rng.choice((0x8001, (vm + 1) % len(self.layouts) + 1))
         return [_call("FFA_NOTIFICATION_SET", (src << 16) | self.endpoint(vm), 0, 1, 0)]
+
+    def _state(self, vm: int) -> list[Step]:
+        """Two or three calls of one state machine back to back, the later ones in the state
+        the earlier ones left (or should have left): the RX owned after a raw
+        PARTITION_INFO_GET (a failed one with a UUID no partition has leaves it free), the pair
+        unmapped, a share reclaimed, a version not negotiated yet."""
+        lay = self.layouts[vm]
+        info = _call("FFA_PARTITION_INFO_GET", 0, 0, 0, 0, 0)
+        bad_uuid = _call("FFA_PARTITION_INFO_GET", *(self.rng.getrandbits(32) for _ in range(4)), 0)
+        remap = _s("map", rx_page=lay.rx, tx_page=lay.tx, pages=lay.buf_pages)
+        name = self.new_name()
+        share = _s("share", receiver=_MEMSVC, pages=self.share_pages(vm), name=name)
+        sequences: list[list[Step]] = [
+            [info, _s("unmap")],
+            [info, info],
+            [info, _s("rx_release"), _s("rx_release")],
+            [bad_uuid, info],
+            [_s("rx_release")],
+            [_s("unmap"), _s("unmap")],
+            [_s("unmap"), _s("rx_release")],
+            [_s("unmap"), info],
+            [_s("unmap"), share],
+            [remap, remap],
+            [_s("unmap"), remap, info],
+            [share, _s("reclaim", handle=name), _s("reclaim", handle=name)],
+            [_s("negotiate", version="1.1"), _s("negotiate", version="1.2")],
+        ]
+        return self.rng.choice(sequences)
 
     def _tx_rewrite(self, vm: int) -> list[Step]:
         lay = self.layouts[vm]

@@ -159,6 +159,9 @@ def _draw_layouts(rng: random.Random, nvms: int) -> list[Layout]:
 def _setup(rng: random.Random, maker: _Maker, layouts: Sequence[Layout]) -> list[Step]:
     steps = []
     for i, lay in enumerate(layouts):
+        if rng.random() < 0.1:  # a malformed version word first: it must not fix a version
+            bad = rng.choice((0x80000000 | lay.version, 0x20000, 0x7FFFFFFF))
+            steps.append(step("call", vm=i, expect=_ANY, call="FFA_VERSION", args=[bad]))
         if rng.random() < 0.95:
             steps.append(step("negotiate", vm=i, expect=_ANY, version=f"1.{lay.version & 0xFFFF}"))
         if lay.mapped:

@@ -47,9 +47,13 @@ from .reduce import reduce_program, shrink_schedule_with
 
 DEFAULT_OUT_DIR = "ffasim-findings"
 PROGRAM_BUDGET = 24
-"""Executions per program: the first few schedules of the portfolio (no preemption, then one)
-plus PCT and random ones. Many programs explored shallowly find more than few explored
-deeply (the point of swarm testing); ``ffasim check`` on a finding's file goes deeper."""
+"""Executions for a program that reached new coverage: the first schedules of the portfolio
+(no preemption, then one) plus PCT and random ones. ``ffasim check`` on a finding's file goes
+deeper."""
+FIRST_LOOK = 6
+"""Executions every program gets first. Many programs explored shallowly find more than few
+explored deeply (the point of swarm testing): most defects show in the first schedules, and
+only a program that reached new coverage (a parent) earns the rest of ``PROGRAM_BUDGET``."""
 
 _GUEST_SIDE = re.compile(r"\(at (guest|scenario)/")
 
@@ -156,6 +160,7 @@ class _Runner:
         p: Program,
         reached: set[Combination] | None,
         time_limit: float | None = None,
+        budget: int | None = None,
     ) -> Any:
         # One lock-order memory for this program's exploration; pKVM's monitors under pKVM.
         defaults = monitors_for(p.scenario)
@@ -168,7 +173,7 @@ class _Runner:
             self.program_of(p),
             make_strategy("portfolio", seed=0),
             monitors_factory=monitors,
-            budget=self.budget,
+            budget=self.budget if budget is None else budget,
             time_limit=time_limit,
             stop_on_first=True,
             faults=self.plan_of(p),
@@ -360,8 +365,14 @@ def hunt(
             )
             index += 1
             reached: set[Combination] = set()
-            explored = runner.explore(program, reached, time_limit=left)
+            first = min(FIRST_LOOK, budget)
+            explored = runner.explore(program, reached, time_limit=left, budget=first)
             report.programs = index
+            if corpus.is_new(reached) and not explored.findings and budget > first:
+                # A parent: the whole budget (the portfolio replays its first executions).
+                left = time_limit - (time.monotonic() - start)
+                if left > 0:
+                    explored = runner.explore(program, reached, time_limit=left)
             corpus.add(program, reached)
             for note in explored.notes:
                 if note not in report.notes and len(report.notes) < 50:

@@ -24,6 +24,7 @@ from .lock_leak import LockLeakMonitor as LockLeakMonitor
 from .lock_order import LockOrderGraph as LockOrderGraph
 from .lock_order import LockOrderMonitor as LockOrderMonitor
 from .ownership import OwnershipMonitor as OwnershipMonitor
+from .protocol import ProtocolMonitor as ProtocolMonitor
 from .race import RaceMonitor as RaceMonitor
 from .violations import ViolationMonitor as ViolationMonitor
 from .wire import WireMonitor as WireMonitor
@@ -39,9 +40,11 @@ MONITORS: dict[str, type[Monitor]] = {
     "violation": ViolationMonitor,
     "framework": FrameworkMonitor,
     "answer": AnswerMonitor,
+    "answer-state": ProtocolMonitor,
     "wire": WireMonitor,
 }
-"""Every monitor by the finding kind it reports."""
+"""Every monitor by the finding kind it reports (``answer-state``: the protocol-state rules
+of ``protocol.py``, reported as ``answer`` findings)."""
 
 
 def default_monitors() -> list[Monitor]:

@@ -19,6 +19,9 @@ SPMC sees it:
   descriptor of a single-fragment MEM_SHARE/LEND/DONATE (the strict decoder of ``ffasim.desc``:
   reserved fields, EMAD size and offset alignment, composite offsets, page sums).
 
+- **on whose behalf**: a direct request, MSG_SEND2 or share that Xen forwards during a VM's
+  hypercall names that VM as its sender, and a forwarded share has a secure receiver.
+
 It sees only what Xen sends; the SPMC's answers and what partitions send are the SPMC's
 business. A multi-fragment share is checked for its register fields only, and a forwarded
 MSG_SEND2 for its registers: the SPMC reads that message from the VM's own TX buffer, guest
@@ -27,6 +30,7 @@ data that Xen does not write.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ... import abi
@@ -45,6 +49,15 @@ _SHARE_FIDS = (
     abi.FFA_MEM_DONATE_32,
     abi.FFA_MEM_DONATE_64,
 )
+_SENDER_IN_W1 = frozenset(
+    {
+        abi.FFA_MSG_SEND_DIRECT_REQ_32,
+        abi.FFA_MSG_SEND_DIRECT_REQ_64,
+        abi.FFA_MSG_SEND_DIRECT_REQ2,
+        abi.FFA_MSG_SEND2,
+    }
+)
+_VCPU = re.compile(r"d(\d+)v\d+\Z")
 _PARTINFO_UUID = {1: M32, 2: M32, 3: M32, 4: M32}
 _NOTIF_BITMAP = {3: M32, 4: M32}
 
@@ -157,6 +170,7 @@ class WireMonitor(CallTracking):
             return
         problems = register_problems(args)
         problems += self._value_problems(args)
+        problems += self._sender_problems(args)
         fid = args[0] & M32
         for p in problems:
             key = (fid, _masked_key(p))
@@ -170,6 +184,37 @@ class WireMonitor(CallTracking):
                 threads=(ctx,),
                 calls=self.calls_of(ctx),
             )
+
+    # -- on whose behalf --------------------------------------------------------------------
+    def _sender_problems(self, r: tuple[int, ...]) -> list[str]:
+        """A message or share Xen forwards during a VM's hypercall names that VM as its sender
+        (Xen checks the guest's claim, or writes its own ID): anything else lets one VM act as
+        another endpoint, or as the hypervisor (ID 0), towards the secure world."""
+        m = _VCPU.match(self.execution.machine.current)
+        if m is None:
+            return []
+        vm_id = int(m.group(1)) + 1
+        fid = r[0] & M32
+        if fid in _SENDER_IN_W1:
+            sender = r[1] >> 16 & 0xFFFF
+            if sender != vm_id:
+                return [f"sender 0x{sender:x} in w1, during VM 0x{vm_id:x}'s call"]
+        elif fid in _SHARE_FIDS and not (r[3] or r[4]) and (r[1] & M32) == (r[2] & M32):
+            buf = self._tx()
+            if buf is None or (r[2] & M32) > len(buf):
+                return []
+            try:
+                tx = MemTransaction.decode(buf, self._version(), length=r[2] & M32)
+            except DescriptorError:
+                return []  # reported by the layout rules
+            out = []
+            if tx.sender != vm_id:
+                out.append(f"descriptor sender 0x{tx.sender:x}, during VM 0x{vm_id:x}'s call")
+            if tx.receivers and not any(a.receiver & 0x8000 for a in tx.receivers):
+                ids = ", ".join(f"0x{a.receiver:x}" for a in tx.receivers)
+                out.append(f"a share with no secure receiver ({ids}): none of the SPMC's business")
+            return out
+        return []
 
     # -- values and descriptors --------------------------------------------------------------
     def _value_problems(self, r: tuple[int, ...]) -> list[str]:

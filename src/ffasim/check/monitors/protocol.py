@@ -1,0 +1,222 @@
+"""answer (protocol state): a guest-visible answer that the guest's own FF-A state forbids.
+
+:mod:`.answers` judges each answer alone. This monitor remembers, per VM, what its earlier
+answers told it, the abstract state a guest driver keeps (FF-A v1.2 sections 7, 10 and 11),
+and holds each new answer to that state:
+
+- **version first**: before any FFA_VERSION answered with a version, every other call is
+  NOT_SUPPORTED; the first FFA_VERSION with bit 31 (MBZ) set is NOT_SUPPORTED (once a version
+  was answered, Xen answers its own to any later FFA_VERSION);
+- **buffers**: RXTX_MAP never succeeds while a pair is mapped or with a page count of 0, and a
+  well-formed one (one page, aligned) is DENIED while a pair is mapped;
+  RXTX_UNMAP never succeeds with nothing mapped or while the guest owns its RX; RX_RELEASE
+  never succeeds while the guest does not own its RX;
+- **RX ownership**: a successful PARTITION_INFO_GET (not count-only) gives the RX to the guest,
+  its RX_RELEASE gives it back; PARTITION_INFO_GET is not BUSY while the guest's RX is free;
+- **failure atomicity**: a call answered with an error leaves that state as it was (so a
+  failure path that keeps the RX taken shows as a BUSY later);
+- **shares**: the handles a VM holds are those its MEM_SHAREs returned and its MEM_RECLAIMs
+  have not taken back: no MEM_RECLAIM succeeds for another handle, and no MEM_SHARE succeeds
+  while it holds Xen's documented maximum of 32 (``FFA_MAX_SHM_COUNT``).
+
+Only what the VM can know is known. A call that overlapped another call of the same VM is not
+judged, and the state it could have changed becomes unknown until a later answer settles it
+(a successful RXTX_MAP, RXTX_UNMAP or RX_RELEASE); any message that may have landed in an RX
+(a successful MSG_SEND2 from a VM, any partition's MSG_SEND2) makes every VM's RX unknown.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ... import abi
+from ._base import CallTracking
+
+FFA_MAX_SHM_COUNT = 32
+"""Xen's cap on the shares one VM holds (ffa.c's list of limits)."""
+
+_VCPU = re.compile(r"(d\d+)v\d+\Z")
+_MAP = frozenset({abi.FFA_RXTX_MAP_32, abi.FFA_RXTX_MAP_64})
+_SHARE = frozenset({abi.FFA_MEM_SHARE_32, abi.FFA_MEM_SHARE_64})
+_OK = frozenset({abi.FFA_SUCCESS_32, abi.FFA_SUCCESS_64})
+
+
+@dataclass
+class _VmState:
+    """What a VM knows of its own FF-A state; ``None``: it cannot know."""
+
+    versioned: bool | None = False
+    mapped: bool | None = False
+    rx_owned: bool | None = False
+    handles: set[int] | None = field(default_factory=set)
+    open: dict[str, tuple[tuple[int, ...], bool]] = field(default_factory=dict)
+    """vCPU -> (the call's registers, whether another call of the VM overlapped it)."""
+
+    def forget(self) -> None:
+        self.versioned = None if not self.versioned else True
+        self.mapped = self.rx_owned = None
+        self.handles = None
+
+
+class ProtocolMonitor(CallTracking):
+    """Holds each guest answer to what the VM's earlier answers established."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.vms: dict[str, _VmState] = {}
+        self.reported: set[str] = set()
+        self.smc_failed: set[str] = set()
+        """Contexts whose hypercall saw an SMC to the SPMC fail (an injected fault, or the
+        SPMC's own refusal): what Xen then answers is the SPMC's word, not a state rule's."""
+
+    def _vm(self, ctx: str) -> tuple[str, _VmState] | None:
+        m = _VCPU.match(ctx)
+        if m is None:
+            return None
+        return m.group(1), self.vms.setdefault(m.group(1), _VmState())
+
+    def call(self, layer: str, caller: str, args: tuple[int, ...]) -> None:
+        super().call(layer, caller, args)
+        if layer == "smc" and caller not in ("xen", "spmc") and args:
+            if args[0] & abi.MASK32 == abi.FFA_MSG_SEND2:  # a partition's message to anyone
+                self._rx_unknown()
+            return
+        if layer != "hvc" or not args:
+            return
+        ctx = self.context(caller)
+        found = self._vm(ctx)
+        if found is None:
+            return
+        _, vm = found
+        overlapped = bool(vm.open)
+        for other, (regs, _) in vm.open.items():
+            vm.open[other] = (regs, True)
+        vm.open[ctx] = (args, overlapped)
+
+    def ret(self, layer: str, caller: str, result: tuple[int, ...]) -> None:
+        if layer == "smc" and caller == "xen" and result and abi.is_error(result):
+            self.smc_failed.add(self.execution.machine.current)
+        elif layer == "hvc" and result:
+            ctx = self.context(caller)
+            found = self._vm(ctx)
+            if found is not None:
+                _, vm = found
+                entry = vm.open.pop(ctx, None)
+                smc_failed = ctx in self.smc_failed
+                self.smc_failed.discard(ctx)
+                if entry is not None:
+                    args, overlapped = entry
+                    if overlapped:
+                        vm.forget()
+                    else:
+                        self._judge(ctx, vm, args, result, smc_failed)
+                    if args[0] & abi.MASK32 == abi.FFA_MSG_SEND2 and _ok(result):
+                        self._rx_unknown()
+        super().ret(layer, caller, result)
+
+    def _rx_unknown(self) -> None:
+        for vm in self.vms.values():
+            vm.rx_owned = None
+
+    # -- the rules and the transitions --------------------------------------------------------
+    def _judge(
+        self, ctx: str, vm: _VmState, args: tuple[int, ...], r: tuple[int, ...], smc_failed: bool
+    ) -> None:
+        fid = args[0] & abi.MASK32
+        fname = abi.name(fid)
+        ok = _ok(r)
+        if fid == abi.FFA_VERSION:
+            answered_version = not abi.is_error(r) and not r[0] >> 31 & 1
+            if args[1] >> 31 & 1 and answered_version and vm.versioned is False:
+                self._say(
+                    ctx,
+                    fname,
+                    f"answers version 0x{r[0]:x} to a version word with bit "
+                    "31 (MBZ) set, where NOT_SUPPORTED is due",
+                )
+            if answered_version:
+                vm.versioned = True
+            return
+        if vm.versioned is False and not _not_supported(r):
+            self._say(
+                ctx,
+                fname,
+                f"answers {abi.describe(r)} before the VM called FFA_VERSION, "
+                "where NOT_SUPPORTED is due",
+            )
+            return
+        if fid in _MAP:
+            if ok and vm.mapped:
+                self._say(ctx, fname, "succeeds while the VM's pair is already mapped")
+            elif ok and not args[3] & abi.MASK32:
+                self._say(ctx, fname, "succeeds with a page count of 0")
+            elif vm.mapped and _well_formed_map(args) and not _is(r, abi.FFA_RET_DENIED):
+                self._say(
+                    ctx,
+                    fname,
+                    f"answers {abi.describe(r)} while the VM's pair is already "
+                    "mapped, where DENIED is due",
+                )
+            if ok:
+                vm.mapped, vm.rx_owned = True, False
+        elif fid == abi.FFA_RXTX_UNMAP:
+            if ok and vm.mapped is False:
+                self._say(ctx, fname, "succeeds with no pair mapped")
+            elif ok and vm.rx_owned:
+                self._say(ctx, fname, "succeeds while the VM owns its RX buffer")
+            if ok:
+                vm.mapped, vm.rx_owned = False, False
+        elif fid == abi.FFA_RX_RELEASE:
+            if ok and (vm.rx_owned is False or vm.mapped is False):
+                self._say(ctx, fname, "succeeds while the VM does not own its RX buffer")
+            if ok:
+                vm.mapped, vm.rx_owned = True, False
+        elif fid == abi.FFA_PARTITION_INFO_GET:
+            if _is(r, abi.FFA_RET_BUSY) and vm.mapped and vm.rx_owned is False and not smc_failed:
+                self._say(ctx, fname, "answers BUSY while the VM's RX buffer is free")
+            if ok and not args[5] & 1 and vm.mapped is not False:
+                vm.mapped, vm.rx_owned = True, True
+        elif fid in _SHARE and ok:
+            if vm.handles is not None and len(vm.handles) >= FFA_MAX_SHM_COUNT:
+                self._say(
+                    ctx,
+                    fname,
+                    f"succeeds while the VM holds {len(vm.handles)} shares, Xen's maximum",
+                )
+            if vm.handles is not None:
+                vm.handles.add(r[2] & abi.MASK32 | (r[3] & abi.MASK32) << 32)
+        elif fid == abi.FFA_MEM_RECLAIM and ok:
+            handle = args[1] & abi.MASK32 | (args[2] & abi.MASK32) << 32
+            if vm.handles is not None:
+                if handle not in vm.handles:
+                    self._say(
+                        ctx, fname, f"succeeds for handle 0x{handle:x}, which the VM does not hold"
+                    )
+                vm.handles.discard(handle)
+
+    def _say(self, ctx: str, name: str, what: str) -> None:
+        if what in self.reported:
+            return
+        self.reported.add(what)
+        self.report(
+            "answer", f"xen {name} {what} ({ctx})", threads=(ctx,), calls=(f"{ctx} {name}",)
+        )
+
+
+def _ok(r: tuple[int, ...]) -> bool:
+    return (r[0] & abi.MASK32) in _OK
+
+
+def _not_supported(r: tuple[int, ...]) -> bool:
+    """FFA_ERROR(NOT_SUPPORTED), or SMCCC's NOT_SUPPORTED (-1 in x0) for an ID nobody serves."""
+    return _is(r, abi.FFA_RET_NOT_SUPPORTED) or (r[0] & abi.MASK32) == abi.MASK32
+
+
+def _is(r: tuple[int, ...], code: int) -> bool:
+    return abi.is_error(r) and abi.error_code(r) == code
+
+
+def _well_formed_map(args: tuple[int, ...]) -> bool:
+    """RXTX_MAP of one page at 4 KiB-aligned addresses: nothing but the state can refuse it."""
+    return (args[3] & abi.MASK32) == 1 and not (args[1] | args[2]) & 0xFFF
