@@ -47,7 +47,7 @@ def test_hunt_finds_seed_v1_assertion_and_saves_replayable_files(tmp_path: Path)
     report = hunt(
         "seed-v1",
         seed=0,
-        max_programs=20,
+        max_programs=25,
         time_limit=300,
         stop_at_first=False,
         out_dir=tmp_path,

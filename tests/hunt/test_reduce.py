@@ -15,7 +15,7 @@ def _size(p) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
 
 def test_reduce_keeps_the_finding_and_shrinks() -> None:
     runner = _Runner("seed-v1", 24)
-    program = generate(0, 19)  # a SEND2 with no TX mapped dereferences NULL on seed-v1
+    program = generate(0, 1)  # a SEND2 with no TX mapped dereferences NULL on seed-v1
     found = runner.first_finding(program)
     assert found is not None and found[0].kind == "assertion"
     reduced = reduce_program(
@@ -32,7 +32,7 @@ def test_reduce_keeps_the_finding_and_shrinks() -> None:
 
 def test_reduce_narrows_the_faults_to_the_site_injected() -> None:
     runner = _Runner("head", 24)
-    program = generate(0, 1)  # faults "smc": a failed probe call, then seed defect 4
+    program = generate(0, 18)  # faults "smc": a failed probe call, then seed defect 4
     assert program.faults == ("smc",)
     found = runner.first_finding(program)
     assert found is not None and found[0].kind == "isolation"

@@ -277,6 +277,7 @@ class _Maker:
         if self.rng.random() < 0.3:  # a payload that starts inside the TX and runs past it
             tail = self.rng.choice((4, 8, 16, 64))
             offset, size = _PAGE - tail, tail * self.rng.choice((2, 3))
+            dst = self.rng.randrange(len(self.layouts)) + 1  # a VM: Xen copies the payload
         sender = self.rng.choice((vm + 1, vm + 1, 0x8001, (vm + 1) % len(self.layouts) + 1, 0))
         hdr = desc.IndirectMessage(
             flags=self.rng.choice((0, 0, 1)),
@@ -321,9 +322,9 @@ class _Maker:
     def descriptor(
         self, vm: int, *, pages: Sequence[int] | None = None, big: int | None = None
     ) -> bytes:
-        """A well-formed transaction descriptor of ``vm``'s version over ``pages``; with
-        ``big``, one range of ``big`` pages from the first share page instead (at and past
-        Xen's 256-page limit, past the VM's RAM)."""
+        """A well-formed transaction descriptor of ``vm``'s version over ``pages`` (one in ten
+        in another endpoint's name); with ``big``, one range of ``big`` pages from the first
+        share page instead (at and past Xen's 256-page limit, past the VM's RAM)."""
         lay = self.layouts[vm]
         pages = list(pages) if pages is not None else self.share_pages(vm)
         if big is not None:
@@ -346,8 +347,11 @@ class _Maker:
         ]
         if self.rng.random() < 0.15:
             receivers.append(desc.MemAccess(self.endpoint(vm), abi.FFA_MEM_ACC_RO))
+        sender = vm + 1
+        if big is None and self.rng.random() < 0.1:  # on behalf of someone else
+            sender = self.rng.choice((0, (vm + 1) % len(self.layouts) + 1, 0x8001))
         tx = desc.MemTransaction(
-            sender=vm + 1,
+            sender=sender,
             attributes=abi.FFA_NORMAL_MEM_REG_ATTR,
             flags=0,
             handle=0,
@@ -402,7 +406,7 @@ class _Maker:
             at = self.rng.choice((len(buf), len(buf) + 0x100, _PAGE - 8, _PAGE, 0x10000))
             buf[emad + 4 : emad + 8] = at.to_bytes(4, "little")
         else:  # more ranges than the fragment holds
-            count = _u32(buf, comp + 4) + self.rng.choice((1, 0x100, 0x1000))
+            count = _u32(buf, comp + 4) + self.rng.choice((0x100, 0x1000))
             buf[comp + 4 : comp + 8] = count.to_bytes(4, "little")
         return bytes(buf)
 

@@ -50,7 +50,7 @@ PROGRAM_BUDGET = 24
 """Executions for a program that reached new coverage: the first schedules of the portfolio
 (no preemption, then one) plus PCT and random ones. ``ffasim check`` on a finding's file goes
 deeper."""
-FIRST_LOOK = 6
+FIRST_LOOK = 12
 """Executions every program gets first. Many programs explored shallowly find more than few
 explored deeply (the point of swarm testing): most defects show in the first schedules, and
 only a program that reached new coverage (a parent) earns the rest of ``PROGRAM_BUDGET``."""
