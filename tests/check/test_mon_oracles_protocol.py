@@ -215,3 +215,49 @@ def test_protocol_a_well_formed_map_of_a_mapped_pair_is_denied() -> None:
 def test_protocol_smccc_not_supported_before_version_is_clean() -> None:
     unknown = abi.regs(0x84000099)
     assert _run([("d0v0", unknown, abi.regs(abi.MASK64))], versioned=False).findings == []
+
+
+def _as_v11(calls: Sequence[Call]) -> Harness:
+    v11 = ("d0v0", abi.regs(abi.FFA_VERSION, abi.FFA_VERSION_1_1), V12)
+    return _run([v11, *calls], versioned=False)
+
+
+def test_protocol_v1_2_interfaces_are_not_offered_to_an_older_vm() -> None:
+    features = abi.regs(abi.FFA_FEATURES, abi.FFA_MSG_SEND_DIRECT_REQ2)
+    (msg,) = _messages(_as_v11([("d0v0", features, OK)]))
+    assert "offers FFA_MSG_SEND_DIRECT_REQ2 to a VM of FF-A 1.1" in msg
+    assert _as_v11([("d0v0", features, _err(abi.FFA_RET_NOT_SUPPORTED))]).findings == []
+    assert _run([("d0v0", features, OK)]).findings == []  # a v1.2 VM
+    req2 = abi.regs(abi.FFA_MSG_SEND_DIRECT_REQ2, (1 << 16) | 0x8001)
+    assert _as_v11([("d0v0", req2, abi.regs(abi.FFA_MSG_SEND_DIRECT_RESP2))]).kinds() == ["answer"]
+
+
+def test_protocol_notifications_with_a_partition_are_asked_of_the_spmc() -> None:
+    def run(
+        answer: Regs, *, created: bool = True, forwarded: bool = False, version: bool = True
+    ) -> Harness:
+        h = Harness(ProtocolMonitor())
+        if created:
+            with h.thread("toolstack"):
+                h.call("smc", "xen", abi.regs(abi.FFA_NOTIFICATION_BITMAP_CREATE, 1))
+                h.ret("smc", "xen", OK)
+        set_ = abi.regs(abi.FFA_NOTIFICATION_SET, (1 << 16) | 0x8001, 0, 1)
+        with h.thread("d0v0"):
+            calls = [(abi.regs(abi.FFA_VERSION, abi.FFA_VERSION_1_2), V12)] if version else []
+            for args, ans in [*calls, (set_, answer)]:
+                h.call("hvc", "d0v0", args)
+                if forwarded and args is set_:
+                    h.call("smc", "xen", set_)
+                    h.ret("smc", "xen", answer)
+                h.ret("hvc", "d0v0", ans)
+        return h
+
+    unsupported = _err(abi.FFA_RET_NOT_SUPPORTED)
+    assert (
+        "answers NOT_SUPPORTED for partition 0x8001 without asking the SPMC"
+        in (_messages(run(unsupported))[0])
+    )
+    assert run(unsupported, created=False).findings == []  # Xen serves no notifications
+    assert run(unsupported, version=False).findings == []  # no version: NOT_SUPPORTED is due
+    assert run(unsupported, forwarded=True).findings == []  # the SPMC's answer
+    assert run(OK, forwarded=True).findings == []

@@ -208,3 +208,20 @@ def test_wire_forwarded_share_names_the_calling_vm_and_a_secure_receiver() -> No
     assert "descriptor sender 0x2, during VM 0x1's call" in msg
     (msg,) = _smc(_harness(share(1, 3)), abi.FFA_MEM_SHARE_64, n, n)
     assert "a share with no secure receiver (0x3)" in msg
+
+
+def test_wire_notification_calls_are_relayed_unchanged() -> None:
+    guest = abi.regs(abi.FFA_NOTIFICATION_BIND, (0x8001 << 16) | 1, 0, 0x1, 0x2)
+
+    def relay(*regs: int) -> list[str]:
+        h = _harness(b"")
+        with h.thread("d0v0"):
+            h.call("hvc", "d0v0", guest)
+            h.call("smc", "xen", abi.regs(*regs))
+            h.ret("smc", "xen", abi.success())
+            h.ret("hvc", "d0v0", abi.success())
+        return [f.message for f in h.findings]
+
+    assert relay(*guest) == []
+    (msg,) = relay(abi.FFA_NOTIFICATION_BIND, (0x8001 << 16) | 1, 0, 0x2, 0x1)
+    assert "w3=0x2 where the guest's call had 0x1" in msg

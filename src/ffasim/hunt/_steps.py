@@ -187,18 +187,24 @@ class _Maker:
             ]
         if r < 0.65:
             return [_s("unmap"), _s("map", rx_page=lay.rx, tx_page=lay.tx, pages=lay.buf_pages)]
-        # malformed: beyond RAM, misaligned, page counts 0 or huge, bogus ID in UNMAP
-        rx: int | str = self.rng.choice(
-            (f"ipa:{lay.rx}", f"ipa:{lay.pages}", f"ipa:{lay.pages + 100}", 0, 0x10)
-        )
-        tx: int | str = self.rng.choice((f"ipa:{lay.tx}", f"ipa:{lay.rx}", 0xFFFFF000))
-        count = self.rng.choice((0, 1, 2, 0x40, 0x100, 0x10000 | 1))
-        if self.rng.random() < 0.3:
+        # malformed: one thing wrong at a time (beyond RAM, misaligned, the same page twice,
+        # a page count of 0 or huge), or a bogus ID in UNMAP
+        if self.rng.random() < 0.2:
             return [_call("FFA_RXTX_UNMAP", self.rng.choice((vm + 1, (vm + 1) << 16, 0x8001)))]
-        if self.rng.random() < 0.3 and isinstance(rx, str):
-            return [_call("FFA_RXTX_MAP_64", rx, tx, count), _s("unmap")]
+        rx: int | str = f"ipa:{lay.rx}"
+        tx: int | str = f"ipa:{lay.tx}"
+        count = lay.buf_pages
+        wrong = self.rng.choice(("rx", "tx", "count"))
+        if wrong == "rx":
+            rx = self.rng.choice((f"ipa:{lay.pages}", f"ipa:{lay.pages + 100}", 0, 0x10, tx))
+        elif wrong == "tx":
+            tx = self.rng.choice((f"ipa:{lay.pages}", 0xFFFFF000, 0x10, rx))
+        else:
+            count = self.rng.choice((0, 2, 0x40, 0x100, 0x10000 | 1))
         fid = self.rng.choice(("FFA_RXTX_MAP_64", "FFA_RXTX_MAP_32"))
-        if self.rng.random() < 0.5:  # unmapped first, so that the lookups run
+        if self.rng.random() < 0.3:  # and unmap what it may have mapped
+            return [_call(fid, rx, tx, count), _s("unmap")]
+        if self.rng.random() < 0.6:  # unmapped first, so that the lookups run
             return [_s("unmap"), _call(fid, rx, tx, count)]
         return [_call(fid, rx, tx, count)]
 
@@ -270,23 +276,29 @@ class _Maker:
         dst = self.endpoint(vm)
         if self.rng.random() < 0.5:
             return [_s("send2", dst=dst, data="m" * self.rng.choice((1, 8, 64)))]
+        # a well-formed header with one thing wrong: where the payload is, how long, who
+        # sends, to whom, the flags, w1
         v12 = self.version_of(vm) >= abi.FFA_VERSION_1_2
         head = desc.INDIRECT_MSG_V1_2.size if v12 else desc.INDIRECT_MSG_V1_1.size
-        size = self.rng.choice((0, 1, 16, _PAGE - head, _PAGE, 0xFFFFFFFF))
-        offset = self.rng.choice((head, head, 0, 8, head - 4, _PAGE - 4, 0x10000))
-        if self.rng.random() < 0.3:  # a payload that starts inside the TX and runs past it
+        offset, size, sender, flags, w1 = head, 16, vm + 1, 0, 0
+        wrong = self.rng.choice(("offset", "size", "straddle", "sender", "flags", "w1"))
+        if wrong == "offset":
+            offset = self.rng.choice((0, 8, head - 4, _PAGE - 4, _PAGE, 0x10000))
+        elif wrong == "size":
+            size = self.rng.choice((0, _PAGE - head, _PAGE - head + 1, _PAGE, 0xFFFFFFFF))
+        elif wrong == "straddle":  # a payload that starts inside the TX and runs past it
             tail = self.rng.choice((4, 8, 16, 64))
             offset, size = _PAGE - tail, tail * self.rng.choice((2, 3))
             dst = self.rng.randrange(len(self.layouts)) + 1  # a VM: Xen copies the payload
-        sender = self.rng.choice((vm + 1, vm + 1, 0x8001, (vm + 1) % len(self.layouts) + 1, 0))
+        elif wrong == "sender":
+            sender = self.rng.choice((0x8001, (vm + 1) % len(self.layouts) + 1, 0))
+        elif wrong == "flags":
+            flags = self.rng.choice((1, 2, 0xFFFFFFFF))
+        else:
+            w1 = self.rng.choice((vm + 1, 0x8001 << 16, (vm + 1) << 16))
         hdr = desc.IndirectMessage(
-            flags=self.rng.choice((0, 0, 1)),
-            offset=offset,
-            sender=sender,
-            receiver=dst,
-            size=size,
+            flags=flags, offset=offset, sender=sender, receiver=dst, size=size
         ).encode(abi.FFA_VERSION_1_2 if v12 else abi.FFA_VERSION_1_1)
-        w1 = self.rng.choice((0, 0, 0, vm + 1, 0x8001 << 16))
         return [
             _s("write_bytes", page=lay.tx, data=hdr.hex()),
             _call("FFA_MSG_SEND2", w1, self.rng.choice((0, 0, 2))),
@@ -415,7 +427,7 @@ class _Maker:
         r = self.rng.random()
         if r < 0.2:  # Xen's page limit: 256 pages per share
             buf = self.descriptor(vm, big=self.rng.choice((256, 257, 1024)))
-        elif r < 0.5:
+        elif r < 0.6:
             buf = self.overreach(vm)
         else:
             buf = self.mutate_bytes(self.descriptor(vm), vm)
@@ -424,7 +436,7 @@ class _Maker:
             (length, length, length + 1, 0, _PAGE * lay.buf_pages + 8, max(0, length - 8))
         )
         frag = self.rng.choice((total, total, length))
-        if 0.2 <= r < 0.5:  # lengths that agree: only the structure reaches too far
+        if 0.2 <= r < 0.6:  # lengths that agree: only the structure reaches too far
             total = frag = length
         fid = self.rng.choice(
             ("FFA_MEM_SHARE_64", "FFA_MEM_SHARE_32", "FFA_MEM_LEND_64", "FFA_MEM_DONATE_64")

@@ -15,6 +15,11 @@ and holds each new answer to that state:
   its RX_RELEASE gives it back; PARTITION_INFO_GET is not BUSY while the guest's RX is free;
 - **failure atomicity**: a call answered with an error leaves that state as it was (so a
   failure path that keeps the RX taken shows as a BUSY later);
+- **offers**: FFA_FEATURES does not offer a VM the interfaces FF-A 1.2 added (DIRECT_REQ2,
+  PARTITION_INFO_GET_REGS) when it negotiated an older version, and DIRECT_REQ2 from such a
+  VM is NOT_SUPPORTED; once Xen created notification bitmaps at the SPMC, a VM's
+  NOTIFICATION_BIND/UNBIND/SET with a partition (in its own name, global) is not answered
+  NOT_SUPPORTED without asking the SPMC;
 - **shares**: the handles a VM holds are those its MEM_SHAREs returned and its MEM_RECLAIMs
   have not taken back: no MEM_RECLAIM succeeds for another handle, and no MEM_SHARE succeeds
   while it holds Xen's documented maximum of 32 (``FFA_MAX_SHM_COUNT``).
@@ -40,6 +45,11 @@ _VCPU = re.compile(r"(d\d+)v\d+\Z")
 _MAP = frozenset({abi.FFA_RXTX_MAP_32, abi.FFA_RXTX_MAP_64})
 _SHARE = frozenset({abi.FFA_MEM_SHARE_32, abi.FFA_MEM_SHARE_64})
 _OK = frozenset({abi.FFA_SUCCESS_32, abi.FFA_SUCCESS_64})
+_V1_2_ONLY = frozenset({abi.FFA_MSG_SEND_DIRECT_REQ2, abi.FFA_PARTITION_INFO_GET_REGS})
+"""Interfaces FF-A 1.2 added: a VM that negotiated an older version is not offered them."""
+_NOTIF_TO_SP = frozenset(
+    {abi.FFA_NOTIFICATION_BIND, abi.FFA_NOTIFICATION_UNBIND, abi.FFA_NOTIFICATION_SET}
+)
 
 
 @dataclass
@@ -47,6 +57,9 @@ class _VmState:
     """What a VM knows of its own FF-A state; ``None``: it cannot know."""
 
     versioned: bool | None = False
+    version: int | None = None
+    """The version Xen fixes for the VM (from its last FFA_VERSION before another call)."""
+    fixed: bool = False
     mapped: bool | None = False
     rx_owned: bool | None = False
     handles: set[int] | None = field(default_factory=set)
@@ -55,6 +68,8 @@ class _VmState:
 
     def forget(self) -> None:
         self.versioned = None if not self.versioned else True
+        if not self.fixed:
+            self.version = None
         self.mapped = self.rx_owned = None
         self.handles = None
 
@@ -69,6 +84,11 @@ class ProtocolMonitor(CallTracking):
         self.smc_failed: set[str] = set()
         """Contexts whose hypercall saw an SMC to the SPMC fail (an injected fault, or the
         SPMC's own refusal): what Xen then answers is the SPMC's word, not a state rule's."""
+        self.smc_made: set[str] = set()
+        """Contexts whose hypercall made an SMC to the SPMC."""
+        self.smc_fid: dict[str, int] = {}
+        self.notif_enabled = False
+        """Xen created a notification bitmap at the SPMC: it serves notifications."""
 
     def _vm(self, ctx: str) -> tuple[str, _VmState] | None:
         m = _VCPU.match(ctx)
@@ -78,7 +98,12 @@ class ProtocolMonitor(CallTracking):
 
     def call(self, layer: str, caller: str, args: tuple[int, ...]) -> None:
         super().call(layer, caller, args)
-        if layer == "smc" and caller not in ("xen", "spmc") and args:
+        if layer == "smc" and caller == "xen" and args:
+            ctx = self.execution.machine.current
+            self.smc_made.add(ctx)
+            self.smc_fid[ctx] = args[0] & abi.MASK32
+            return
+        if layer == "smc" and caller != "spmc" and args:
             if args[0] & abi.MASK32 == abi.FFA_MSG_SEND2:  # a partition's message to anyone
                 self._rx_unknown()
             return
@@ -95,8 +120,12 @@ class ProtocolMonitor(CallTracking):
         vm.open[ctx] = (args, overlapped)
 
     def ret(self, layer: str, caller: str, result: tuple[int, ...]) -> None:
-        if layer == "smc" and caller == "xen" and result and abi.is_error(result):
-            self.smc_failed.add(self.execution.machine.current)
+        if layer == "smc" and caller == "xen" and result:
+            ctx = self.execution.machine.current
+            if abi.is_error(result):
+                self.smc_failed.add(ctx)
+            elif self.smc_fid.get(ctx) == abi.FFA_NOTIFICATION_BITMAP_CREATE:
+                self.notif_enabled = True
         elif layer == "hvc" and result:
             ctx = self.context(caller)
             found = self._vm(ctx)
@@ -104,13 +133,17 @@ class ProtocolMonitor(CallTracking):
                 _, vm = found
                 entry = vm.open.pop(ctx, None)
                 smc_failed = ctx in self.smc_failed
+                smc_made = ctx in self.smc_made
                 self.smc_failed.discard(ctx)
+                self.smc_made.discard(ctx)
                 if entry is not None:
                     args, overlapped = entry
                     if overlapped:
                         vm.forget()
                     else:
                         self._judge(ctx, vm, args, result, smc_failed)
+                        if vm.versioned:
+                            self._judge_offers(ctx, vm, args, result, smc_made)
                     if args[0] & abi.MASK32 == abi.FFA_MSG_SEND2 and _ok(result):
                         self._rx_unknown()
         super().ret(layer, caller, result)
@@ -137,7 +170,14 @@ class ProtocolMonitor(CallTracking):
                 )
             if answered_version:
                 vm.versioned = True
+                if not vm.fixed:
+                    asked = args[1] & abi.MASK32
+                    mine = r[0] & abi.MASK32
+                    ok_ask = asked >> 16 == mine >> 16 and asked & 0xFFFF <= mine & 0xFFFF
+                    vm.version = asked if ok_ask else mine
             return
+        if vm.versioned and not _not_supported(r):
+            vm.fixed = True
         if vm.versioned is False and not _not_supported(r):
             self._say(
                 ctx,
@@ -194,6 +234,38 @@ class ProtocolMonitor(CallTracking):
                         ctx, fname, f"succeeds for handle 0x{handle:x}, which the VM does not hold"
                     )
                 vm.handles.discard(handle)
+
+    def _judge_offers(
+        self, ctx: str, vm: _VmState, args: tuple[int, ...], r: tuple[int, ...], smc_made: bool
+    ) -> None:
+        """What Xen offers agrees with the VM's version and with what it serves."""
+        fid = args[0] & abi.MASK32
+        fname = abi.name(fid)
+        old = vm.version is not None and vm.version < abi.FFA_VERSION_1_2
+        if fid == abi.FFA_FEATURES and old and _ok(r) and (args[1] & abi.MASK32) in _V1_2_ONLY:
+            self._say(
+                ctx,
+                fname,
+                f"offers {abi.name(args[1] & abi.MASK32)} to a VM of FF-A "
+                f"{abi.version_major(vm.version or 0)}.{abi.version_minor(vm.version or 0)}",
+            )
+        elif fid == abi.FFA_MSG_SEND_DIRECT_REQ2 and old and not _not_supported(r):
+            self._say(ctx, fname, f"answers {abi.describe(r)} to a VM of FF-A before 1.2")
+        elif fid in _NOTIF_TO_SP and self.notif_enabled and _not_supported(r) and not smc_made:
+            m = _VCPU.match(ctx)
+            vm_id = int(m.group(1)[1:]) + 1 if m else -1
+            w1 = args[1] & abi.MASK32
+            own, partition = (w1 >> 16, w1 & 0xFFFF)
+            if fid != abi.FFA_NOTIFICATION_SET:
+                own, partition = partition, own
+            flags_ok = fid != abi.FFA_NOTIFICATION_BIND or not args[2] & abi.MASK32
+            if own == vm_id and partition & 0x8000 and flags_ok:
+                self._say(
+                    ctx,
+                    fname,
+                    f"answers NOT_SUPPORTED for partition 0x{partition:x} without asking the "
+                    "SPMC, while Xen serves notifications",
+                )
 
     def _say(self, ctx: str, name: str, what: str) -> None:
         if what in self.reported:

@@ -19,6 +19,8 @@ SPMC sees it:
   descriptor of a single-fragment MEM_SHARE/LEND/DONATE (the strict decoder of ``ffasim.desc``:
   reserved fields, EMAD size and offset alignment, composite offsets, page sums).
 
+- **relays**: NOTIFICATION_BIND/UNBIND/SET forwarded for a guest carry its endpoints (w1)
+  and bitmap halves (w3, w4) unchanged;
 - **on whose behalf**: a direct request, MSG_SEND2 or share that Xen forwards during a VM's
   hypercall names that VM as its sender, and a forwarded share has a secure receiver.
 
@@ -56,6 +58,9 @@ _SENDER_IN_W1 = frozenset(
         abi.FFA_MSG_SEND_DIRECT_REQ2,
         abi.FFA_MSG_SEND2,
     }
+)
+_RELAYED = frozenset(
+    {abi.FFA_NOTIFICATION_BIND, abi.FFA_NOTIFICATION_UNBIND, abi.FFA_NOTIFICATION_SET}
 )
 _VCPU = re.compile(r"d(\d+)v\d+\Z")
 _PARTINFO_UUID = {1: M32, 2: M32, 3: M32, 4: M32}
@@ -163,14 +168,20 @@ class WireMonitor(CallTracking):
     def __init__(self) -> None:
         super().__init__()
         self.reported: set[tuple[int, str]] = set()
+        self.guest_args: dict[str, tuple[int, ...]] = {}
+        """The registers of the guest hypercall each context is in."""
 
     def call(self, layer: str, caller: str, args: tuple[int, ...]) -> None:
         super().call(layer, caller, args)
+        if layer == "hvc" and args:
+            self.guest_args[self.context(caller)] = args
+            return
         if layer != "smc" or caller != "xen" or not args:
             return
         problems = register_problems(args)
         problems += self._value_problems(args)
         problems += self._sender_problems(args)
+        problems += self._relay_problems(args)
         fid = args[0] & M32
         for p in problems:
             key = (fid, _masked_key(p))
@@ -215,6 +226,27 @@ class WireMonitor(CallTracking):
                 out.append(f"a share with no secure receiver ({ids}): none of the SPMC's business")
             return out
         return []
+
+    def ret(self, layer: str, caller: str, result: tuple[int, ...]) -> None:
+        if layer == "hvc":
+            self.guest_args.pop(self.context(caller), None)
+        super().ret(layer, caller, result)
+
+    def _relay_problems(self, r: tuple[int, ...]) -> list[str]:
+        """Notification calls Xen relays for a guest carry the guest's endpoints and bitmaps
+        unchanged: Xen checks them, it has nothing to add."""
+        fid = r[0] & M32
+        if fid not in _RELAYED:
+            return []
+        guest = self.guest_args.get(self.execution.machine.current)
+        if guest is None or guest[0] & M32 != fid:
+            return []
+        out = []
+        for reg in (1, 3, 4):
+            mine, theirs = r[reg] & M32, guest[reg] & M32
+            if mine != theirs:
+                out.append(f"w{reg}=0x{mine:x} where the guest's call had 0x{theirs:x}")
+        return out
 
     # -- values and descriptors --------------------------------------------------------------
     def _value_problems(self, r: tuple[int, ...]) -> list[str]:
