@@ -261,3 +261,19 @@ def test_protocol_notifications_with_a_partition_are_asked_of_the_spmc() -> None
     assert run(unsupported, version=False).findings == []  # no version: NOT_SUPPORTED is due
     assert run(unsupported, forwarded=True).findings == []  # the SPMC's answer
     assert run(OK, forwarded=True).findings == []
+
+
+def test_protocol_a_failure_path_whose_cleanup_the_spmc_refused_may_keep_the_rx() -> None:
+    h = Harness(ProtocolMonitor())
+    bad_uuid = abi.regs(abi.FFA_PARTITION_INFO_GET, 1, 2, 3, 4, 0)
+    with h.thread("d0v0"):
+        for args, answer in [(abi.regs(abi.FFA_VERSION, abi.FFA_VERSION_1_2), V12), (MAP, OK)]:
+            h.call("hvc", "d0v0", args)
+            h.ret("hvc", "d0v0", answer)
+        h.call("hvc", "d0v0", bad_uuid)
+        h.call("smc", "xen", abi.regs(abi.FFA_RX_RELEASE, 1))
+        h.ret("smc", "xen", _err(abi.FFA_RET_RETRY))  # Xen's release refused
+        h.ret("hvc", "d0v0", _err(abi.FFA_RET_INVALID_PARAMETERS))
+        h.call("hvc", "d0v0", PARTINFO)
+        h.ret("hvc", "d0v0", _err(abi.FFA_RET_BUSY))
+    assert h.findings == []

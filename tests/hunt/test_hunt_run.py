@@ -99,6 +99,16 @@ def test_known_artefacts_are_notes_not_findings() -> None:
     assert artefact(aliased) is not None and artefact(hafnium) is not None
     assert artefact(payload) is not None
     assert artefact(header) is None and artefact(xen_lock) is None
+    stage1 = Finding(
+        "deadlock",
+        "d0v0 waits for spmc.mm_stage1_lock held by d0v2; d0v2 waits for spmc.vm0.lock held "
+        "by d0v0",
+    )
+    mixed = Finding(
+        "deadlock",
+        "d0v0 waits for spmc.vm0.lock held by d0v2; d0v2 waits for ffa_spmc_tx_lock held by d0v0",
+    )
+    assert artefact(stage1) is not None and artefact(mixed) is None
 
 
 def test_hunt_finds_a_head_defect_that_reference_fixes(tmp_path: Path) -> None:

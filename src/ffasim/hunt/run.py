@@ -228,14 +228,15 @@ ARTEFACTS: tuple[Artefact, ...] = (
     Artefact(
         "deadlock",
         re.compile(
-            r"^\S+ waits for spmc\.(vm[0-9a-f]+|nwd_vms)\.?\w*lock held by \S+"
-            r"(; \S+ waits for spmc\.(vm[0-9a-f]+|nwd_vms)\.?\w*lock held by \S+)+$"
+            r"^\S+ waits for spmc\.[\w.]*lock held by \S+"
+            r"(; \S+ waits for spmc\.[\w.]*lock held by \S+)+$"
         ),
-        "Hafnium's, not Xen's: every lock of the cycle is the SPMC's. api_ffa_msg_send2 holds "
-        "the sender's VM lock while ffa_vm_find_locked takes the receiver's (and "
-        "nwd_vms_lock first for a VM receiver), against the documented order: two sends in "
-        "opposite directions, or a send whose header a guest rewrote to name a VM after Xen "
-        "checked it, against any lookup of the sender (docs/findings.md, 'Also found')",
+        "Hafnium's, not Xen's: every lock of the cycle is the SPMC's, where Hafnium v2.14 "
+        "leaves its documented order. api_ffa_msg_send2 holds the sender's VM lock while "
+        "ffa_vm_find_locked takes the receiver's (and nwd_vms_lock first for a VM receiver); "
+        "api_ffa_rxtx_unmap holds mm_stage1_lock while lock_other_world takes VM 0's lock, "
+        "against a MEM_RECLAIM with the clear flag that holds VM 0's lock and clears under "
+        "mm_stage1_lock (docs/findings.md, 'Also found')",
     ),
 )
 """Reports the hunt records as notes, not findings; each is explained in docs/hunt.md."""

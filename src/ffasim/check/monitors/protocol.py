@@ -14,7 +14,8 @@ and holds each new answer to that state:
 - **RX ownership**: a successful PARTITION_INFO_GET (not count-only) gives the RX to the guest,
   its RX_RELEASE gives it back; PARTITION_INFO_GET is not BUSY while the guest's RX is free;
 - **failure atomicity**: a call answered with an error leaves that state as it was (so a
-  failure path that keeps the RX taken shows as a BUSY later);
+  failure path that keeps the RX taken shows as a BUSY later), unless an SMC of the call
+  failed or a fault was injected into it: then the RX is unknown until an answer settles it;
 - **offers**: FFA_FEATURES does not offer a VM the interfaces FF-A 1.2 added (DIRECT_REQ2,
   PARTITION_INFO_GET_REGS) when it negotiated an older version, and DIRECT_REQ2 from such a
   VM is NOT_SUPPORTED; once Xen created notification bitmaps at the SPMC, a VM's
@@ -84,6 +85,8 @@ class ProtocolMonitor(CallTracking):
         self.smc_failed: set[str] = set()
         """Contexts whose hypercall saw an SMC to the SPMC fail (an injected fault, or the
         SPMC's own refusal): what Xen then answers is the SPMC's word, not a state rule's."""
+        self.faults_at_call: dict[str, int] = {}
+        """Per context, the faults injected so far when its hypercall began."""
         self.smc_made: set[str] = set()
         """Contexts whose hypercall made an SMC to the SPMC."""
         self.smc_fid: dict[str, int] = {}
@@ -118,6 +121,7 @@ class ProtocolMonitor(CallTracking):
         for other, (regs, _) in vm.open.items():
             vm.open[other] = (regs, True)
         vm.open[ctx] = (args, overlapped)
+        self.faults_at_call[ctx] = self._faults()
 
     def ret(self, layer: str, caller: str, result: tuple[int, ...]) -> None:
         if layer == "smc" and caller == "xen" and result:
@@ -132,7 +136,10 @@ class ProtocolMonitor(CallTracking):
             if found is not None:
                 _, vm = found
                 entry = vm.open.pop(ctx, None)
-                smc_failed = ctx in self.smc_failed
+                # An injected fault in the call (an SMC, an allocation, a helper) counts as a
+                # failed SMC: what Xen then does is the failure path's business.
+                faulted = self._faults() > self.faults_at_call.pop(ctx, 0)
+                smc_failed = ctx in self.smc_failed or faulted
                 smc_made = ctx in self.smc_made
                 self.smc_failed.discard(ctx)
                 self.smc_made.discard(ctx)
@@ -147,6 +154,9 @@ class ProtocolMonitor(CallTracking):
                     if args[0] & abi.MASK32 == abi.FFA_MSG_SEND2 and _ok(result):
                         self._rx_unknown()
         super().ret(layer, caller, result)
+
+    def _faults(self) -> int:
+        return len(getattr(self.execution, "injected", ()))
 
     def _rx_unknown(self) -> None:
         for vm in self.vms.values():
@@ -178,6 +188,10 @@ class ProtocolMonitor(CallTracking):
             return
         if vm.versioned and not _not_supported(r):
             vm.fixed = True
+        if smc_failed and not _ok(r):
+            # A failure path whose own cleanup the SPMC refused (or a fault broke) may keep
+            # what it took: the RX is known again once an answer settles it.
+            vm.rx_owned = None
         if vm.versioned is False and not _not_supported(r):
             self._say(
                 ctx,
