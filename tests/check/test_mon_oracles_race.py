@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from test_monitors import Harness
 
+from ffasim import abi
 from ffasim.check.monitors import RaceMonitor
 from ffasim.machine import Atomic, Guarded, spin_lock, spin_unlock
 
@@ -103,3 +104,21 @@ def test_lockset_off_is_happens_before_alone() -> None:
         flag.read()
         field.get()
     assert h.findings == []
+
+
+def test_a_partition_on_a_guests_page_acts_for_the_guest() -> None:
+    """A partition writing a page a guest shared with it (its TX buffer, say) while Xen reads
+    it is the guest's doing, as a racing vCPU's write would be: not a data race."""
+
+    def race(owner: str) -> list[str]:
+        h = Harness(RaceMonitor())
+        frame = h.machine.heap.alloc_page(owner, tag="page")
+        assert frame is not None
+        with h.thread("d0v0"), h.hvc("d0v0", abi.FFA_MEM_SHARE_64):
+            h.mem_access("xen", frame, 0, 8, False)
+        with h.thread("d0v1"), h.hvc("d0v1", abi.FFA_MSG_SEND_DIRECT_REQ_32):
+            h.mem_access("sp8002", frame, 0, 8, True)
+        return h.kinds()
+
+    assert race("d0") == []
+    assert race("xen") == ["data-race"]  # Xen's own page: the partition has no business there

@@ -16,7 +16,9 @@ What is checked:
   without a guard (published once, then read without a lock) races with any unordered write;
 - memory: the accesses of the hypervisor, the SPMC and the partitions to any frame, byte range by
   byte range. Guests are not judged: their vCPUs owe the hypervisor no locking, and what a guest
-  can do to the hypervisor through racing writes is the double-fetch monitor's business.
+  can do to the hypervisor through racing writes is the double-fetch monitor's business. Nor is
+  a partition touching a guest's page (one the guest shared with it, its own TX buffer
+  included): it acts with the guest's authority there, as a third vCPU would.
 
 Only accesses by the checker's threads count: the single-threaded boot before them and the
 finish step after them are ordered with everything. The race is reported where it is detected
@@ -35,6 +37,7 @@ partial-order reduction does not preserve): fields are initialised before the th
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 from ...machine import Frame
@@ -42,6 +45,8 @@ from ...machine.locks import RwLock, Spinlock
 from ._base import CallTracking, frame_name, is_guest_party, span
 
 VectorClock = dict[str, int]
+
+_PARTITION = re.compile(r"sp[0-9a-f]+\Z")
 
 HISTORY = 64
 """Accesses kept per thread and frame or field; older ones are forgotten (a bound on memory and
@@ -223,7 +228,7 @@ class RaceMonitor(CallTracking):
         )
 
     def mem_access(self, party: str, frame: Frame, offset: int, size: int, write: bool) -> None:
-        if is_guest_party(party):
+        if is_guest_party(party) or (_PARTITION.match(party) and is_guest_party(frame.owner)):
             return
         t = self._thread()
         if t is None:
