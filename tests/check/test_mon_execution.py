@@ -54,6 +54,8 @@ def acquire_program(machine: Machine) -> tuple[list[Thread], None]:
     def vcpu(ctx: str) -> Callable[[], None]:
         def body() -> None:
             machine.current = ctx
+            machine.sink.call("hvc", ctx, abi.regs(abi.FFA_VERSION, abi.FFA_VERSION_1_2))
+            machine.sink.ret("hvc", ctx, abi.regs(abi.FFA_VERSION_1_2))
             machine.sink.call("hvc", ctx, abi.regs(abi.FFA_PARTITION_INFO_GET))
             spin_lock(lock)
             if machine.sink.fault("helper:ffa_rxtx_spmc_rx_acquire", (1,)) is None:

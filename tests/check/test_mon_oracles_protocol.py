@@ -277,3 +277,22 @@ def test_protocol_a_failure_path_whose_cleanup_the_spmc_refused_may_keep_the_rx(
         h.call("hvc", "d0v0", PARTINFO)
         h.ret("hvc", "d0v0", _err(abi.FFA_RET_BUSY))
     assert h.findings == []
+
+
+def test_protocol_a_message_under_way_makes_the_rx_unknown() -> None:
+    # d1's SEND2 to d0 is under way (it has filled d0's RX) when d0's RX_RELEASE returns.
+    h = Harness(ProtocolMonitor())
+    with h.thread("d0v0"):
+        for args, answer in [(abi.regs(abi.FFA_VERSION, abi.FFA_VERSION_1_2), V12), (MAP, OK)]:
+            h.call("hvc", "d0v0", args)
+            h.ret("hvc", "d0v0", answer)
+    with h.thread("d1v0"):
+        h.call("hvc", "d1v0", abi.regs(abi.FFA_VERSION, abi.FFA_VERSION_1_2))
+        h.ret("hvc", "d1v0", V12)
+        h.call("hvc", "d1v0", abi.regs(abi.FFA_MSG_SEND2))
+    with h.thread("d0v0"):
+        h.call("hvc", "d0v0", RELEASE)
+        h.ret("hvc", "d0v0", OK)
+    with h.thread("d1v0"):
+        h.ret("hvc", "d1v0", OK)
+    assert h.findings == []

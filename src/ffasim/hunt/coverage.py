@@ -91,10 +91,6 @@ class Corpus:
     parents: list[Program] = field(default_factory=list)
     by_layer: dict[str, int] = field(default_factory=dict)
 
-    def is_new(self, reached: set[Combination]) -> bool:
-        """Whether ``reached`` holds a combination no program reached before."""
-        return not reached <= self.seen
-
     def add(self, program: Program, reached: set[Combination]) -> int:
         """Merge what ``program``'s executions reached; keep it as a parent when some of it
         is new. The number of new combinations."""

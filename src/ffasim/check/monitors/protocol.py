@@ -28,7 +28,8 @@ and holds each new answer to that state:
 Only what the VM can know is known. A call that overlapped another call of the same VM is not
 judged, and the state it could have changed becomes unknown until a later answer settles it
 (a successful RXTX_MAP, RXTX_UNMAP or RX_RELEASE); any message that may have landed in an RX
-(a successful MSG_SEND2 from a VM, any partition's MSG_SEND2) makes every VM's RX unknown.
+(a successful MSG_SEND2 from a VM, any partition's MSG_SEND2) makes every VM's RX unknown, and
+so does a call that returns while a MSG_SEND2 is under way.
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ class ProtocolMonitor(CallTracking):
         self.smc_failed: set[str] = set()
         """Contexts whose hypercall saw an SMC to the SPMC fail (an injected fault, or the
         SPMC's own refusal): what Xen then answers is the SPMC's word, not a state rule's."""
+        self.sends_in_flight = 0
+        """MSG_SEND2 calls under way (a guest's or a partition's): while one is, any RX may
+        be filling."""
+        self.sp_sends: dict[str, int] = {}
+        """Per partition context, its MSG_SEND2 calls under way."""
         self.faults_at_call: dict[str, int] = {}
         """Per context, the faults injected so far when its hypercall began."""
         self.smc_made: set[str] = set()
@@ -108,6 +114,8 @@ class ProtocolMonitor(CallTracking):
             return
         if layer == "smc" and caller != "spmc" and args:
             if args[0] & abi.MASK32 == abi.FFA_MSG_SEND2:  # a partition's message to anyone
+                self.sends_in_flight += 1
+                self.sp_sends[caller] = self.sp_sends.get(caller, 0) + 1
                 self._rx_unknown()
             return
         if layer != "hvc" or not args:
@@ -117,6 +125,8 @@ class ProtocolMonitor(CallTracking):
         if found is None:
             return
         _, vm = found
+        if args[0] & abi.MASK32 == abi.FFA_MSG_SEND2:
+            self.sends_in_flight += 1
         overlapped = bool(vm.open)
         for other, (regs, _) in vm.open.items():
             vm.open[other] = (regs, True)
@@ -124,7 +134,10 @@ class ProtocolMonitor(CallTracking):
         self.faults_at_call[ctx] = self._faults()
 
     def ret(self, layer: str, caller: str, result: tuple[int, ...]) -> None:
-        if layer == "smc" and caller == "xen" and result:
+        if layer == "smc" and caller not in ("xen", "spmc") and self._closes_sp_send(caller):
+            self.sends_in_flight -= 1
+            self._rx_unknown()
+        elif layer == "smc" and caller == "xen" and result:
             ctx = self.execution.machine.current
             if abi.is_error(result):
                 self.smc_failed.add(ctx)
@@ -145,6 +158,11 @@ class ProtocolMonitor(CallTracking):
                 self.smc_made.discard(ctx)
                 if entry is not None:
                     args, overlapped = entry
+                    if args[0] & abi.MASK32 == abi.FFA_MSG_SEND2:
+                        self.sends_in_flight -= 1
+                    if self.sends_in_flight:
+                        # Another endpoint's message may be landing in this VM's RX now.
+                        vm.rx_owned = None
                     if overlapped:
                         vm.forget()
                     else:
@@ -154,6 +172,13 @@ class ProtocolMonitor(CallTracking):
                     if args[0] & abi.MASK32 == abi.FFA_MSG_SEND2 and _ok(result):
                         self._rx_unknown()
         super().ret(layer, caller, result)
+
+    def _closes_sp_send(self, caller: str) -> bool:
+        """Whether ``caller`` (a partition) has a MSG_SEND2 under way; closes one if so."""
+        n = self.sp_sends.get(caller, 0)
+        if n:
+            self.sp_sends[caller] = n - 1
+        return bool(n)
 
     def _faults(self) -> int:
         return len(getattr(self.execution, "injected", ()))
